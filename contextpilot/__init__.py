@@ -1,0 +1,85 @@
+"""contextpilot: chat with local Ollama models; a missing model is downloaded, with progress.
+
+The one library behind the Gradio app, the notebook and the CLI. Long operations are plain
+generators of typed values (``PullProgress``, ``ContentDelta``, ``ThinkingDelta``, ``ChatDone``);
+errors are the exceptions in ``contextpilot.errors``, each with a message that says what to do.
+"""
+
+from .cancel import CancelToken
+from .chat import chat_stream
+from .errors import (
+    ContextPilotError,
+    InvalidModelName,
+    ModelNotFound,
+    NotAllowed,
+    OllamaError,
+    OllamaUnavailable,
+    PullCancelled,
+    PullFailed,
+)
+from .models import (
+    delete_model,
+    list_models,
+    load_model,
+    model_details,
+    model_exists,
+    running_models,
+    server_status,
+    unload_model,
+)
+from .names import ModelName, parse_name, same_model
+from .progress import throttle
+from .pull import active_pulls, cancel_pull, is_pulling, pull_model
+from .types import (
+    ChatDone,
+    ChatEvent,
+    ContentDelta,
+    FitVerdict,
+    ModelDetails,
+    ModelInfo,
+    PullProgress,
+    RunningModel,
+    ServerStatus,
+    ThinkingDelta,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CancelToken",
+    "ChatDone",
+    "ChatEvent",
+    "ContentDelta",
+    "ContextPilotError",
+    "FitVerdict",
+    "InvalidModelName",
+    "ModelDetails",
+    "ModelInfo",
+    "ModelName",
+    "ModelNotFound",
+    "NotAllowed",
+    "OllamaError",
+    "OllamaUnavailable",
+    "PullCancelled",
+    "PullFailed",
+    "PullProgress",
+    "RunningModel",
+    "ServerStatus",
+    "ThinkingDelta",
+    "active_pulls",
+    "cancel_pull",
+    "chat_stream",
+    "delete_model",
+    "is_pulling",
+    "list_models",
+    "load_model",
+    "model_details",
+    "model_exists",
+    "parse_name",
+    "pull_model",
+    "running_models",
+    "same_model",
+    "server_status",
+    "throttle",
+    "unload_model",
+]

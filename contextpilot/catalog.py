@@ -1,0 +1,62 @@
+"""The catalog of popular models (a data file in the package), and lookups in it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Optional
+
+from .names import parse_name
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """One downloadable tag of a popular model."""
+
+    name: str
+    "Display name, e.g. ``qwen3:0.6b``."
+    size: int
+    "Download size in bytes."
+    memory: int
+    "Estimated memory to run it, in bytes."
+    parameters: str
+    capabilities: tuple[str, ...]
+    description: str
+
+    @property
+    def short_name(self) -> str:
+        """``mistral`` for ``mistral:latest``, else the full name."""
+        return self.name[: -len(":latest")] if self.name.endswith(":latest") else self.name
+
+
+@lru_cache(maxsize=1)
+def catalog() -> tuple[CatalogEntry, ...]:
+    """Every catalog tag, in the file's order."""
+    data = json.loads(resources.files(__package__).joinpath("catalog.json").read_text("utf-8"))
+    entries = []
+    for model in data["models"]:
+        for tag, facts in model["tags"].items():
+            entries.append(CatalogEntry(
+                name=f"{model['name']}:{tag}", size=int(facts["size"]),
+                memory=int(facts["memory"]), parameters=facts.get("parameters", ""),
+                capabilities=tuple(model.get("capabilities", ())),
+                description=model.get("description", ""),
+            ))
+    return tuple(entries)
+
+
+def catalog_entry(name: str) -> Optional[CatalogEntry]:
+    """The catalog's facts for ``name`` (any spelling), or None."""
+    key = parse_name(name).key
+    for entry in catalog():
+        if parse_name(entry.name).key == key:
+            return entry
+    return None
+
+
+def recommended(total_memory: int, headroom: float = 0.75) -> Optional[CatalogEntry]:
+    """The largest catalog model whose memory estimate fits in ``headroom`` of ``total_memory``."""
+    fitting = [e for e in catalog() if e.memory <= total_memory * headroom]
+    return max(fitting, key=lambda e: e.memory, default=None)

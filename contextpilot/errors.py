@@ -1,0 +1,155 @@
+"""The exceptions of contextpilot: facts as attributes, a message that says what to do.
+
+    ContextPilotError
+     ├── OllamaUnavailable      nothing answers at the host (or it went away mid-stream)
+     ├── InvalidModelName       refused before any request is sent (also a ValueError)
+     ├── ModelNotFound          no such model installed / in the registry
+     ├── PullFailed             a download ended without success (reason says why)
+     │    └── PullCancelled     cancel_pull() or the last consumer left
+     ├── NotAllowed             a shared app's rules refuse the action
+     └── OllamaError            any other error Ollama reported
+
+Only ``_client.py`` turns ``ollama``/``httpx`` errors into these; front ends turn these into
+their own medium (a chat message, a stderr line). Nothing here imports ollama or a UI toolkit.
+"""
+
+from __future__ import annotations
+
+INSTALL_URL = "https://ollama.com/download"
+LIBRARY_URL = "https://ollama.com/library"
+
+
+class ContextPilotError(Exception):
+    """Base class: every error the library raises on purpose."""
+
+
+class OllamaUnavailable(ContextPilotError, ConnectionError):
+    """Nothing answers at ``host``, or the connection dropped while ``during`` something."""
+
+    def __init__(self, host: str, during: str | None = None) -> None:
+        self.host = host
+        self.during = during
+        if during:
+            msg = (
+                f"Lost the connection to Ollama at {host} during the {during}. "
+                f"Please ensure Ollama is still running ('ollama serve') and try again."
+            )
+        else:
+            msg = (
+                f"Cannot connect to Ollama server at {host}. Please ensure Ollama is installed "
+                f"and running. Install: {INSTALL_URL} | Start: 'ollama serve'"
+            )
+        super().__init__(msg)
+
+
+class InvalidModelName(ContextPilotError, ValueError):
+    """The name cannot be an Ollama model name; raised before anything is sent."""
+
+    def __init__(self, name: object, reason: str) -> None:
+        self.name = name
+        self.reason = reason
+        super().__init__(
+            f"Invalid model name {_show(name)}: {reason}. Use a name like 'llama3.2', "
+            f"'qwen3:0.6b', 'user/model:tag' or 'hf.co/user/repo:Q4_K_M'."
+        )
+
+
+class ModelNotFound(ContextPilotError, LookupError):
+    """``model`` is not installed (``installed_only``) or the registry has no such model."""
+
+    def __init__(self, model: str, *, installed_only: bool = False, auto: bool = False) -> None:
+        self.model = model
+        self.installed_only = installed_only
+        self.reason = "not installed" if installed_only else "no such model in the registry"
+        if installed_only:
+            msg = f"Model '{model}' is not installed. Please pull it first: ollama pull {model}"
+        else:
+            lead = (
+                f"Model '{model}' not found and automatic download failed ({self.reason})."
+                if auto
+                else f"Model '{model}' was not found in the Ollama registry."
+            )
+            msg = (
+                f"{lead} Check the name and tag (see {LIBRARY_URL}). "
+                f"Please pull it manually: ollama pull {model}"
+            )
+        super().__init__(msg)
+
+    def __str__(self) -> str:  # LookupError would repr() the message
+        return str(self.args[0])
+
+
+_ADVICE = {
+    "stalled": "The download stopped making progress. Try again; it resumes where it stopped.",
+    "cancelled": "The download was cancelled. Starting it again resumes where it stopped.",
+    "connection lost": (
+        "Ollama stopped answering during the download. Make sure it is running "
+        "('ollama serve') and try again; the download resumes where it stopped."
+    ),
+    "disk full": (
+        "Free some disk space where Ollama keeps its models, then try again; "
+        "the download resumes where it stopped."
+    ),
+}
+
+
+class PullFailed(ContextPilotError):
+    """The download of ``model`` ended without success; ``reason`` is Ollama's (redacted)."""
+
+    def __init__(self, model: str, reason: str, *, auto: bool = False) -> None:
+        self.model = model
+        self.reason = reason
+        self.auto = auto
+        lead = (
+            f"Model '{model}' not found and automatic download failed ({reason})."
+            if auto
+            else f"Downloading model '{model}' failed ({reason})."
+        )
+        advice = _ADVICE.get(self.kind, "Try again; the download resumes where it stopped.")
+        super().__init__(f"{lead} {advice} Please pull it manually: ollama pull {model}")
+
+    @property
+    def kind(self) -> str:
+        """One of "stalled", "cancelled", "connection lost", "disk full" or "other"."""
+        text = self.reason.lower()
+        if "no space left" in text or "disk full" in text:
+            return "disk full"
+        for key in ("stalled", "cancelled", "connection lost"):
+            if text.startswith(key):
+                return key
+        return "other"
+
+
+class PullCancelled(PullFailed):
+    """The pull was cancelled (``cancel_pull`` or every consumer left); the partial is kept."""
+
+    def __init__(self, model: str) -> None:
+        super().__init__(model, "cancelled")
+
+
+class NotAllowed(ContextPilotError, PermissionError):
+    """A shared app's rules refuse ``action`` on ``model``."""
+
+    def __init__(self, action: str, model: str | None = None, message: str | None = None) -> None:
+        self.action = action
+        self.model = model
+        super().__init__(message or f"{action} is not allowed on this shared app.")
+
+
+class OllamaError(ContextPilotError):
+    """Ollama answered with an error we have no better class for."""
+
+    def __init__(self, reason: str, status_code: int | None = None, model: str | None = None):
+        self.reason = reason
+        self.status_code = status_code
+        self.model = model
+        hint = ""
+        if status_code in (401, 403):
+            hint = " Check OLLAMA_API_KEY (needed for ollama.com's hosted models)."
+        super().__init__(f"Ollama reported an error: {reason}.{hint}")
+
+
+def _show(name: object, limit: int = 60) -> str:
+    """A safe, short rendering of a rejected name for messages."""
+    text = repr(name) if not isinstance(name, str) else repr(name)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"

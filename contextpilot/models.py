@@ -1,0 +1,166 @@
+"""Installed models: list, exists (briefly cached), details, delete, running, load, unload."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Optional, Union
+
+from . import _client
+from .errors import ModelNotFound, OllamaUnavailable
+from .names import parse_name
+from .types import ModelDetails, ModelInfo, RunningModel, ServerStatus
+
+log = logging.getLogger("contextpilot")
+
+CACHE_TTL = 5.0
+"Seconds an installed list is trusted for model_exists (refreshed on a miss, a pull, a delete)."
+
+_cache: dict[str, tuple[float, dict[str, ModelInfo]]] = {}
+_cache_lock = threading.Lock()
+
+
+def list_models(host: Optional[str] = None) -> list[ModelInfo]:
+    """The installed models, largest-first as Ollama sends them, and refresh the cache."""
+    url = _client.resolve_host(host)
+    with _client.translating(url, during="listing"):
+        response = _client.get_client(url).list()
+    models = [_model_info(m) for m in response.models]
+    with _cache_lock:
+        _cache[url] = (time.monotonic(), {parse_name(m.name).key: m for m in models if _ok(m.name)})
+    return models
+
+
+def _ok(name: str) -> bool:
+    try:
+        parse_name(name)
+        return True
+    except ValueError:
+        return False
+
+
+def _model_info(m) -> ModelInfo:
+    d = m.details
+    return ModelInfo(
+        name=m.model or "",
+        size=int(m.size or 0),
+        modified_at=m.modified_at,
+        digest=m.digest or "",
+        family=(d.family if d else "") or "",
+        parameter_size=(d.parameter_size if d else "") or "",
+        quantization=(d.quantization_level if d else "") or "",
+        format=(d.format if d else "") or "",
+    )
+
+
+def installed(name: str, host: Optional[str] = None) -> Optional[ModelInfo]:
+    """The installed model called ``name`` (any spelling Ollama accepts), or None."""
+    key = parse_name(name).key
+    url = _client.resolve_host(host)
+    with _cache_lock:
+        entry = _cache.get(url)
+    if entry and time.monotonic() - entry[0] < CACHE_TTL and key in entry[1]:
+        return entry[1][key]
+    list_models(url)  # a miss or a stale cache: ask Ollama once
+    with _cache_lock:
+        return _cache[url][1].get(key)
+
+
+def model_exists(name: str, host: Optional[str] = None) -> bool:
+    """True when ``name`` is installed. Raises InvalidModelName for a malformed name."""
+    return installed(name, host) is not None
+
+
+def invalidate_cache(host: Optional[str] = None) -> None:
+    """Forget the installed list (after a pull or a delete)."""
+    with _cache_lock:
+        _cache.pop(_client.resolve_host(host), None)
+
+
+def model_details(name: str, host: Optional[str] = None) -> ModelDetails:
+    """Family, sizes, context length, capabilities, license head, parameters, template."""
+    display = parse_name(name).display
+    url = _client.resolve_host(host)
+    with _client.translating(url, model=display):
+        r = _client.get_client(url).show(display)
+    d = r.details
+    info = dict(r.modelinfo or {})
+    arch = info.get("general.architecture", "")
+    ctx = info.get(f"{arch}.context_length") if arch else None
+    return ModelDetails(
+        name=display,
+        family=(d.family if d else "") or "",
+        parameter_size=(d.parameter_size if d else "") or "",
+        quantization=(d.quantization_level if d else "") or "",
+        format=(d.format if d else "") or "",
+        context_length=int(ctx) if isinstance(ctx, (int, float)) else None,
+        capabilities=tuple(r.capabilities or ()),
+        license="\n".join((r.license or "").strip().splitlines()[:5]),
+        parameters=r.parameters or "",
+        template=r.template or "",
+        modified_at=r.modified_at,
+    )
+
+
+def delete_model(name: str, host: Optional[str] = None) -> None:
+    """Remove an installed model. Raises ModelNotFound when it is not installed."""
+    display = parse_name(name).display
+    url = _client.resolve_host(host)
+    try:
+        with _client.translating(url, model=display):
+            _client.get_client(url).delete(display)
+    finally:
+        invalidate_cache(url)
+    log.info("Deleted Ollama model '%s'", display)
+
+
+def running_models(host: Optional[str] = None) -> list[RunningModel]:
+    """Models loaded in memory now (/api/ps)."""
+    url = _client.resolve_host(host)
+    with _client.translating(url):
+        r = _client.get_client(url).ps()
+    return [
+        RunningModel(
+            name=m.model or m.name or "", size=int(m.size or 0), size_vram=int(m.size_vram or 0),
+            expires_at=m.expires_at, context_length=m.context_length,
+        )
+        for m in r.models
+    ]
+
+
+def load_model(name: str, keep_alive: Union[str, float, None] = None,
+               host: Optional[str] = None) -> None:
+    """Load ``name`` into memory without generating (pre-warm): a generate with no prompt."""
+    display = parse_name(name).display
+    url = _client.resolve_host(host)
+    with _client.translating(url, model=display, during="load"):
+        _client.get_client(url).generate(model=display, prompt="", keep_alive=keep_alive)
+
+
+def unload_model(name: str, host: Optional[str] = None) -> None:
+    """Free the memory ``name`` holds now (keep_alive 0)."""
+    display = parse_name(name).display
+    url = _client.resolve_host(host)
+    with _client.translating(url, model=display, during="unload"):
+        _client.get_client(url).generate(model=display, prompt="", keep_alive=0)
+
+
+def server_status(host: Optional[str] = None) -> ServerStatus:
+    """Never raises: whether Ollama answers at the host, and its version."""
+    url = _client.resolve_host(host)
+    try:
+        with _client.translating(url):
+            version = _client.get_client(url)._request_raw("GET", "/api/version").json()
+    except OllamaUnavailable as exc:
+        return ServerStatus(host=url, reachable=False, error=str(exc))
+    except Exception as exc:  # an odd answer still means something is there
+        return ServerStatus(host=url, reachable=True, error=str(exc))
+    return ServerStatus(host=url, reachable=True, version=str(version.get("version", "")))
+
+
+__all__ = [
+    "ModelNotFound", "delete_model", "installed", "invalidate_cache", "list_models",
+    "load_model", "model_details", "model_exists", "running_models", "server_status",
+    "unload_model",
+]

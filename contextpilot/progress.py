@@ -1,0 +1,138 @@
+"""Pure progress math: fold Ollama's per-layer pull events into one whole-model value,
+smooth speed and ETA with an injected clock, and throttle a stream of values.
+
+Ollama's traps, handled here: no total up front (each layer's size appears when it starts),
+``completed`` absent while 0, ``completed`` that shrinks on a retried part, and one aggregated
+"pulling model" shape (no digest) for some models instead of per-layer events.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Iterable, Iterator, Optional, TypeVar
+
+from .types import PullProgress
+
+Clock = Callable[[], float]
+T = TypeVar("T")
+
+SPEED_WINDOW = 0.5
+"Seconds of byte flow before a speed is reported (tqdm/rich: unknown until it means something)."
+SMOOTHING = 0.3
+"Weight of the newest sample in the exponential moving average (tqdm's default)."
+
+
+class ProgressFolder:
+    """Turns raw pull events into monotonic whole-model ``PullProgress`` values."""
+
+    def __init__(self, model: str, clock: Clock = time.monotonic) -> None:
+        self.model = model
+        self._clock = clock
+        self._layers: dict[str, list[int]] = {}  # key -> [total, completed (clamped)]
+        self._completed = 0
+        self._total = 0
+        self._fraction: Optional[float] = None
+        self._resumed = 0
+        self._speed: Optional[float] = None
+        self._sample_t: Optional[float] = None
+        self._sample_bytes = 0
+        self._flow_start: Optional[float] = None
+        self.last_growth = clock()
+        "Clock time at which bytes last grew (for the stall limit)."
+
+    def feed(self, status: str, digest: Optional[str], total: Optional[int],
+             completed: Optional[int]) -> PullProgress:
+        now = self._clock()
+        if total:
+            self._update_layer(digest or status, total, completed or 0, now)
+        done = status == "success"
+        if done:
+            self._finish()
+        return self._value(status, digest or "", done, now)
+
+    def _update_layer(self, key: str, total: int, completed: int, now: float) -> None:
+        layer = self._layers.get(key)
+        if layer is None:
+            layer = self._layers[key] = [total, 0]
+            self._total += total
+            first = min(completed, total)
+            self._resumed += first  # bytes already there when this layer was first reported
+            layer[1] = first
+            self._completed += first
+            return
+        if total != layer[0]:  # an aggregated shape can revise its total
+            self._total += total - layer[0]
+            layer[0] = total
+        new = min(completed, layer[0])
+        if new > layer[1]:
+            self._completed += new - layer[1]
+            self._grow(new - layer[1], now)
+            layer[1] = new
+
+    def _grow(self, nbytes: int, now: float) -> None:
+        self.last_growth = now
+        if self._sample_t is None:
+            self._sample_t, self._flow_start = now, now
+            self._sample_bytes = nbytes
+            return
+        self._sample_bytes += nbytes
+        dt = now - self._sample_t
+        if dt >= 0.1:  # sample at most 10 times a second; tiny dt makes noisy rates
+            rate = self._sample_bytes / dt
+            self._speed = rate if self._speed is None else (
+                SMOOTHING * rate + (1 - SMOOTHING) * self._speed)
+            self._sample_t, self._sample_bytes = now, 0
+
+    def _finish(self) -> None:
+        self._completed = max(self._completed, self._total)
+        self._total = max(self._total, self._completed)
+
+    def _value(self, status: str, digest: str, done: bool, now: float) -> PullProgress:
+        if done:
+            self._fraction = 1.0
+        elif self._total:
+            f = min(self._completed / self._total, 1.0)
+            self._fraction = f if self._fraction is None else max(self._fraction, f)
+        speed = self._speed if self._flow_start is not None and (
+            now - self._flow_start >= SPEED_WINDOW) else None
+        eta = None
+        if speed and self._total and not done:
+            eta = max(self._total - self._completed, 0) / speed
+        return PullProgress(
+            model=self.model, status=status, completed=self._completed, total=self._total,
+            fraction=self._fraction, speed=None if done else speed, eta=0.0 if done else eta,
+            done=done, resumed_bytes=self._resumed, digest=digest,
+        )
+
+    @property
+    def in_byte_step(self) -> bool:
+        """True while some known layer is still incomplete (a silent stream there is a stall)."""
+        return any(c < t for t, c in self._layers.values())
+
+
+def throttle(values: Iterable[T], interval: float = 0.1, clock: Clock = time.monotonic
+             ) -> Iterator[T]:
+    """Pass at most one value per ``interval`` seconds, but never drop the first value, the
+    last one, a value whose ``status`` changed, or a ``done`` value.
+
+    A value dropped in the middle is not lost for good: the last value held back is yielded
+    when the source ends, so a consumer always sees where things finished.
+    """
+    last_sent_t: Optional[float] = None
+    last_status: object = _NOTHING
+    held: object = _NOTHING
+    for value in values:
+        status = getattr(value, "status", None)
+        now = clock()
+        if (last_sent_t is None or status != last_status or getattr(value, "done", False)
+                or now - last_sent_t >= interval):
+            held = _NOTHING
+            last_sent_t, last_status = now, status
+            yield value
+        else:
+            held = value
+    if held is not _NOTHING:
+        yield held  # type: ignore[misc]
+
+
+_NOTHING = object()

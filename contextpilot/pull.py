@@ -1,0 +1,217 @@
+"""pull_model(): Ollama's pull stream as a plain generator of whole-model PullProgress values.
+
+One pull per model per process: a second request for a model that is already downloading
+attaches to the running pull (one HTTP stream, every consumer sees the same progress).
+A pull ends on success, an error, cancel_pull(), the last consumer leaving, or the stall
+limit — never on a total time limit, since a 40 GB model may take an hour.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from typing import Iterator, Optional
+
+from . import _client, models
+from .cancel import CancelToken
+from .errors import PullCancelled, PullFailed
+from .names import ModelName, parse_name
+from .progress import Clock, ProgressFolder
+from .types import PullProgress
+
+log = logging.getLogger("contextpilot")
+
+DEFAULT_STALL_TIMEOUT = 120.0
+_END = object()
+_CANCELLED = object()
+
+
+def stall_timeout_default() -> float:
+    """CONTEXTPILOT_STALL_TIMEOUT, else 120 seconds."""
+    raw = os.environ.get("CONTEXTPILOT_STALL_TIMEOUT", "")
+    try:
+        return float(raw) if raw.strip() else DEFAULT_STALL_TIMEOUT
+    except ValueError:
+        return DEFAULT_STALL_TIMEOUT
+
+
+class _PullJob:
+    """One running HTTP pull, fanned out to every subscribed consumer."""
+
+    def __init__(self, host: str, name: ModelName, stall_timeout: float, clock: Clock) -> None:
+        self.host, self.name, self.model = host, name, name.display
+        self.stall_timeout = stall_timeout
+        client = _client.get_client(host, streaming=True)
+        self.stream = _client.Stream(lambda: client.pull(self.model, stream=True))
+        self.folder = ProgressFolder(self.model, clock)
+        self.latest: Optional[PullProgress] = None
+        self.error: Optional[Exception] = None
+        self.detached = False
+        self.finished = threading.Event()
+        self._subscribers: list[queue.SimpleQueue] = []
+        self._lock = threading.Lock()
+        self._last_change = time.monotonic()
+        self._watching_bytes = True
+
+    def start(self) -> None:
+        log.info("Pulling Ollama model '%s'...", self.model)
+        threading.Thread(target=self._run, name=f"pull {self.model}", daemon=True).start()
+        threading.Thread(target=self._watch, name=f"stall {self.model}", daemon=True).start()
+
+    def subscribe(self) -> queue.SimpleQueue:
+        q: queue.SimpleQueue = queue.SimpleQueue()
+        with self._lock:
+            if self.latest is not None:
+                q.put(self.latest)  # a late joiner sees where the pull is, at once
+            if self.finished.is_set():
+                q.put(_END)
+            else:
+                self._subscribers.append(q)
+        return q
+
+    def unsubscribe(self, q: queue.SimpleQueue) -> None:
+        with self._lock:
+            if q in self._subscribers:
+                self._subscribers.remove(q)
+            orphaned = not self._subscribers and not self.detached
+        if orphaned and not self.finished.is_set():
+            self.cancel()
+
+    def cancel(self) -> None:
+        self.stream.abort("cancelled")
+
+    def _run(self) -> None:
+        try:
+            for event in self.stream:
+                self._publish(self.folder.feed(event.status or "", event.digest, event.total,
+                                               event.completed))
+            if self.stream.aborted or not (self.latest and self.latest.done):
+                raise PullFailed(self.model, "the download ended before Ollama reported success")
+        except Exception as exc:  # every failure reaches every consumer as one of ours
+            self.error = _client.pull_error(exc, self.host, self.model, self.stream)
+            log.warning("Pulling Ollama model '%s' failed: %s", self.model, self.error)
+        else:
+            log.info("Successfully pulled Ollama model '%s'", self.model)
+        finally:
+            self._close()
+
+    def _publish(self, value: PullProgress) -> None:
+        previous = self.latest
+        if previous is None or value.completed != previous.completed or (
+                value.status != previous.status):
+            self._last_change = time.monotonic()
+        self._watching_bytes = value.step in ("manifest", "download") and not value.done
+        with self._lock:
+            self.latest = value
+            for q in self._subscribers:
+                q.put(value)
+
+    def _close(self) -> None:
+        models.invalidate_cache(self.host)
+        with _registry_lock:
+            if _registry.get((self.host, self.name.key)) is self:
+                del _registry[(self.host, self.name.key)]
+        with self._lock:
+            self.finished.set()
+            subscribers, self._subscribers = self._subscribers, []
+        for q in subscribers:
+            q.put(_END)
+
+    def _watch(self) -> None:
+        # Liveness, not a deadline: no new bytes (nor a new step) for stall_timeout seconds
+        # while downloading ends the pull. Verifying a big blob sends nothing for minutes and
+        # is not a stall.
+        tick = min(1.0, max(self.stall_timeout / 4, 0.05))
+        while not self.finished.wait(tick):
+            idle = time.monotonic() - self._last_change
+            if self._watching_bytes and idle > self.stall_timeout:
+                self.stream.abort(f"stalled: no new data for {self.stall_timeout:g} s")
+                return
+
+
+_registry: dict[tuple[str, str], _PullJob] = {}
+_registry_lock = threading.Lock()
+
+
+def _job_for(host: str, name: ModelName, stall_timeout: float, clock: Clock) -> _PullJob:
+    with _registry_lock:
+        job = _registry.get((host, name.key))
+        if job is None:
+            job = _registry[(host, name.key)] = _PullJob(host, name, stall_timeout, clock)
+            job.start()
+        return job
+
+
+def pull_model(
+    name: str,
+    host: Optional[str] = None,
+    *,
+    stall_timeout: Optional[float] = None,
+    cancel: Optional[CancelToken] = None,
+    detach: bool = False,
+    clock: Clock = time.monotonic,
+) -> Iterator[PullProgress]:
+    """Download ``name``, yielding a ``PullProgress`` for every change; the last has done=True.
+
+    Raises InvalidModelName (before any request), OllamaUnavailable, ModelNotFound,
+    PullFailed (reason: Ollama's, "stalled...", "connection lost...") or PullCancelled.
+    Closing the generator leaves the pull; when no consumer is left it is cancelled, unless
+    ``detach`` is true (then it runs on until done or ``cancel_pull``). The partial download
+    stays with Ollama, and the next pull resumes from it.
+    """
+    parsed = parse_name(name)
+    url = _client.resolve_host(host)
+    limit = stall_timeout_default() if stall_timeout is None else float(stall_timeout)
+    return _consume(_job_for(url, parsed, limit, clock), detach, cancel)
+
+
+def _consume(job: _PullJob, detach: bool, cancel: Optional[CancelToken]
+             ) -> Iterator[PullProgress]:
+    if detach:
+        job.detached = True
+    q = job.subscribe()
+    unregister = cancel.on_cancel(lambda: q.put(_CANCELLED)) if cancel else None
+    try:
+        while True:
+            item = q.get()
+            if item is _END:
+                break
+            if item is _CANCELLED:
+                raise PullCancelled(job.model)
+            yield item
+        if job.error is not None:
+            raise job.error.with_traceback(None)  # one error, shared by every consumer
+    finally:
+        if unregister:
+            unregister()
+        job.unsubscribe(q)
+
+
+def cancel_pull(name: str, host: Optional[str] = None) -> bool:
+    """Stop the running pull of ``name`` for every consumer. False when none was running."""
+    key = (_client.resolve_host(host), parse_name(name).key)
+    with _registry_lock:
+        job = _registry.get(key)
+    if job is None:
+        return False
+    log.info("Cancelling the pull of Ollama model '%s'", job.model)
+    job.cancel()
+    return True
+
+
+def active_pulls(host: Optional[str] = None) -> list[PullProgress]:
+    """The latest progress of every pull running in this process (all hosts when None)."""
+    url = _client.resolve_host(host) if host else None
+    with _registry_lock:
+        jobs = [j for (h, _), j in _registry.items() if url is None or h == url]
+    return [j.latest or PullProgress(model=j.model, status="starting") for j in jobs]
+
+
+def is_pulling(name: str, host: Optional[str] = None) -> bool:
+    """True while a pull of ``name`` runs in this process."""
+    key = (_client.resolve_host(host), parse_name(name).key)
+    with _registry_lock:
+        return key in _registry

@@ -1,0 +1,182 @@
+"""Typed, immutable values the library yields and returns. No I/O, no display strings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Optional, Union
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One installed model, as /api/tags reports it."""
+
+    name: str
+    "Ollama's display name, e.g. ``llama3.2:latest``."
+    size: int
+    "Bytes on disk."
+    modified_at: Optional[datetime] = None
+    digest: str = ""
+    family: str = ""
+    parameter_size: str = ""
+    "e.g. ``3.2B``."
+    quantization: str = ""
+    "e.g. ``Q4_K_M``."
+    format: str = ""
+
+
+@dataclass(frozen=True)
+class PullProgress:
+    """The state of one model's download, folded over all its layers.
+
+    ``completed`` and ``fraction`` never go backwards; ``total`` grows as layers appear
+    (Ollama announces each layer's size only when that layer starts).
+    """
+
+    model: str
+    "The model being pulled (display form)."
+    status: str
+    "Ollama's step text: 'pulling manifest', 'pulling 1a2b3c4d5e6f', 'verifying sha256 digest'..."
+    completed: int = 0
+    "Bytes present over all layers seen so far (clamped: never decreases)."
+    total: int = 0
+    "Sum of the sizes of all layers seen so far (0 before any is known)."
+    fraction: Optional[float] = None
+    "0..1, never decreasing; None before any size is known; 1.0 on the final value."
+    speed: Optional[float] = None
+    "Smoothed bytes per second of new data; None until it means something."
+    eta: Optional[float] = None
+    "Seconds left at the current speed; None when unknown."
+    done: bool = False
+    "True on the final value (Ollama said success)."
+    resumed_bytes: int = 0
+    "Bytes that were already there when this pull started (a resumed or repeated pull)."
+    digest: str = ""
+    "The layer of the latest event, when there is one."
+
+    @property
+    def step(self) -> str:
+        """A stable name for the step: manifest, download, verify, write, done or other."""
+        s = self.status
+        if self.done or s == "success":
+            return "done"
+        if s == "pulling manifest":
+            return "manifest"
+        if s.startswith("pulling") or s.startswith("downloading"):
+            return "download"
+        if s.startswith("verifying"):
+            return "verify"
+        if s.startswith("writing") or s.startswith("removing"):
+            return "write"
+        return "other"
+
+
+@dataclass(frozen=True)
+class ContentDelta:
+    """A piece of the answer."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class ThinkingDelta:
+    """A piece of a thinking model's reasoning, apart from the answer."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class ChatDone:
+    """The end of an answer, with Ollama's stats (durations in nanoseconds, as Ollama sends)."""
+
+    model: str
+    done_reason: str = ""
+    eval_count: int = 0
+    "Tokens generated."
+    prompt_eval_count: int = 0
+    total_duration: int = 0
+    load_duration: int = 0
+    prompt_eval_duration: int = 0
+    eval_duration: int = 0
+
+    @property
+    def tokens_per_second(self) -> Optional[float]:
+        if not self.eval_count or not self.eval_duration:
+            return None
+        return self.eval_count / (self.eval_duration / 1e9)
+
+
+ChatEvent = Union[PullProgress, ContentDelta, ThinkingDelta, ChatDone]
+
+
+@dataclass(frozen=True)
+class ModelDetails:
+    """What /api/show says of an installed model."""
+
+    name: str
+    family: str = ""
+    parameter_size: str = ""
+    quantization: str = ""
+    format: str = ""
+    context_length: Optional[int] = None
+    capabilities: tuple[str, ...] = ()
+    "e.g. ('completion', 'tools', 'vision', 'thinking')."
+    license: str = ""
+    "The first lines of the license."
+    parameters: str = ""
+    template: str = ""
+    modified_at: Optional[datetime] = None
+
+    @property
+    def supports_vision(self) -> bool:
+        return "vision" in self.capabilities
+
+    @property
+    def supports_thinking(self) -> bool:
+        return "thinking" in self.capabilities
+
+
+@dataclass(frozen=True)
+class RunningModel:
+    """A model loaded in memory now, from /api/ps."""
+
+    name: str
+    size: int = 0
+    "Bytes in memory."
+    size_vram: int = 0
+    "Bytes of that in GPU memory."
+    expires_at: Optional[datetime] = None
+    context_length: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    """Whether Ollama answers at ``host`` and which version it is."""
+
+    host: str
+    reachable: bool
+    version: str = ""
+    error: str = ""
+    "The library's message when not reachable."
+
+
+@dataclass(frozen=True)
+class FitVerdict:
+    """Whether a model fits this machine before it is downloaded."""
+
+    model: str
+    download_size: Optional[int]
+    "Bytes to download (None when unknown)."
+    memory_needed: Optional[int]
+    "Estimated bytes of memory to run it."
+    free_disk: Optional[int]
+    "Free bytes where Ollama keeps models (None: cannot be known, e.g. a remote host)."
+    total_memory: Optional[int]
+    "RAM of this machine in bytes."
+    gpu_memory: Optional[int] = None
+    fits_disk: Optional[bool] = None
+    fits_memory: Optional[bool] = None
+    message: str = ""
+    size_source: str = ""
+    "Where the download size came from: catalog, registry, pull or installed."
+    notes: tuple[str, ...] = field(default_factory=tuple)

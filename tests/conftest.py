@@ -1,0 +1,77 @@
+"""Shared fixtures: a clean environment, and a fake Ollama server per test."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.fake_ollama import FakeModel, FakeOllama  # noqa: E402
+
+ARTIFACTS = ROOT / "test-artifacts"
+
+SMALL = FakeModel(name="llama3.2:latest", layers=[3_000_000, 12_000, 500], family="llama",
+                  parameter_size="3.2B", quantization="Q4_K_M",
+                  capabilities=["completion", "tools"])
+THINKER = FakeModel(name="qwen3:0.6b", layers=[1_500_000, 8_000, 300], family="qwen3",
+                    parameter_size="751M", quantization="Q4_K_M",
+                    capabilities=["completion", "tools", "thinking"], thinking=True)
+REMOTE = FakeModel(name="mistral:latest", layers=[4_000_000, 20_000, 700], family="llama",
+                   parameter_size="7.2B", quantization="Q4_K_M",
+                   capabilities=["completion", "tools"])
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch):
+    """Every test starts without OLLAMA_* / CONTEXTPILOT_* / GRADIO_* settings and caches."""
+    for key in list(os.environ):
+        if key.startswith(("OLLAMA_", "CONTEXTPILOT_", "SPACE_ID")):
+            monkeypatch.delenv(key, raising=False)
+    from contextpilot import models
+
+    models._cache.clear()
+    yield
+    models._cache.clear()
+
+
+@pytest.fixture
+def fake_ollama():
+    """A started fake Ollama server with llama3.2 and qwen3:0.6b installed, mistral pullable."""
+    srv = FakeOllama()
+    srv.add_installed(SMALL)
+    srv.add_installed(THINKER)
+    srv.add_remote(REMOTE)
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def ollama_env(fake_ollama, monkeypatch):
+    """OLLAMA_HOST points at the fake server."""
+    monkeypatch.setenv("OLLAMA_HOST", fake_ollama.url)
+    return fake_ollama
+
+
+@pytest.fixture
+def dead_host():
+    """An address where nothing listens (connection refused)."""
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def artifacts():
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS

@@ -1,0 +1,381 @@
+"""The library against the fake Ollama server, through the real ollama client."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import pytest
+
+import contextpilot as cp
+from contextpilot import (
+    ChatDone,
+    ContentDelta,
+    InvalidModelName,
+    ModelNotFound,
+    OllamaUnavailable,
+    PullFailed,
+    PullProgress,
+    ThinkingDelta,
+)
+
+
+def test_list_models(ollama_env):
+    models = {m.name: m for m in cp.list_models()}
+    assert set(models) == {"llama3.2:latest", "qwen3:0.6b"}
+    llama = models["llama3.2:latest"]
+    assert llama.size == 3_012_500
+    assert (llama.family, llama.parameter_size, llama.quantization) == ("llama", "3.2B", "Q4_K_M")
+    assert llama.modified_at is not None
+
+
+@pytest.mark.parametrize("name", [
+    "llama3.2", "llama3.2:latest", "LLAMA3.2", "registry.ollama.ai/library/llama3.2:latest",
+    "qwen3:0.6b",
+])
+def test_model_exists_matches_like_ollama(fake_ollama, name):
+    assert cp.model_exists(name, host=fake_ollama.url)
+
+
+@pytest.mark.parametrize("name", ["mistral", "llama3.2:1b", "user/llama3.2", "hf.co/u/r:Q4_K_M"])
+def test_model_exists_false_for_absent(fake_ollama, name):
+    assert not cp.model_exists(name, host=fake_ollama.url)
+
+
+def test_model_exists_invalid_name_raises_before_any_request(fake_ollama):
+    before = len(fake_ollama.requests)
+    with pytest.raises(InvalidModelName):
+        cp.model_exists("../../etc/passwd", host=fake_ollama.url)
+    assert len(fake_ollama.requests) == before
+
+
+def test_model_exists_is_cached_between_messages(fake_ollama):
+    cp.model_exists("llama3.2", host=fake_ollama.url)
+    tags = lambda: sum(1 for m, p, _ in fake_ollama.requests if p == "/api/tags")  # noqa: E731
+    first = tags()
+    for _ in range(5):
+        assert cp.model_exists("llama3.2", host=fake_ollama.url)
+    assert tags() == first
+
+
+# -- pull ----------------------------------------------------------------------------------
+
+def _pull(fake, name="mistral", **kw):
+    return list(cp.pull_model(name, host=fake.url, **kw))
+
+
+def test_pull_progress_is_whole_model_and_monotonic(fake_ollama):
+    fake_ollama.chunk_size = 100_000
+    values = _pull(fake_ollama)
+    assert all(isinstance(v, PullProgress) for v in values)
+    completed = [v.completed for v in values]
+    fractions = [v.fraction for v in values if v.fraction is not None]
+    assert completed == sorted(completed)
+    assert fractions == sorted(fractions)
+    assert values[-1].done and values[-1].fraction == 1.0
+    assert values[-1].completed == values[-1].total == 4_020_700
+    assert values[0].status == "pulling manifest" and values[0].fraction is None
+    steps = [v.step for v in values]
+    assert steps.index("download") < steps.index("verify") < steps.index("write") < len(steps)
+    assert [v.done for v in values].count(True) == 1
+    assert cp.model_exists("mistral", host=fake_ollama.url)  # cache refreshed after the pull
+
+
+def test_pull_total_grows_layer_by_layer_without_dipping(fake_ollama):
+    fake_ollama.chunk_size = 1_000_000
+    values = _pull(fake_ollama)
+    totals = sorted({v.total for v in values})
+    assert totals[0] == 0 and totals[-1] == 4_020_700 and len(totals) >= 3
+    fractions = [v.fraction for v in values if v.fraction is not None]
+    assert all(b >= a for a, b in zip(fractions, fractions[1:]))
+
+
+def test_pull_clamps_a_shrinking_completed(fake_ollama):
+    fake_ollama.chunk_size = 200_000
+    fake_ollama.faults.regress = True
+    values = _pull(fake_ollama)
+    completed = [v.completed for v in values]
+    assert completed == sorted(completed)
+    assert values[-1].done
+
+
+def test_pull_of_installed_model_counts_layers_as_complete(fake_ollama):
+    values = _pull(fake_ollama, "llama3.2")
+    downloading = [v for v in values if v.step == "download" and v.total]
+    assert downloading and all(v.completed == v.total for v in downloading)
+    assert values[-1].resumed_bytes == values[-1].total
+
+
+def test_pull_resumes_after_a_dropped_connection(fake_ollama):
+    fake_ollama.chunk_size = 250_000
+    fake_ollama.faults.drop_pull_after = 2_000_000
+    with pytest.raises(PullFailed) as info:
+        _pull(fake_ollama)
+    assert info.value.kind == "connection lost"
+    assert "resumes" in str(info.value) and "ollama pull mistral:latest" in str(info.value)
+    kept = fake_ollama.partial_bytes("mistral")
+    assert kept >= 1_500_000
+    fake_ollama.faults.drop_pull_after = None
+    values = _pull(fake_ollama)
+    first_known = next(v for v in values if v.total)
+    assert first_known.completed >= 1_500_000  # resumed position, not 0
+    assert values[-1].resumed_bytes >= 1_500_000 and values[-1].done
+
+
+def test_unknown_model_is_model_not_found(fake_ollama):
+    with pytest.raises(ModelNotFound) as info:
+        _pull(fake_ollama, "no-such-model")
+    text = str(info.value)
+    assert "no-such-model" in text and "Check the name" in text
+    assert text.endswith("ollama pull no-such-model:latest")
+
+
+def test_disk_full_is_redacted_and_says_to_free_space(fake_ollama):
+    fake_ollama.faults.disk_full()
+    with pytest.raises(PullFailed) as info:
+        _pull(fake_ollama)
+    text = str(info.value)
+    assert "no space left on device" in text
+    assert "/root" not in text and ".ollama" not in text
+    assert "Free some disk space" in text and "resume" in text
+    assert info.value.kind == "disk full"
+
+
+def test_stream_without_success_is_a_failure(fake_ollama):
+    fake_ollama.faults.end_without_success = True
+    with pytest.raises(PullFailed, match="ended before Ollama reported success"):
+        _pull(fake_ollama)
+
+
+@pytest.mark.parametrize("repeat", [False, True])
+def test_stall_limit_ends_a_silent_or_repeating_pull(fake_ollama, repeat):
+    fake_ollama.chunk_size = 500_000
+    fake_ollama.faults.stall_pull_after = 1_000_000
+    fake_ollama.faults.stall_repeat = repeat
+    with pytest.raises(PullFailed) as info:
+        _pull(fake_ollama, stall_timeout=0.5)
+    assert info.value.kind == "stalled"
+    assert "Try again; it resumes" in str(info.value)
+    assert fake_ollama.disconnected.wait(3)  # the stream to Ollama was closed
+    assert not cp.is_pulling("mistral", host=fake_ollama.url)
+
+
+def test_stall_timeout_default_comes_from_env(monkeypatch):
+    from contextpilot.pull import stall_timeout_default
+
+    assert stall_timeout_default() == 120
+    monkeypatch.setenv("CONTEXTPILOT_STALL_TIMEOUT", "7.5")
+    assert stall_timeout_default() == 7.5
+
+
+def test_unreachable_host_is_ollama_unavailable(dead_host):
+    for call in (lambda: cp.list_models(host=dead_host),
+                 lambda: list(cp.pull_model("mistral", host=dead_host)),
+                 lambda: list(cp.chat_stream("llama3.2", [{"role": "user", "content": "hi"}],
+                                             host=dead_host))):
+        with pytest.raises(OllamaUnavailable) as info:
+            call()
+        assert str(info.value) == (
+            f"Cannot connect to Ollama server at {dead_host}. Please ensure Ollama is installed "
+            "and running. Install: https://ollama.com/download | Start: 'ollama serve'")
+
+
+def test_default_host_follows_ollama_host(monkeypatch):
+    from contextpilot._client import resolve_host
+
+    assert resolve_host() == "http://localhost:11434"
+    monkeypatch.setenv("OLLAMA_HOST", "10.0.0.5:1234")
+    assert resolve_host() == "http://10.0.0.5:1234"
+
+
+# -- chat ----------------------------------------------------------------------------------
+
+def _text(events, kind=ContentDelta):
+    return "".join(e.text for e in events if isinstance(e, kind))
+
+
+def test_chat_streams_the_answer_with_stats(fake_ollama):
+    events = list(cp.chat_stream("llama3.2", [{"role": "user", "content": "hello"}],
+                                 host=fake_ollama.url))
+    assert _text(events) == "You said: hello"
+    assert sum(isinstance(e, ContentDelta) for e in events) > 1  # streamed, not one block
+    done = events[-1]
+    assert isinstance(done, ChatDone) and done.eval_count > 0 and done.total_duration > 0
+    assert not any(isinstance(e, PullProgress) for e in events)
+
+
+def test_chat_sends_system_and_options(fake_ollama):
+    list(cp.chat_stream("llama3.2", [{"role": "user", "content": "hi"}], system="Be brief.",
+                        options={"temperature": 0.2, "num_ctx": 4096}, host=fake_ollama.url))
+    body = fake_ollama.chat_requests[-1]
+    assert body["messages"][0] == {"role": "system", "content": "Be brief."}
+    assert body["options"]["temperature"] == 0.2 and body["options"]["num_ctx"] == 4096
+
+
+def test_thinking_is_apart_from_the_answer(fake_ollama):
+    events = list(cp.chat_stream("qwen3:0.6b", [{"role": "user", "content": "why"}],
+                                 host=fake_ollama.url))
+    assert _text(events, ThinkingDelta) == "Thinking about: why"
+    assert _text(events) == "You said: why"
+    kinds = [type(e) for e in events if not isinstance(e, ChatDone)]
+    assert kinds.index(ContentDelta) > kinds.index(ThinkingDelta)
+
+
+def test_think_false_sends_no_thinking(fake_ollama):
+    events = list(cp.chat_stream("qwen3:0.6b", [{"role": "user", "content": "why"}],
+                                 think=False, host=fake_ollama.url))
+    assert _text(events, ThinkingDelta) == ""
+    assert fake_ollama.chat_requests[-1]["think"] is False
+
+
+def test_chat_auto_pulls_a_missing_model_then_answers(fake_ollama, caplog):
+    caplog.set_level(logging.INFO, logger="contextpilot")
+    events = list(cp.chat_stream("mistral", [{"role": "user", "content": "hi"}],
+                                 host=fake_ollama.url))
+    pulls = [e for e in events if isinstance(e, PullProgress)]
+    assert pulls and pulls[-1].done
+    first_answer = next(i for i, e in enumerate(events) if isinstance(e, ContentDelta))
+    assert first_answer > events.index(pulls[-1])
+    assert _text(events) == "You said: hi"
+    assert fake_ollama.pull_requests["mistral:latest"] == 1
+    assert "Pulling Ollama model 'mistral:latest'..." in caplog.text
+    assert "Successfully pulled Ollama model 'mistral:latest'" in caplog.text
+
+
+def test_chat_without_auto_pull_says_to_pull(fake_ollama):
+    with pytest.raises(ModelNotFound, match="ollama pull mistral:latest"):
+        list(cp.chat_stream("mistral", [{"role": "user", "content": "hi"}], auto_pull=False,
+                            host=fake_ollama.url))
+    assert fake_ollama.pull_requests["mistral:latest"] == 0
+
+
+def test_chat_404_race_pulls_and_retries_once(fake_ollama, caplog):
+    caplog.set_level(logging.INFO, logger="contextpilot")
+    assert cp.model_exists("llama3.2", host=fake_ollama.url)  # cached as installed
+    fake_ollama.faults.remove_before_chat = True
+    events = list(cp.chat_stream("llama3.2", [{"role": "user", "content": "again"}],
+                                 host=fake_ollama.url))
+    assert _text(events) == "You said: again"
+    assert fake_ollama.pull_requests["llama3.2:latest"] == 1
+    assert "pulled successfully, retrying request..." in caplog.text
+
+
+def test_chat_auto_pull_of_unknown_model_says_check_the_name(fake_ollama):
+    with pytest.raises(ModelNotFound) as info:
+        list(cp.chat_stream("nope", [{"role": "user", "content": "hi"}], host=fake_ollama.url))
+    assert str(info.value).startswith(
+        "Model 'nope:latest' not found and automatic download failed")
+    assert str(info.value).endswith("Please pull it manually: ollama pull nope:latest")
+
+
+def test_chat_dropped_mid_answer_keeps_the_partial(fake_ollama):
+    fake_ollama.faults.drop_chat_after = 3
+    seen = []
+    with pytest.raises(OllamaUnavailable) as info:
+        for e in cp.chat_stream("llama3.2", [{"role": "user", "content": "one two three four"}],
+                                host=fake_ollama.url):
+            seen.append(e)
+    assert _text(seen)  # what came before the drop was delivered
+    assert "during the answer" in str(info.value)
+
+
+def test_invalid_name_never_reaches_ollama(fake_ollama):
+    for bad in ["", "a;rm -rf /", "x" * 10_000, "model:tag:extra"]:
+        with pytest.raises(InvalidModelName):
+            list(cp.chat_stream(bad, [{"role": "user", "content": "hi"}], host=fake_ollama.url))
+        with pytest.raises(InvalidModelName):
+            list(cp.pull_model(bad, host=fake_ollama.url))
+    assert fake_ollama.requests == []
+
+
+# -- cancel ---------------------------------------------------------------------------------
+
+def test_cancel_token_stops_a_silent_chat_and_closes_the_stream(fake_ollama):
+    fake_ollama.faults.chat_first_token_delay = 30
+    token = cp.CancelToken()
+    gen = cp.chat_stream("llama3.2", [{"role": "user", "content": "hi"}], host=fake_ollama.url,
+                         cancel=token)
+    result = []
+    t = threading.Thread(target=lambda: result.extend(gen))
+    t.start()
+    while not fake_ollama.chat_requests:  # the request is in flight; Ollama is silent
+        threading.Event().wait(0.01)
+    token.cancel()
+    t.join(2)
+    assert not t.is_alive() and result == []
+    assert fake_ollama.disconnected.wait(2)
+
+
+def test_cancel_pull_stops_every_consumer(fake_ollama):
+    fake_ollama.chunk_size = 100_000
+    fake_ollama.faults.stall_pull_after = 500_000
+    errors = []
+
+    def consume():
+        try:
+            list(cp.pull_model("mistral", host=fake_ollama.url))
+        except cp.PullCancelled as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=consume) for _ in range(2)]
+    for t in threads:
+        t.start()
+    while fake_ollama.open_streams == 0:
+        threading.Event().wait(0.01)
+    assert cp.cancel_pull("mistral", host=fake_ollama.url)
+    for t in threads:
+        t.join(3)
+    assert len(errors) == 2 and "cancelled" in str(errors[0])
+    assert fake_ollama.pull_requests["mistral:latest"] == 1
+    assert fake_ollama.disconnected.wait(2)
+
+
+# -- throttle -------------------------------------------------------------------------------
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_throttle_keeps_first_last_and_status_changes():
+    clock = FakeClock()
+    raw = []
+    for i in range(100):
+        status = "pulling manifest" if i == 0 else ("pulling aaa" if i < 50 else "pulling bbb")
+        raw.append(PullProgress(model="m", status=status, completed=i))
+    raw.append(PullProgress(model="m", status="verifying sha256 digest", completed=100))
+    raw.append(PullProgress(model="m", status="success", completed=100, done=True))
+
+    def ticking():
+        for v in raw:
+            clock.now += 0.001
+            yield v
+
+    out = list(cp.throttle(ticking(), interval=0.1, clock=clock))
+    statuses = [v.status for v in out]
+    assert statuses[0] == "pulling manifest" and out[-1].done
+    for s in ("pulling aaa", "pulling bbb", "verifying sha256 digest", "success"):
+        assert s in statuses
+    assert len(out) <= 8
+
+
+def test_throttle_yields_the_held_last_value():
+    clock = FakeClock()
+    raw = [PullProgress(model="m", status="x", completed=i) for i in range(10)]
+    out = list(cp.throttle(iter(raw), interval=10, clock=clock))
+    assert [v.completed for v in out] == [0, 9]
+
+
+def test_throttle_passes_one_value_per_interval():
+    clock = FakeClock()
+
+    def ticking():
+        for i in range(1000):
+            clock.now = i * 0.01  # 10 s of events every 10 ms
+            yield PullProgress(model="m", status="pulling aaa", completed=i)
+
+    out = list(cp.throttle(ticking(), interval=0.1, clock=clock))
+    assert 90 <= len(out) <= 101  # float clocks may round an interval up by one event

@@ -1,0 +1,246 @@
+"""Proves tests/fake_ollama.py speaks Ollama's protocol, using the real ollama client."""
+import threading
+import time
+
+import httpx
+import ollama
+import pytest
+
+from tests.fake_ollama import FakeModel, FakeOllama
+
+BIG = [300_000, 1_000, 500]
+
+
+@pytest.fixture
+def srv():
+    with FakeOllama() as s:
+        s.add_installed(FakeModel(name="llama3.2:latest", capabilities=["completion", "tools"]))
+        s.add_installed(FakeModel(name="qwen3:0.6b", thinking=True, family="qwen3"))
+        s.add_remote(FakeModel(name="gemma3:1b", layers=BIG, family="gemma3"))
+        yield s
+
+
+@pytest.fixture
+def client(srv):
+    return ollama.Client(host=srv.url)
+
+
+def test_root_version_list(srv, client):
+    r = httpx.get(srv.url + "/")
+    assert r.text == "Ollama is running" and r.status_code == 200
+    assert httpx.head(srv.url + "/").status_code == 200
+    assert httpx.get(srv.url + "/api/version").json()["version"].startswith("0.12")
+    names = {m.model for m in client.list().models}
+    assert names == {"llama3.2:latest", "qwen3:0.6b"}
+    assert sorted(srv.installed_names()) == sorted(names)
+    assert httpx.get(srv.url + "/api/nope").status_code == 404
+
+
+def test_pull_sequence(srv, client):
+    events = list(client.pull("gemma3:1b", stream=True))
+    statuses = [e.status for e in events]
+    assert statuses[0] == "pulling manifest"
+    assert statuses[-3:] == ["verifying sha256 digest", "writing manifest", "success"]
+    layer = [e for e in events if e.digest]
+    first = layer[0]
+    assert first.status == f"pulling {first.digest[7:19]}" and first.total == 300_000
+    assert first.completed is None  # omitempty while 0
+    assert layer[-1].completed == layer[-1].total
+    assert "gemma3:1b" in srv.installed_names()
+    assert srv.pull_requests["gemma3:1b"] == 1 and srv.partial_bytes("gemma3:1b") == 0
+    # already installed: every layer reported complete at once
+    again = [e for e in client.pull("gemma3:1b", stream=True) if e.digest]
+    assert len(again) == 3 and all(e.completed == e.total for e in again)
+
+
+def test_pull_non_stream_and_invalid_name(srv, client):
+    assert client.pull("gemma3:1b").status == "success"
+    with pytest.raises(ollama.ResponseError) as e:
+        client.pull("bad name!")
+    assert e.value.status_code == 400 and e.value.error == "invalid model name"
+    with pytest.raises(ollama.ResponseError) as e:
+        client.pull("nope:1b")  # stream:false -> 500 with the error
+    assert e.value.status_code == 500
+
+
+def test_pull_unknown_model_errors_mid_stream(srv, client):
+    seen = []
+    with pytest.raises(ollama.ResponseError) as e:
+        for p in client.pull("doesnotexist", stream=True):
+            seen.append(p.status)
+    assert seen == ["pulling manifest"]
+    assert "pull model manifest: file does not exist" in str(e.value)
+
+
+def test_chat_stream_and_thinking(srv, client):
+    parts = list(client.chat("llama3.2", messages=[{"role": "user", "content": "hi"}], stream=True))
+    assert "".join(p.message.content for p in parts) == "You said: hi"
+    assert parts[-1].done and parts[-1].done_reason == "stop" and parts[-1].eval_count
+    think = list(client.chat("qwen3:0.6b", messages=[{"role": "user", "content": "x"}], stream=True))
+    assert "".join(p.message.thinking or "" for p in think) == "Thinking about: x"
+    first_content = next(i for i, p in enumerate(think) if p.message.content)
+    assert all(not p.message.content for p in think[:first_content])
+    off = client.chat("qwen3:0.6b", messages=[{"role": "user", "content": "x"}], think=False)
+    assert off.message.thinking is None and off.message.content == "You said: x"
+    with pytest.raises(ollama.ResponseError) as e:
+        client.chat("llama3.2", messages=[{"role": "user", "content": "x"}], think=True)
+    assert e.value.status_code == 400 and e.value.error == '"llama3.2" does not support thinking'
+    img = client.chat("llama3.2", messages=[{"role": "user", "content": "see", "images": [b"\x89PNG"]}])
+    assert img.message.content == "You said: see"
+    assert srv.chat_requests[-1]["messages"][0]["images"] == ["iVBORw=="]
+
+
+def test_chat_missing_model_404_and_race(srv, client):
+    with pytest.raises(ollama.ResponseError) as e:
+        client.chat("ghost", messages=[{"role": "user", "content": "x"}])
+    assert e.value.status_code == 404 and e.value.error == "model 'ghost' not found"
+    srv.faults.remove_before_chat = True
+    with pytest.raises(ollama.ResponseError) as e:
+        list(client.chat("llama3.2", messages=[{"role": "user", "content": "x"}], stream=True))
+    assert e.value.status_code == 404 and "try pulling it first" in e.value.error
+    assert "llama3.2:latest" not in srv.installed_names()
+
+
+def test_show_ps_delete_generate(srv, client):
+    s = client.show("llama3.2")
+    assert s.capabilities == ["completion", "tools"] and s.modelinfo["llama.context_length"] == 131072
+    assert s.details.family == "llama"
+    assert client.ps().models == []
+    r = client.generate("llama3.2", prompt="")
+    assert r.done_reason == "load" and r.response == ""
+    assert [m.name for m in client.ps().models] == ["llama3.2:latest"]
+    assert client.generate("llama3.2", prompt="", keep_alive=0).done_reason == "unload"
+    assert client.ps().models == []
+    assert client.generate("llama3.2", prompt="yo").response == "You said: yo"
+    client.delete("llama3.2")
+    assert "llama3.2:latest" not in srv.installed_names()
+    with pytest.raises(ollama.ResponseError) as e:
+        client.delete("llama3.2")
+    assert e.value.status_code == 404
+    with pytest.raises(ollama.ResponseError) as e:
+        client.show("llama3.2")
+    assert e.value.status_code == 404 and e.value.error == "model 'llama3.2' not found"
+
+
+def test_refused_then_back_on_same_port(srv, client):
+    url = srv.url
+    srv.faults.refuse = True
+    with pytest.raises(httpx.ConnectError):
+        list(client.pull("gemma3:1b", stream=True))
+    with pytest.raises(ConnectionError):  # ollama wraps non-streamed connect errors
+        client.list()
+    srv.faults.refuse = False
+    assert srv.url == url and client.list().models
+
+
+def test_drop_mid_pull_then_resume(srv, client):
+    srv.chunk_size = 10_000
+    srv.faults.drop_pull_after = 50_000
+    seen = []
+    with pytest.raises(httpx.HTTPError):
+        for p in client.pull("gemma3:1b", stream=True):
+            seen.append(p.completed)
+    assert max(c or 0 for c in seen) == 50_000
+    assert srv.partial_bytes("gemma3:1b") == 50_000
+    assert "gemma3:1b" not in srv.installed_names()
+    srv.faults.drop_pull_after = None
+    resumed = [p for p in client.pull("gemma3:1b", stream=True) if p.digest]
+    assert resumed[0].completed == 50_000  # partial reported immediately
+    assert "gemma3:1b" in srv.installed_names() and srv.partial_bytes("gemma3:1b") == 0
+    assert srv.pull_requests["gemma3:1b"] == 2
+
+
+def test_stall_notices_client_disconnect(srv):
+    srv.faults.stall_pull_after = 64_000
+    with httpx.Client(base_url=srv.url, timeout=5) as h:
+        with h.stream("POST", "/api/pull", json={"model": "gemma3:1b"}) as r:
+            lines = r.iter_lines()
+            while '"completed":64000' not in next(lines):
+                pass
+            assert srv.open_streams == 1
+    assert srv.disconnected.wait(2)
+    assert srv.disconnects == 1
+    deadline = time.time() + 2
+    while srv.open_streams and time.time() < deadline:
+        time.sleep(0.02)
+    assert srv.open_streams == 0
+
+
+def test_stall_repeat_and_release(srv, client):
+    srv.faults.stall_pull_after = 64_000
+    srv.faults.stall_repeat = True
+    threading.Timer(0.3, srv.release).start()
+    events = list(client.pull("gemma3:1b", stream=True))
+    repeats = [e for e in events if e.completed == 64_000]
+    assert len(repeats) >= 3 and events[-1].status == "success"
+
+
+def test_pull_error_regress_no_success_safetensors(srv, client):
+    srv.faults.disk_full()
+    with pytest.raises(ollama.ResponseError) as e:
+        list(client.pull("gemma3:1b", stream=True))
+    assert "no space left on device" in e.value.error and "-partial" in e.value.error
+    srv.faults.pull_error = None
+    srv.faults.regress = True
+    srv.faults.end_without_success = True
+    events = list(client.pull("gemma3:1b", stream=True))
+    done = [e.completed or 0 for e in events if e.total == 300_000]
+    assert any(b < a for a, b in zip(done, done[1:]))
+    assert events[-1].status == "writing manifest"
+    client.delete("gemma3:1b")
+    srv.faults.reset()
+    srv.faults.safetensors = True
+    events = list(client.pull("gemma3:1b", stream=True))
+    agg = [e for e in events if e.status == "pulling model"]
+    assert agg and all(e.digest == "sha256:model" and e.total == sum(BIG) for e in agg)
+    assert [e.status for e in events][-2:] == ["writing manifest", "success"]
+
+
+def test_drop_chat_and_first_token_delay(srv, client):
+    srv.faults.drop_chat_after = 1
+    got = []
+    with pytest.raises(httpx.HTTPError):
+        for p in client.chat("llama3.2", messages=[{"role": "user", "content": "a b c"}], stream=True):
+            got.append(p.message.content)
+    assert got == ["You"]
+    srv.faults.drop_chat_after = None
+    srv.faults.chat_first_token_delay = 0.2
+    t = time.monotonic()
+    client.chat("llama3.2", messages=[{"role": "user", "content": "a"}])
+    assert time.monotonic() - t >= 0.2
+
+
+def test_many_concurrent_streams(srv):
+    srv.event_delay = 0.01
+    results = []
+
+    def run():
+        c = ollama.Client(host=srv.url)
+        results.append(list(c.pull("gemma3:1b", stream=True))[-1].status)
+
+    threads = [threading.Thread(target=run) for _ in range(30)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert results == ["success"] * 30 and srv.pull_requests["gemma3:1b"] == 30
+
+
+def test_stop_closes_open_streams(srv):
+    srv.faults.stall_pull_after = 0
+    errors = []
+
+    def run():
+        try:
+            list(ollama.Client(host=srv.url).pull("gemma3:1b", stream=True))
+        except Exception as e:  # noqa: BLE001 - we only want to see that it ended
+            errors.append(e)
+
+    t = threading.Thread(target=run)
+    t.start()
+    deadline = time.time() + 2
+    while not srv.open_streams and time.time() < deadline:
+        time.sleep(0.01)
+    srv.stop()
+    t.join(2)
+    assert not t.is_alive() and errors
