@@ -7,6 +7,7 @@ errors are the exceptions in ``contextpilot.errors``, each with a message that s
 
 from .cancel import CancelToken
 from .chat import chat_stream
+from .hardware import check_fit
 from .errors import (
     ContextPilotError,
     InvalidModelName,
@@ -69,6 +70,7 @@ __all__ = [
     "active_pulls",
     "cancel_pull",
     "chat_stream",
+    "check_fit",
     "delete_model",
     "is_pulling",
     "list_models",

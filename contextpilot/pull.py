@@ -15,7 +15,7 @@ import threading
 import time
 from typing import Iterator, Optional
 
-from . import _client, models
+from . import _client, hardware, models
 from .cancel import CancelToken
 from .errors import PullCancelled, PullFailed
 from .names import ModelName, parse_name
@@ -41,7 +41,8 @@ def stall_timeout_default() -> float:
 class _PullJob:
     """One running HTTP pull, fanned out to every subscribed consumer."""
 
-    def __init__(self, host: str, name: ModelName, stall_timeout: float, clock: Clock) -> None:
+    def __init__(self, host: str, name: ModelName, stall_timeout: float, clock: Clock,
+                 check_disk: bool = True) -> None:
         self.host, self.name, self.model = host, name, name.display
         self.stall_timeout = stall_timeout
         client = _client.get_client(host, streaming=True)
@@ -55,6 +56,8 @@ class _PullJob:
         self._lock = threading.Lock()
         self._last_change = time.monotonic()
         self._watching_bytes = True
+        self.check_disk = check_disk and hardware.is_local_host(host) and (
+            os.environ.get("CONTEXTPILOT_DISK_CHECK", "1") != "0")
 
     def start(self) -> None:
         log.info("Pulling Ollama model '%s'...", self.model)
@@ -86,8 +89,11 @@ class _PullJob:
     def _run(self) -> None:
         try:
             for event in self.stream:
-                self._publish(self.folder.feed(event.status or "", event.digest, event.total,
-                                               event.completed))
+                value = self.folder.feed(event.status or "", event.digest, event.total,
+                                         event.completed)
+                if self.check_disk and self.latest and value.total > self.latest.total:
+                    self._check_room(value)
+                self._publish(value)
             if self.stream.aborted or not (self.latest and self.latest.done):
                 raise PullFailed(self.model, "the download ended before Ollama reported success")
         except Exception as exc:  # every failure reaches every consumer as one of ours
@@ -97,6 +103,17 @@ class _PullJob:
             log.info("Successfully pulled Ollama model '%s'", self.model)
         finally:
             self._close()
+
+    def _check_room(self, value: PullProgress) -> None:
+        # A layer just announced its size (the first is the weights, nearly the whole
+        # model): stop at once when what is left cannot fit, instead of filling the disk.
+        missing = value.total - value.completed
+        free = hardware.free_disk()
+        if missing > free:
+            self.stream.abort(
+                f"no space left on device: {hardware.gb(missing)} more is needed and only "
+                f"{hardware.gb(free)} is free")
+            raise PullFailed(self.model, "aborted for lack of disk space")
 
     def _publish(self, value: PullProgress) -> None:
         previous = self.latest
@@ -136,13 +153,19 @@ _registry: dict[tuple[str, str], _PullJob] = {}
 _registry_lock = threading.Lock()
 
 
-def _job_for(host: str, name: ModelName, stall_timeout: float, clock: Clock) -> _PullJob:
+def _join(host: str, name: ModelName, stall_timeout: float, clock: Clock,
+          check_disk: bool = True) -> tuple[_PullJob, queue.SimpleQueue]:
+    """Attach to the running pull of ``name``, or start one; subscribed before it starts,
+    so the first consumer sees every value."""
     with _registry_lock:
         job = _registry.get((host, name.key))
-        if job is None:
-            job = _registry[(host, name.key)] = _PullJob(host, name, stall_timeout, clock)
-            job.start()
-        return job
+        if job is not None:
+            return job, job.subscribe()
+        job = _registry[(host, name.key)] = _PullJob(
+            host, name, stall_timeout, clock, check_disk)
+        q = job.subscribe()
+    job.start()
+    return job, q
 
 
 def pull_model(
@@ -152,6 +175,7 @@ def pull_model(
     stall_timeout: Optional[float] = None,
     cancel: Optional[CancelToken] = None,
     detach: bool = False,
+    check_disk: bool = True,
     clock: Clock = time.monotonic,
 ) -> Iterator[PullProgress]:
     """Download ``name``, yielding a ``PullProgress`` for every change; the last has done=True.
@@ -160,19 +184,19 @@ def pull_model(
     PullFailed (reason: Ollama's, "stalled...", "connection lost...") or PullCancelled.
     Closing the generator leaves the pull; when no consumer is left it is cancelled, unless
     ``detach`` is true (then it runs on until done or ``cancel_pull``). The partial download
-    stays with Ollama, and the next pull resumes from it.
+    stays with Ollama, and the next pull resumes from it. With ``check_disk`` (and a local
+    host) the pull stops as soon as a layer's size shows it cannot fit on the disk.
     """
     parsed = parse_name(name)
     url = _client.resolve_host(host)
     limit = stall_timeout_default() if stall_timeout is None else float(stall_timeout)
-    return _consume(_job_for(url, parsed, limit, clock), detach, cancel)
+    return _consume(lambda: _join(url, parsed, limit, clock, check_disk), detach, cancel)
 
 
-def _consume(job: _PullJob, detach: bool, cancel: Optional[CancelToken]
-             ) -> Iterator[PullProgress]:
+def _consume(join, detach: bool, cancel: Optional[CancelToken]) -> Iterator[PullProgress]:
+    job, q = join()  # on the first next(), like any generator: nothing runs before
     if detach:
         job.detached = True
-    q = job.subscribe()
     unregister = cancel.on_cancel(lambda: q.put(_CANCELLED)) if cancel else None
     try:
         while True:

@@ -75,3 +75,9 @@ def dead_host():
 def artifacts():
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(autouse=True)
+def offline_registry(clean_env, monkeypatch):
+    """Tests never reach out to the public registry."""
+    monkeypatch.setenv("CONTEXTPILOT_REGISTRY_LOOKUP", "0")
