@@ -1,0 +1,6 @@
+"""The Gradio front end: ``build_app()`` returns the Blocks; ``render`` and ``bridge`` are
+the pure rendering and the async bridge it is made of."""
+
+from .gradio_app import build_app
+
+__all__ = ["build_app"]

@@ -1,0 +1,193 @@
+"""The app's public API, through gradio_client against the launched app and the fake Ollama."""
+
+from __future__ import annotations
+
+import re
+import struct
+import time
+import zlib
+
+import pytest
+from gradio_client import Client, handle_file
+
+from tests.fake_ollama import FakeModel
+from tests.ui_helpers import running_app, wait_until
+
+
+@pytest.fixture
+def app_url(fake_ollama):
+    with running_app(fake_ollama.url) as url:
+        yield url
+
+
+@pytest.fixture
+def client(app_url):
+    return Client(app_url, verbose=False)
+
+
+def chat(client, text, model, files=()):
+    """Every update /chat streamed, and the final one: (messages, download bar, dropdown,
+    model note, status line)."""
+    job = client.submit({"text": text, "files": list(files)}, model, api_name="/chat")
+    updates = list(job)
+    return updates, job.outputs()[-1]
+
+
+def answers(messages):
+    return [m["content"] for m in messages if not m.get("metadata")]
+
+
+def titled(messages, title_start):
+    return [m for m in messages if (m.get("metadata") or {}).get("title", "").startswith(
+        title_start)]
+
+
+def test_chat_endpoint_is_public_with_the_model_among_its_inputs(client):
+    info = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert set(info) == {"/chat", "/list_models", "/pull_model"}
+    names = [p["parameter_name"] for p in info["/chat"]["parameters"]]
+    assert names == ["message", "model", "system", "temperature", "num_ctx"]
+    assert all(p["parameter_has_default"] for p in info["/chat"]["parameters"][2:])
+
+
+def test_chat_with_installed_model_streams_the_answer(client, fake_ollama):
+    fake_ollama.token_delay = 0.03
+    text = "one two three four five six seven eight nine ten"
+    updates, (messages, _bar, _dropdown, _note, status) = chat(client, text, "llama3.2:latest")
+    assert answers(messages) == [f"You said: {text}"]
+    partial = {a for u in updates for a in answers(u[0])} - {f"You said: {text}"}
+    assert any(f"You said: {text}".startswith(p) and p for p in partial), "no partial answer"
+    assert "Ollama 0.12.3" in status
+    assert fake_ollama.pull_requests == {}
+
+
+def test_chat_with_missing_model_pulls_once_then_answers(client, fake_ollama):
+    _, (messages, bar, _dropdown, note, _status) = chat(client, "hi", "mistral")
+    assert fake_ollama.pull_requests["mistral:latest"] == 1
+    download = titled(messages, "Downloaded mistral")
+    assert download and download[0]["metadata"] == {"title": "Downloaded mistral — 100%",
+                                                    "status": "done"}
+    assert messages.index(download[0]) == 0 and answers(messages) == ["You said: hi"]
+    assert 'aria-valuenow="100"' in bar and "Ready" in bar
+    assert note == "mistral:latest is installed (4.0 MB)."
+    installed = [m["name"] for m in client.predict(api_name="/list_models")["installed"]]
+    assert "mistral:latest" in installed
+
+
+def test_thinking_is_shown_apart_from_the_answer(client):
+    _, (messages, *_) = chat(client, "why?", "qwen3:0.6b")
+    assert messages[0]["metadata"] == {"title": "Thinking", "status": "done"}
+    assert messages[0]["content"] == "Thinking about: why?"
+    assert answers(messages) == ["You said: why?"]
+
+
+def test_list_models_has_installed_then_catalog(client, fake_ollama):
+    data = client.predict(api_name="/list_models")
+    assert data["error"] == "" and data["version"] == "0.12.3"
+    assert {m["name"] for m in data["installed"]} == {"llama3.2:latest", "qwen3:0.6b"}
+    mistral = next(e for e in data["catalog"] if e["name"] == "mistral:latest")
+    assert mistral["installed"] is False and mistral["size_text"] == "4.1 GB"
+    llama = next(e for e in data["catalog"] if e["name"] == "llama3.2:latest")
+    assert llama["installed"] is True
+
+
+def test_pull_model_streams_progress_and_ends_with_the_result(client, fake_ollama):
+    fake_ollama.chunk_size = 100_000
+    updates = list(client.submit("mistral", api_name="/pull_model"))
+    assert updates[0] == "mistral:latest: Pulling manifest"
+    assert updates[-1] == "mistral:latest is ready (4.0 MB)."
+    percents = [int(m) for u in updates for m in re.findall(r"Downloading (\d+)%", u)]
+    assert percents and percents == sorted(percents) and percents[-1] == 100
+    assert any("Verifying" in u for u in updates) and any("Writing manifest" in u for u in updates)
+    assert fake_ollama.pull_requests["mistral:latest"] == 1
+    assert "mistral:latest" in fake_ollama.installed_names()
+
+
+def test_a_fast_pull_is_throttled_not_flooded(client, fake_ollama):
+    fake_ollama.chunk_size = 400  # ~10,000 progress events from Ollama
+    started = time.monotonic()
+    updates = list(client.submit("mistral", api_name="/pull_model"))
+    seconds = time.monotonic() - started
+    steps = len({u.split(" ")[1] for u in updates})  # manifest, layers, verify, write...
+    assert updates[-1] == "mistral:latest is ready (4.0 MB)."
+    assert len(updates) <= 10 * seconds + 3 * steps + 3, (len(updates), seconds)
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("../x", "Invalid model name '../x'"),
+    ("nosuchmodel", "Model 'nosuchmodel:latest' was not found in the Ollama registry"),
+])
+def test_pull_model_refusals_are_readable(client, name, expected):
+    updates = list(client.submit(name, api_name="/pull_model"))
+    assert updates[-1].startswith(expected)
+
+
+def test_chat_errors_come_back_as_messages(client, fake_ollama):
+    _, (messages, *_) = chat(client, "hi", "../x")
+    assert messages[-1]["content"].startswith("⚠️ Invalid model name &#x27;../x&#x27;")
+    _, (messages, *_) = chat(client, "hi", "nosuchmodel")
+    assert "not found and automatic download failed" in messages[-1]["content"]
+    assert "ollama pull nosuchmodel:latest" in messages[-1]["content"]
+
+
+def test_ollama_down_is_reported_with_the_fix(dead_host):
+    with running_app(dead_host) as url:
+        client = Client(url, verbose=False)
+        _, (messages, _bar, _dd, _note, status) = chat(client, "hi", "llama3.2")
+        data = client.predict(api_name="/list_models")
+    fix = f"Cannot connect to Ollama server at {dead_host}"
+    assert messages[-1]["content"].startswith(f"⚠️ {fix}")
+    assert "ollama serve" in messages[-1]["content"]
+    assert fix in status and data["installed"] == [] and data["error"].startswith(fix)
+
+
+def test_model_output_is_escaped(client, fake_ollama):
+    fake_ollama.add_installed(FakeModel(
+        name="evil:latest", reply=lambda m: '<img src=x onerror="alert(1)"> `<b>code</b>`'))
+    _, (messages, *_) = chat(client, "hi", "evil")
+    assert answers(messages) == ['&lt;img src=x onerror="alert(1)"&gt; `<b>code</b>`']
+
+
+def test_image_for_a_model_without_vision_is_refused(client, fake_ollama, tmp_path):
+    png = tmp_path / "dot.png"
+    png.write_bytes(_png())
+    _, (messages, *_) = chat(client, "what is this?", "llama3.2", [handle_file(str(png))])
+    assert "llama3.2:latest cannot read images" in messages[-1]["content"]
+    assert fake_ollama.chat_requests == []
+
+
+def test_stop_closes_the_answer_stream_to_ollama(client, fake_ollama):
+    fake_ollama.token_delay = 0.5  # a slow model: one token every half second
+    job = client.submit({"text": " ".join(["word"] * 50), "files": []}, "llama3.2",
+                        api_name="/chat")
+    wait_until(lambda: fake_ollama.open_streams, what="the answer stream")
+    job.cancel()
+    assert fake_ollama.disconnected.wait(1), "the stream to Ollama stayed open"
+
+
+def test_stop_closes_the_stream_to_a_silent_ollama(client, fake_ollama):
+    fake_ollama.faults.chat_first_token_delay = 30  # loading: Ollama says nothing at all
+    job = client.submit({"text": "hi", "files": []}, "llama3.2", api_name="/chat")
+    wait_until(lambda: fake_ollama.chat_requests, what="the chat request")
+    job.cancel()
+    assert fake_ollama.disconnected.wait(1), "the stream to Ollama stayed open"
+
+
+def test_one_users_download_does_not_block_another_users_chat(app_url, fake_ollama):
+    fake_ollama.chunk_size, fake_ollama.event_delay = 50_000, 0.05  # ~4 s download
+    alice, bob = Client(app_url, verbose=False), Client(app_url, verbose=False)
+    slow = alice.submit({"text": "hi", "files": []}, "mistral", api_name="/chat")
+    wait_until(lambda: fake_ollama.pull_requests["mistral:latest"], what="the pull")
+    _, (messages, *_) = chat(bob, "quick", "llama3.2")
+    assert answers(messages) == ["You said: quick"]
+    assert not slow.done()
+    slow.cancel()
+
+
+def _png() -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00")) + chunk(b"IEND", b""))
