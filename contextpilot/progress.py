@@ -44,65 +44,72 @@ class ProgressFolder:
              completed: Optional[int]) -> PullProgress:
         now = self._clock()
         if total:
-            self._update_layer(digest or status, total, completed or 0, now)
+            key = digest or status
+            layer = self._layers.get(key)
+            if layer is not None and total == layer[0]:
+                # the hot path: more bytes of the current layer
+                new = completed if completed is not None and completed < total else (
+                    total if completed is not None else 0)
+                if new > layer[1]:
+                    self._completed += new - layer[1]
+                    layer[1] = new
+                    self._grow_to(now)
+            else:
+                self._update_layer(key, layer, total, completed or 0, now)
         done = status == "success"
         if done:
-            self._finish()
+            self._completed = max(self._completed, self._total)
+            self._total = max(self._total, self._completed)
         return self._value(status, digest or "", done, now)
 
-    def _update_layer(self, key: str, total: int, completed: int, now: float) -> None:
-        layer = self._layers.get(key)
+    def _update_layer(self, key: str, layer: Optional[list], total: int, completed: int,
+                      now: float) -> None:
         if layer is None:
-            layer = self._layers[key] = [total, 0]
-            self._total += total
             first = min(completed, total)
+            self._layers[key] = [total, first]
+            self._total += total
             self._resumed += first  # bytes already there when this layer was first reported
-            layer[1] = first
             self._completed += first
             return
-        if total != layer[0]:  # an aggregated shape can revise its total
-            self._total += total - layer[0]
-            layer[0] = total
-        new = min(completed, layer[0])
+        self._total += total - layer[0]  # an aggregated shape can revise its total
+        layer[0] = total
+        new = min(completed, total)
         if new > layer[1]:
             self._completed += new - layer[1]
-            self._grow(new - layer[1], now)
             layer[1] = new
+            self._grow_to(now)
 
-    def _grow(self, nbytes: int, now: float) -> None:
+    def _grow_to(self, now: float) -> None:
         self.last_growth = now
         if self._sample_t is None:
-            self._sample_t, self._flow_start = now, now
-            self._sample_bytes = nbytes
+            self._sample_t = self._flow_start = now
+            self._sample_bytes = self._completed
             return
-        self._sample_bytes += nbytes
         dt = now - self._sample_t
         if dt >= 0.1:  # sample at most 10 times a second; tiny dt makes noisy rates
-            rate = self._sample_bytes / dt
+            rate = (self._completed - self._sample_bytes) / dt
             self._speed = rate if self._speed is None else (
                 SMOOTHING * rate + (1 - SMOOTHING) * self._speed)
-            self._sample_t, self._sample_bytes = now, 0
-
-    def _finish(self) -> None:
-        self._completed = max(self._completed, self._total)
-        self._total = max(self._total, self._completed)
+            self._sample_t, self._sample_bytes = now, self._completed
 
     def _value(self, status: str, digest: str, done: bool, now: float) -> PullProgress:
+        total, completed = self._total, self._completed
         if done:
             self._fraction = 1.0
-        elif self._total:
-            f = min(self._completed / self._total, 1.0)
-            self._fraction = f if self._fraction is None else max(self._fraction, f)
-        speed = self._speed if self._flow_start is not None and (
-            now - self._flow_start >= SPEED_WINDOW) else None
-        eta = None
-        if speed and self._total and not done:
-            eta = max(self._total - self._completed, 0) / speed
-        return PullProgress(
-            model=self.model, status=status, completed=self._completed, total=self._total,
-            fraction=self._fraction, speed=None if done else speed, eta=0.0 if done else eta,
-            done=done, resumed_bytes=self._resumed, digest=digest,
-        )
+        elif total:
+            f = completed / total if completed < total else 1.0
+            if self._fraction is None or f > self._fraction:
+                self._fraction = f
+        speed = self._speed
+        if speed is not None and (done or now - self._flow_start < SPEED_WINDOW):
+            speed = None
+        eta = 0.0 if done else (
+            (total - completed) / speed if speed and total and completed <= total else None)
+        return PullProgress._fast({
+            "model": self.model, "status": status, "completed": completed, "total": total,
+            "fraction": self._fraction, "speed": speed, "eta": eta, "done": done,
+            "resumed_bytes": self._resumed, "digest": digest,
+        })
 
     @property
     def in_byte_step(self) -> bool:

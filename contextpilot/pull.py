@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import threading
 import time
 from typing import Iterator, Optional
@@ -25,6 +24,8 @@ from .types import PullProgress
 log = logging.getLogger("contextpilot")
 
 DEFAULT_STALL_TIMEOUT = 120.0
+WAKE_INTERVAL = 0.01
+"Seconds a consumer may lag behind byte-only updates (a step change wakes it at once)."
 _END = object()
 _CANCELLED = object()
 
@@ -38,8 +39,26 @@ def stall_timeout_default() -> float:
         return DEFAULT_STALL_TIMEOUT
 
 
+class _Subscriber:
+    """Where one consumer is in a job's values."""
+
+    __slots__ = ("step_index", "seen", "cancelled")
+
+    def __init__(self) -> None:
+        self.step_index = 0  # next entry of job.steps to hand out
+        self.seen = -1  # sequence number of the newest event this consumer has
+        self.cancelled = False
+
+
 class _PullJob:
-    """One running HTTP pull, fanned out to every subscribed consumer."""
+    """One running HTTP pull, shared by every consumer of that model.
+
+    Raw events of the same layer are cumulative, so only the newest one matters: the pull
+    thread keeps it raw and a consumer folds it when it asks (a fast pull costs the pull
+    thread a lock and an assignment per event). Every change of step or layer is kept in
+    ``steps`` and handed to every consumer in order, so none is ever skipped; a consumer
+    slower than Ollama gets the newest value instead of a growing backlog.
+    """
 
     def __init__(self, host: str, name: ModelName, stall_timeout: float, clock: Clock,
                  check_disk: bool = True) -> None:
@@ -52,8 +71,16 @@ class _PullJob:
         self.error: Optional[Exception] = None
         self.detached = False
         self.finished = threading.Event()
-        self._subscribers: list[queue.SimpleQueue] = []
-        self._lock = threading.Lock()
+        self.steps: list[tuple[int, PullProgress]] = []
+        self._pending = None  # newest raw event of the current layer, not folded yet
+        self._seq = -1
+        self._latest_seq = -1
+        self._key: object = None
+        self._raw_completed = -1
+        self._subscribers: list[_Subscriber] = []
+        self._cond = threading.Condition(threading.Lock())
+        self._sleepers = 0
+        self._woken = 0.0
         self._last_change = time.monotonic()
         self._watching_bytes = True
         self.check_disk = check_disk and hardware.is_local_host(host) and (
@@ -64,36 +91,14 @@ class _PullJob:
         threading.Thread(target=self._run, name=f"pull {self.model}", daemon=True).start()
         threading.Thread(target=self._watch, name=f"stall {self.model}", daemon=True).start()
 
-    def subscribe(self) -> queue.SimpleQueue:
-        q: queue.SimpleQueue = queue.SimpleQueue()
-        with self._lock:
-            if self.latest is not None:
-                q.put(self.latest)  # a late joiner sees where the pull is, at once
-            if self.finished.is_set():
-                q.put(_END)
-            else:
-                self._subscribers.append(q)
-        return q
-
-    def unsubscribe(self, q: queue.SimpleQueue) -> None:
-        with self._lock:
-            if q in self._subscribers:
-                self._subscribers.remove(q)
-            orphaned = not self._subscribers and not self.detached
-        if orphaned and not self.finished.is_set():
-            self.cancel()
-
-    def cancel(self) -> None:
-        self.stream.abort("cancelled")
+    # -- the pull thread ---------------------------------------------------------------
 
     def _run(self) -> None:
         try:
             for event in self.stream:
-                value = self.folder.feed(event.status or "", event.digest, event.total,
-                                         event.completed)
-                if self.check_disk and self.latest and value.total > self.latest.total:
-                    self._check_room(value)
-                self._publish(value)
+                self._receive(event)
+            with self._cond:
+                self._fold_pending()
             if self.stream.aborted or not (self.latest and self.latest.done):
                 raise PullFailed(self.model, "the download ended before Ollama reported success")
         except Exception as exc:  # every failure reaches every consumer as one of ours
@@ -103,6 +108,47 @@ class _PullJob:
             log.info("Successfully pulled Ollama model '%s'", self.model)
         finally:
             self._close()
+
+    def _receive(self, event) -> None:
+        key = (event.status, event.digest, event.total)
+        now = time.monotonic()
+        if event.completed != self._raw_completed:
+            self._raw_completed = event.completed
+            self._last_change = now
+        with self._cond:
+            self._seq += 1
+            if key == self._key:
+                self._pending = event  # same layer, more bytes: fold it when someone asks
+                # Waking a sleeping consumer for every byte update would cost a thread
+                # switch per event; it wakes by itself within WAKE_INTERVAL anyway.
+                if self._sleepers and now - self._woken >= WAKE_INTERVAL:
+                    self._woken = now
+                    self._cond.notify_all()
+                return
+            else:
+                self._key = key
+                self._last_change = time.monotonic()
+                self._fold_pending()
+                previous_total = self.latest.total if self.latest else 0
+                value = self._fold(event)
+                self.steps.append((self._seq, value))
+                self._watching_bytes = value.step in ("manifest", "download") and not value.done
+                if self.check_disk and value.total > previous_total:
+                    self._check_room(value)
+            if self._sleepers:
+                self._woken = now
+                self._cond.notify_all()
+
+    def _fold(self, event) -> PullProgress:
+        value = self.folder.feed(event.status or "", event.digest, event.total,
+                                 event.completed)
+        self.latest, self._latest_seq = value, self._seq
+        return value
+
+    def _fold_pending(self) -> None:
+        if self._pending is not None:
+            event, self._pending = self._pending, None
+            self._fold(event)
 
     def _check_room(self, value: PullProgress) -> None:
         # A layer just announced its size (the first is the weights, nearly the whole
@@ -115,27 +161,14 @@ class _PullJob:
                 f"{hardware.gb(free)} is free")
             raise PullFailed(self.model, "aborted for lack of disk space")
 
-    def _publish(self, value: PullProgress) -> None:
-        previous = self.latest
-        if previous is None or value.completed != previous.completed or (
-                value.status != previous.status):
-            self._last_change = time.monotonic()
-        self._watching_bytes = value.step in ("manifest", "download") and not value.done
-        with self._lock:
-            self.latest = value
-            for q in self._subscribers:
-                q.put(value)
-
     def _close(self) -> None:
         models.invalidate_cache(self.host)
         with _registry_lock:
             if _registry.get((self.host, self.name.key)) is self:
                 del _registry[(self.host, self.name.key)]
-        with self._lock:
+        with self._cond:
             self.finished.set()
-            subscribers, self._subscribers = self._subscribers, []
-        for q in subscribers:
-            q.put(_END)
+            self._cond.notify_all()
 
     def _watch(self) -> None:
         # Liveness, not a deadline: no new bytes (nor a new step) for stall_timeout seconds
@@ -148,13 +181,69 @@ class _PullJob:
                 self.stream.abort(f"stalled: no new data for {self.stall_timeout:g} s")
                 return
 
+    # -- consumers -----------------------------------------------------------------------
+
+    def subscribe(self) -> _Subscriber:
+        sub = _Subscriber()
+        with self._cond:
+            if self.steps:  # a late joiner starts from where the pull is now
+                sub.step_index = len(self.steps)
+                sub.seen = self.steps[-1][0] - 1
+                self._fold_pending()
+                sub.seen = min(sub.seen, self._latest_seq - 1)
+            self._subscribers.append(sub)
+        return sub
+
+    def next_value(self, sub: _Subscriber) -> object:
+        """The next value for ``sub``: a step it has not seen, else the newest value, else
+        wait. ``_END`` when the pull is over, ``_CANCELLED`` when its token fired."""
+        with self._cond:
+            while True:
+                if sub.cancelled:
+                    return _CANCELLED
+                if sub.step_index < len(self.steps):
+                    seq, value = self.steps[sub.step_index]
+                    sub.step_index += 1
+                    if seq > sub.seen:
+                        sub.seen = seq
+                        return value
+                    continue
+                if self._pending is not None or self._latest_seq > sub.seen:
+                    self._fold_pending()
+                    if self._latest_seq > sub.seen:
+                        sub.seen = self._latest_seq
+                        return self.latest
+                if self.finished.is_set():
+                    return _END
+                self._sleepers += 1
+                try:
+                    self._cond.wait(WAKE_INTERVAL)
+                finally:
+                    self._sleepers -= 1
+
+    def cancel_subscriber(self, sub: _Subscriber) -> None:
+        with self._cond:
+            sub.cancelled = True
+            self._cond.notify_all()
+
+    def unsubscribe(self, sub: _Subscriber) -> None:
+        with self._cond:
+            if sub in self._subscribers:
+                self._subscribers.remove(sub)
+            orphaned = not self._subscribers and not self.detached
+        if orphaned and not self.finished.is_set():
+            self.cancel()
+
+    def cancel(self) -> None:
+        self.stream.abort("cancelled")
+
 
 _registry: dict[tuple[str, str], _PullJob] = {}
 _registry_lock = threading.Lock()
 
 
 def _join(host: str, name: ModelName, stall_timeout: float, clock: Clock,
-          check_disk: bool = True) -> tuple[_PullJob, queue.SimpleQueue]:
+          check_disk: bool = True) -> tuple[_PullJob, _Subscriber]:
     """Attach to the running pull of ``name``, or start one; subscribed before it starts,
     so the first consumer sees every value."""
     with _registry_lock:
@@ -194,13 +283,13 @@ def pull_model(
 
 
 def _consume(join, detach: bool, cancel: Optional[CancelToken]) -> Iterator[PullProgress]:
-    job, q = join()  # on the first next(), like any generator: nothing runs before
+    job, sub = join()  # on the first next(), like any generator: nothing runs before
     if detach:
         job.detached = True
-    unregister = cancel.on_cancel(lambda: q.put(_CANCELLED)) if cancel else None
+    unregister = cancel.on_cancel(lambda: job.cancel_subscriber(sub)) if cancel else None
     try:
         while True:
-            item = q.get()
+            item = job.next_value(sub)
             if item is _END:
                 break
             if item is _CANCELLED:
@@ -211,7 +300,7 @@ def _consume(join, detach: bool, cancel: Optional[CancelToken]) -> Iterator[Pull
     finally:
         if unregister:
             unregister()
-        job.unsubscribe(q)
+        job.unsubscribe(sub)
 
 
 def cancel_pull(name: str, host: Optional[str] = None) -> bool:

@@ -54,6 +54,15 @@ class PullProgress:
     digest: str = ""
     "The layer of the latest event, when there is one."
 
+    @classmethod
+    def _fast(cls, fields: dict) -> "PullProgress":
+        # The folder makes one value per raw event (100k for a big pull); the generated
+        # frozen __init__ costs ~2 us a value, filling __dict__ directly ~0.4 us. Every
+        # field must be in ``fields``.
+        value = object.__new__(cls)
+        value.__dict__.update(fields)
+        return value
+
     @property
     def step(self) -> str:
         """A stable name for the step: manifest, download, verify, write, done or other."""
