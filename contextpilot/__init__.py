@@ -29,6 +29,7 @@ from .models import (
     unload_model,
 )
 from .names import ModelName, parse_name, same_model
+from .policy import AccessPolicy
 from .progress import throttle
 from .pull import active_pulls, cancel_pull, is_pulling, pull_model
 from .types import (
@@ -47,6 +48,7 @@ from .types import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "AccessPolicy",
     "CancelToken",
     "ChatDone",
     "ChatEvent",
