@@ -379,3 +379,26 @@ def test_throttle_passes_one_value_per_interval():
 
     out = list(cp.throttle(ticking(), interval=0.1, clock=clock))
     assert 90 <= len(out) <= 101  # float clocks may round an interval up by one event
+
+
+def test_safetensors_aggregated_shape_is_folded(fake_ollama):
+    fake_ollama.faults.safetensors = True
+    fake_ollama.chunk_size = 500_000
+    values = _pull(fake_ollama)
+    assert values[-1].done and values[-1].fraction == 1.0
+    fractions = [v.fraction for v in values if v.fraction is not None]
+    assert fractions == sorted(fractions) and values[-1].completed == values[-1].total > 0
+
+
+def test_speed_and_eta_unknown_until_meaningful():
+    from contextpilot.progress import ProgressFolder
+
+    clock = FakeClock()
+    folder = ProgressFolder("m", clock=clock)
+    first = folder.feed("pulling aaa", "sha256:aaa", 1_000_000, None)
+    assert first.speed is None and first.eta is None and first.fraction == 0.0
+    for i in range(1, 11):
+        clock.now = i * 0.1
+        value = folder.feed("pulling aaa", "sha256:aaa", 1_000_000, i * 50_000)
+    assert value.speed == pytest.approx(500_000, rel=0.01)
+    assert value.eta == pytest.approx(1.0, rel=0.01)
