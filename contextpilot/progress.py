@@ -101,7 +101,8 @@ class ProgressFolder:
             if self._fraction is None or f > self._fraction:
                 self._fraction = f
         speed = self._speed
-        if speed is not None and (done or now - self._flow_start < SPEED_WINDOW):
+        start = self._flow_start
+        if speed is not None and (done or start is None or now - start < SPEED_WINDOW):
             speed = None
         eta = 0.0 if done else (
             (total - completed) / speed if speed and total and completed <= total else None)

@@ -1,0 +1,20 @@
+"""The core library type-checks (mypy): the types state the contract."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CORE = ["_client", "cancel", "catalog", "chat", "errors", "hardware", "models", "names",
+        "policy", "progress", "pull", "types"]
+
+
+def test_core_type_checks():
+    pytest.importorskip("mypy")
+    root = Path(__file__).resolve().parent.parent
+    files = [str(root / "contextpilot" / f"{m}.py") for m in CORE]
+    result = subprocess.run([sys.executable, "-m", "mypy", "--ignore-missing-imports",
+                             "--no-incremental", *files], capture_output=True, text=True,
+                            cwd=root)
+    assert result.returncode == 0, result.stdout + result.stderr
