@@ -5,6 +5,7 @@ generators of typed values (``PullProgress``, ``ContentDelta``, ``ThinkingDelta`
 errors are the exceptions in ``contextpilot.errors``, each with a message that says what to do.
 """
 
+from .autostart import Autostart, AutostartResult, ensure_ollama
 from .cancel import CancelToken
 from .chat import chat_stream
 from .hardware import check_fit
@@ -47,8 +48,19 @@ from .types import (
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    # The tqdm helpers load tqdm only when asked for: the core never imports a front end.
+    if name in ("pull_with_progress", "print_chat"):
+        from . import console
+
+        return getattr(console, name)
+    raise AttributeError(f"module 'contextpilot' has no attribute {name!r}")
+
 __all__ = [
     "AccessPolicy",
+    "Autostart",
+    "AutostartResult",
     "CancelToken",
     "ChatDone",
     "ChatEvent",
@@ -74,13 +86,16 @@ __all__ = [
     "chat_stream",
     "check_fit",
     "delete_model",
+    "ensure_ollama",
     "is_pulling",
     "list_models",
     "load_model",
     "model_details",
     "model_exists",
     "parse_name",
+    "print_chat",
     "pull_model",
+    "pull_with_progress",
     "running_models",
     "same_model",
     "server_status",

@@ -1,0 +1,213 @@
+"""``python -m contextpilot``: list, pull, chat, rm, ps and serve, from a terminal.
+
+Exit codes: 0 ok, 1 a failure (the library's message on stderr, no traceback), 2 usage,
+130 after Ctrl-C (a pull stops cleanly: the stream to Ollama closes, the partial stays).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import datetime, timezone
+from typing import Callable, Optional, Sequence
+
+from . import __version__
+from .console import human_bytes, print_chat, pull_with_progress
+from .errors import ContextPilotError
+from .models import delete_model, list_models, running_models
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+PROG = "contextpilot"
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the CLI with ``argv`` (default: sys.argv[1:]) and return the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help is 0, a usage error 2
+        return int(exc.code or 0)
+    args.ollama_host = getattr(args, "ollama_host", None)  # global or after the command
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except ContextPilotError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except BrokenPipeError:  # `contextpilot list | head`
+        return EXIT_FAILURE
+
+
+def build_parser() -> argparse.ArgumentParser:
+    host_opt = argparse.ArgumentParser(add_help=False)
+    host_opt.add_argument("--ollama-host", default=argparse.SUPPRESS, metavar="URL",
+                          help="the Ollama server (default: $OLLAMA_HOST, else localhost:11434)")
+    parser = argparse.ArgumentParser(
+        prog=PROG, parents=[host_opt],
+        description="Chat with local Ollama models; a missing model downloads with progress.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name: str, func: Callable[[argparse.Namespace], int], text: str):
+        p = sub.add_parser(name, parents=[host_opt], help=text, description=text)
+        p.set_defaults(func=func)
+        return p
+
+    command("list", cmd_list, "list installed models")
+    command("ps", cmd_ps, "list models loaded in memory")
+    command("pull", cmd_pull, "download a model, with a progress bar").add_argument("model")
+    command("rm", cmd_rm, "delete an installed model").add_argument("model")
+    chat = command("chat", cmd_chat,
+                   "ask a model (pulled first if missing); without PROMPT, read lines from stdin")
+    chat.add_argument("model")
+    chat.add_argument("prompt", nargs="?", help="the question (default: a REPL on stdin)")
+    chat.add_argument("--system", help="a system prompt")
+    chat.add_argument("--think", action=argparse.BooleanOptionalAction, default=None,
+                      help="ask a thinking model to think (default: the model's own)")
+    chat.add_argument("--hide-thinking", action="store_true", help="print the answer only")
+    chat.add_argument("--no-pull", dest="auto_pull", action="store_false",
+                      help="fail instead of downloading a missing model")
+    _serve_args(command("serve", cmd_serve, "run the web app"))
+    return parser
+
+
+def _serve_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1; 0.0.0.0 shares it on the network)")
+    p.add_argument("--port", type=int, default=None, help="port (default: Gradio's, 7860)")
+    p.add_argument("--share", action="store_true", help="create a public gradio.live link")
+    p.add_argument("--auth", metavar="USER:PASS", default=os.environ.get("CONTEXTPILOT_AUTH"),
+                   type=_auth, help="require a login (default: $CONTEXTPILOT_AUTH)")
+    p.add_argument("--no-autostart", dest="autostart", action="store_false",
+                   help="do not start a local 'ollama serve' when nothing answers")
+
+
+def _auth(value: Optional[str]) -> Optional[tuple[str, str]]:
+    if not value:
+        return None
+    user, sep, password = value.partition(":")
+    if not sep or not user or not password:
+        raise argparse.ArgumentTypeError("expected USER:PASS")
+    return user, password
+
+
+# -- commands -------------------------------------------------------------------------------
+
+def cmd_list(args: argparse.Namespace) -> int:
+    models = list_models(args.ollama_host)
+    if not models:
+        print("No models installed. Pull one: contextpilot pull llama3.2")
+        return EXIT_OK
+    rows = [(m.name, human_bytes(m.size), m.parameter_size, m.quantization, _ago(m.modified_at))
+            for m in models]
+    _table(("NAME", "SIZE", "PARAMS", "QUANT", "MODIFIED"), rows)
+    return EXIT_OK
+
+
+def cmd_ps(args: argparse.Namespace) -> int:
+    running = running_models(args.ollama_host)
+    if not running:
+        print("No models loaded.")
+        return EXIT_OK
+    rows = [(m.name, human_bytes(m.size), _processor(m.size, m.size_vram),
+             str(m.context_length or ""), _until(m.expires_at)) for m in running]
+    _table(("NAME", "SIZE", "PROCESSOR", "CONTEXT", "UNTIL"), rows)
+    return EXIT_OK
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    final = pull_with_progress(args.model, args.ollama_host, file=sys.stderr)
+    print(f"Model '{final.model}' is ready ({human_bytes(final.total)}).")
+    return EXIT_OK
+
+
+def cmd_rm(args: argparse.Namespace) -> int:
+    delete_model(args.model, args.ollama_host)
+    print(f"Deleted '{args.model}'.")
+    return EXIT_OK
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    kw = dict(host=args.ollama_host, system=args.system, think=args.think, auto_pull=args.auto_pull,
+              show_thinking=not args.hide_thinking, progress_file=sys.stderr)
+    if args.prompt is not None:
+        print_chat(args.model, args.prompt, **kw)
+        return EXIT_OK
+    return _repl(args.model, kw)
+
+
+def _repl(model: str, kw: dict) -> int:
+    """One question per stdin line, with the conversation so far, until EOF or /bye."""
+    interactive = sys.stdin.isatty()
+    if interactive:
+        print(f"Chatting with {model}. Ctrl-D or /bye to quit.", file=sys.stderr)
+    messages: list[dict] = []
+    while True:
+        if interactive:
+            print(">>> ", end="", file=sys.stderr, flush=True)
+        line = sys.stdin.readline()
+        if not line or line.strip() == "/bye":
+            return EXIT_OK
+        if not line.strip():
+            continue
+        messages.append({"role": "user", "content": line.rstrip("\n")})
+        answer = print_chat(model, list(messages), **kw)
+        messages.append({"role": "assistant", "content": answer})
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .autostart import ensure_ollama
+
+    outcome = ensure_ollama(args.ollama_host, autostart=None if args.autostart else False)
+    print(outcome.message, file=sys.stderr)
+    from .policy import AccessPolicy
+    from .ui import build_app  # gradio loads only for this command
+
+    # --share or a bind beyond loopback makes it a shared app: visitors get its rules.
+    policy = AccessPolicy.from_env(share=args.share, server_name=args.host,
+                                   host=args.ollama_host)
+    demo = build_app(host=args.ollama_host, policy=policy)
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, auth=args.auth)
+    return EXIT_OK
+
+
+# -- formatting -----------------------------------------------------------------------------
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(str(r[i])) for r in (header, *rows)) for i in range(len(header))]
+    for row in (header, *rows):
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+
+
+def _ago(when: Optional[datetime]) -> str:
+    if when is None:
+        return ""
+    seconds = (datetime.now(timezone.utc) - when).total_seconds()
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            n = int(seconds // size)
+            return f"{n} {unit}{'s' if n > 1 else ''} ago"
+    return "just now"
+
+
+def _until(when: Optional[datetime]) -> str:
+    if when is None:
+        return ""
+    seconds = (when - datetime.now(timezone.utc)).total_seconds()
+    if seconds > 10 * 365 * 86400:
+        return "forever"
+    return f"{max(int(seconds // 60), 0)} minutes from now" if seconds >= 60 else "under a minute"
+
+
+def _processor(size: int, vram: int) -> str:
+    if not size:
+        return ""
+    gpu = round(100 * vram / size)
+    return "100% GPU" if gpu >= 100 else "100% CPU" if gpu <= 0 else f"{100 - gpu}%/{gpu}% CPU/GPU"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
