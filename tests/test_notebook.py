@@ -28,6 +28,18 @@ def _text(cell) -> str:
     return "".join(parts)
 
 
+def _widget_text(nb) -> str:
+    """The final text of tqdm's widget bars (its description and counters), if any."""
+    state = nb.metadata.get("widgets", {}).get(
+        "application/vnd.jupyter.widget-state+json", {}).get("state", {})
+    parts = []
+    for model in state.values():
+        value = model.get("state", {}).get("value")
+        if isinstance(value, str):
+            parts.append(value)
+    return " ".join(parts).replace("\u2007", " ")  # tqdm pads widget text with figure spaces
+
+
 def test_the_committed_notebook_has_no_outputs():
     nb = nbformat.read(NOTEBOOK, as_version=4)
     nbformat.validate(nb)
@@ -51,7 +63,8 @@ def test_the_notebook_runs_top_to_bottom(fake_ollama, monkeypatch):
     status, listing, pull, stream, oneliner, launch, _ = (_text(c) for c in code)
     assert f"host='{fake_ollama.url}', reachable=True" in status
     assert "qwen3:0.6b" in listing and "llama3.2:latest" in listing
-    assert f"(True, {THINKER.size})" in pull and "qwen3:0.6b: done: 100%" in pull
+    assert f"(True, {THINKER.size})" in pull
+    assert "qwen3:0.6b: done: 100%" in pull + _widget_text(nb)  # a widget bar in Jupyter
     assert "You said: Why is the sky blue? One sentence." in stream
     assert "Thinking: Thinking about: Why is the sky blue?" in stream
     assert "> Thinking about: Say hello in French.\n\nYou said: Say hello in French." in oneliner
