@@ -11,7 +11,7 @@ from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 from . import _client, models
 from .cancel import CancelToken
-from .errors import ModelNotFound, PullCancelled, PullFailed
+from .errors import ModelNotFound, OllamaError, OllamaUnavailable, PullCancelled, PullFailed
 from .names import parse_name
 from .progress import Clock
 from .pull import pull_model
@@ -46,7 +46,12 @@ def chat_stream(
     if not models.model_exists(name, url):
         if not auto_pull:
             raise ModelNotFound(name, installed_only=True)
-        yield from _auto_pull(name, pull_args)
+        try:
+            yield from _auto_pull(name, pull_args)
+        except PullCancelled:
+            if cancel and cancel.cancelled:
+                return  # our consumer asked to stop: end quietly, as an answer would
+            raise
     try:
         yield from _answer(url, name, payload, options, think, keep_alive, cancel)
     except ModelNotFound:
@@ -57,6 +62,9 @@ def chat_stream(
         yield from _auto_pull(name, pull_args)
         log.info("Model '%s' pulled successfully, retrying request...", name)
         yield from _answer(url, name, payload, options, think, keep_alive, cancel)
+    except PullCancelled:
+        if not (cancel and cancel.cancelled):
+            raise  # cancelled by someone else (cancel_pull): say so
 
 
 def _messages(messages: Iterable[Mapping[str, Any]], system: Optional[str]) -> list[dict]:
@@ -80,11 +88,25 @@ def _auto_pull(name: str, pull_args: dict) -> Iterator[ChatEvent]:
 
 def _answer(url: str, name: str, payload: list[dict], options, think, keep_alive,
             cancel: Optional[CancelToken]) -> Iterator[ChatEvent]:
+    try:
+        yield from _stream_answer(url, name, payload, options, think, keep_alive, cancel)
+    except OllamaError as exc:
+        # Asking a model without the capability to think is a 400 before any output: answer
+        # without thinking rather than fail the message.
+        if not (think and exc.status_code == 400 and "support thinking" in exc.reason):
+            raise
+        log.info("Model '%s' does not support thinking; answering without it", name)
+        yield from _stream_answer(url, name, payload, options, None, keep_alive, cancel)
+
+
+def _stream_answer(url: str, name: str, payload: list[dict], options, think, keep_alive,
+                   cancel: Optional[CancelToken]) -> Iterator[ChatEvent]:
     client = _client.get_client(url, streaming=True)
     stream = _client.Stream(lambda: client.chat(
         model=name, messages=payload, stream=True, options=options, think=think,
         keep_alive=keep_alive))
     unregister = cancel.on_cancel(lambda: stream.abort("cancelled")) if cancel else None
+    finished = False
     try:
         for part in stream:
             message = part.message
@@ -94,7 +116,12 @@ def _answer(url: str, name: str, payload: list[dict], options, think, keep_alive
                 if message.content:
                     yield ContentDelta(message.content)
             if part.done:
+                finished = True
                 yield _done(name, part)
+        if not finished and not stream.aborted:  # closed cleanly, but the answer never ended
+            raise OllamaUnavailable(url, during="answer")
+    except OllamaUnavailable:
+        raise
     except Exception as exc:
         if stream.aborted:  # the consumer asked to stop: end quietly
             return

@@ -402,3 +402,24 @@ def test_speed_and_eta_unknown_until_meaningful():
         value = folder.feed("pulling aaa", "sha256:aaa", 1_000_000, i * 50_000)
     assert value.speed == pytest.approx(500_000, rel=0.01)
     assert value.eta == pytest.approx(1.0, rel=0.01)
+
+
+def test_think_on_a_model_without_thinking_still_answers(fake_ollama):
+    events = list(cp.chat_stream("llama3.2", [{"role": "user", "content": "hi"}], think=True,
+                                 host=fake_ollama.url))
+    assert _text(events) == "You said: hi"
+    assert [b.get("think") for b in fake_ollama.chat_requests] == [True, None]
+
+
+def test_cancel_during_auto_pull_ends_the_chat_quietly(fake_ollama):
+    fake_ollama.chunk_size = 100_000
+    fake_ollama.faults.stall_pull_after = 500_000
+    token = cp.CancelToken()
+    seen = []
+    for event in cp.chat_stream("mistral", [{"role": "user", "content": "hi"}],
+                                host=fake_ollama.url, cancel=token):
+        seen.append(event)
+        if isinstance(event, PullProgress) and event.completed >= 500_000:
+            token.cancel()
+    assert seen and not any(isinstance(e, ContentDelta) for e in seen)
+    assert fake_ollama.disconnected.wait(2)
