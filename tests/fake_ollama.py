@@ -340,6 +340,9 @@ class _ClientGone(Exception):
 
 # --------------------------------------------------------------------------- HTTP handler
 class _Handler(BaseHTTPRequestHandler):
+    # Go's net/http sets TCP_NODELAY; without it, headers and body written apart wait ~40 ms
+    # for a delayed ACK on a reused connection.
+    disable_nagle_algorithm = True
     protocol_version = "HTTP/1.1"  # keep-alive, chunked streams
 
     # ---- connection bookkeeping

@@ -1,0 +1,119 @@
+"""The fake Ollama server in its own process, for benchmarks.
+
+In-process, the fake's threads would compete for the GIL with the code under test and distort
+the ratios. ``python bench/fake_server.py`` prints its URL on the first line of stdout and serves
+until stdin closes. Two extra routes drive it from the benchmark process:
+
+- ``POST /bench/config`` with any of ``chunk_size``, ``event_delay``, ``token_delay`` and
+  ``faults`` (a dict of fault switches); ``{"reset": true}`` turns every fault off.
+- ``GET /bench/stats``: when each model's pull wrote "success" and every client disconnect,
+  as ``time.monotonic()`` values (one system-wide clock on Linux, comparable across
+  processes), plus the request counters.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests import fake_ollama as fo  # noqa: E402
+from tests.fake_ollama import FakeModel, FakeOllama  # noqa: E402
+
+PULL_EVENTS = 100_000
+CHUNK = 1_000
+PULL_MODELS = 24  # bench-pull-0 … : each run pulls a fresh one (a pulled model is installed)
+TOKENS = {"tokens-2k": 2_000, "tokens-8k": 8_000, "tokens-600": 600, "tokens-100": 100,
+          "tokens-1": 1}
+
+
+def _words(n: int):
+    text = " ".join(f"w{i % 1000}" for i in range(n))
+    return lambda messages: text
+
+
+def models() -> tuple[list[FakeModel], list[FakeModel]]:
+    installed = [FakeModel(name=f"{name}:latest", layers=[1_000, 100], reply=_words(n))
+                 for name, n in TOKENS.items()]
+    installed.append(FakeModel(name="echo:latest", layers=[1_000, 100]))
+    remote = [FakeModel(name=f"bench-pull-{i}:latest", layers=[PULL_EVENTS * CHUNK, 1_000, 500])
+              for i in range(PULL_MODELS)]
+    remote.append(FakeModel(name="stall-pull:latest", layers=[10_000_000, 100]))
+    return installed, remote
+
+
+def _install_instrumentation(fake: FakeOllama) -> dict:
+    stats = {"success": {}, "disconnects": []}
+    emit = fo._Out.emit
+
+    def timed_emit(self, obj, delay=None):
+        emit(self, obj, delay)
+        if obj.get("status") == "success":
+            stats["success"][self.h._bench_model] = time.monotonic()
+
+    fo._Out.emit = timed_emit
+    gone = fake._client_gone
+
+    def timed_gone():
+        stats["disconnects"].append(time.monotonic())
+        gone()
+
+    fake._client_gone = timed_gone
+    pull = fo._Handler.h_pull
+
+    def h_pull(self, body):
+        self._bench_model = fo.parse_name(body.get("model") or body.get("name") or "").short
+        pull(self, body)
+
+    def h_config(self, body):
+        if body.get("reset"):
+            fake.faults.reset()
+        for key in ("chunk_size", "event_delay", "token_delay"):
+            if key in body:
+                setattr(fake, key, body[key])
+        for key, value in (body.get("faults") or {}).items():
+            setattr(fake.faults, key, value)
+        if body.get("release"):
+            fake.release()
+        self._json(200, {"ok": True})
+
+    def h_stats(self, body):
+        self._json(200, {**stats, "disconnect_count": fake.disconnects,
+                         "open_streams": fake.open_streams,
+                         "pull_requests": dict(fake.pull_requests),
+                         "chat_requests": len(fake.chat_requests)})
+
+    # Go (and so Ollama) sets TCP_NODELAY on every connection; http.server does not, and its
+    # separate header and body writes would then wait ~40 ms for a delayed ACK.
+    fo._Handler.disable_nagle_algorithm = True
+    fo._Handler.h_pull = h_pull
+    fo._Handler.h_config = h_config
+    fo._Handler.h_stats = h_stats
+    fo._Handler.ROUTES = {**fo._Handler.ROUTES, ("POST", "/bench/config"): "h_config",
+                          ("GET", "/bench/stats"): "h_stats"}
+    return stats
+
+
+def main() -> None:
+    fake = FakeOllama()
+    installed, remote = models()
+    for m in installed:
+        fake.add_installed(m)
+    for m in remote:
+        fake.add_remote(m)
+    _install_instrumentation(fake)
+    fake.chunk_size = CHUNK
+    fake.start()
+    print(fake.url, flush=True)
+    done = threading.Event()
+    threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()
+    done.wait()
+    fake.stop()
+
+
+if __name__ == "__main__":
+    main()
