@@ -1,9 +1,12 @@
 """ContextPilot's web app. ``demo`` is what Hugging Face Spaces and ``gradio app.py`` look for;
-``python app.py`` serves it on GRADIO_SERVER_NAME:GRADIO_SERVER_PORT (default 127.0.0.1:7860)."""
+``python app.py`` serves it on GRADIO_SERVER_NAME:GRADIO_SERVER_PORT (default 127.0.0.1:7860).
 
-from contextpilot.ui import build_app
+The app is locked down when shared (GRADIO_SHARE=1, a non-loopback GRADIO_SERVER_NAME, or a
+Space): see ``contextpilot.policy``. CONTEXTPILOT_AUTH="user:pass" asks for a login."""
+
+from contextpilot.ui import auth_from_env, build_app
 
 demo = build_app()
 
 if __name__ == "__main__":
-    demo.launch()
+    demo.launch(auth=auth_from_env())

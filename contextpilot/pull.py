@@ -237,6 +237,13 @@ class _PullJob:
     def cancel(self) -> None:
         self.stream.abort("cancelled")
 
+    def snapshot(self) -> PullProgress:
+        """The newest value, folded now: with no consumer (a detached pull whose page was
+        closed) nothing else folds the byte-only updates."""
+        with self._cond:
+            self._fold_pending()
+            return self.latest or PullProgress(model=self.model, status="starting")
+
 
 _registry: dict[tuple[str, str], _PullJob] = {}
 _registry_lock = threading.Lock()
@@ -320,7 +327,7 @@ def active_pulls(host: Optional[str] = None) -> list[PullProgress]:
     url = _client.resolve_host(host) if host else None
     with _registry_lock:
         jobs = [j for (h, _), j in _registry.items() if url is None or h == url]
-    return [j.latest or PullProgress(model=j.model, status="starting") for j in jobs]
+    return [j.snapshot() for j in jobs]
 
 
 def is_pulling(name: str, host: Optional[str] = None) -> bool:

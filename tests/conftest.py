@@ -81,3 +81,15 @@ def artifacts():
 def offline_registry(clean_env, monkeypatch):
     """Tests never reach out to the public registry."""
     monkeypatch.setenv("CONTEXTPILOT_REGISTRY_LOOKUP", "0")
+
+
+@pytest.fixture
+def roomy_machine(monkeypatch):
+    """A machine where every catalog model fits (1 TB free disk, 256 GB RAM, no GPU), so
+    UI tests do not depend on the host running them; tests shrink it to make things not fit."""
+    from contextpilot import hardware
+
+    monkeypatch.setattr(hardware, "free_disk", lambda path=None: 10**12)
+    monkeypatch.setattr(hardware, "total_memory", lambda: 256 * 2**30)
+    monkeypatch.setattr(hardware, "gpu_memory", lambda: None)
+    return hardware

@@ -97,3 +97,63 @@ def test_ollama_down_shows_the_fix_then_recovers(page, fake_ollama, artifacts):
         status.get_by_text("Ollama 0.12.3").wait_for()
         page.locator("#model-dropdown input").click()
         page.get_by_role("option", name="llama3.2:latest (3.0 MB)").wait_for()
+
+
+@pytest.mark.usefixtures("roomy_machine")
+def test_models_tab_deletes_after_confirmation(page, fake_ollama, artifacts):
+    with running_app(fake_ollama.url) as url:
+        open_app(page, url)
+        page.get_by_role("tab", name="Models").click()
+        table = page.locator("#models-table")
+        table.get_by_text("qwen3:0.6b").wait_for()
+        page.locator("#models-select input").click()
+        page.get_by_role("option", name="qwen3:0.6b").click()
+        page.locator("#model-details").get_by_text("thinking").wait_for()
+
+        page.locator("#delete-button").click()
+        confirm = page.locator("#confirm-delete-button")
+        confirm.wait_for()
+        assert "qwen3:0.6b" in fake_ollama.installed_names()  # not before the confirmation
+        page.screenshot(path=str(artifacts / "browser-models-confirm-delete.png"),
+                        full_page=True)
+        confirm.click()
+        page.locator("#models-status").get_by_text("Deleted qwen3:0.6b.").wait_for()
+        assert table.get_by_text("qwen3:0.6b").count() == 0
+        assert not confirm.is_visible()
+        assert fake_ollama.installed_names() == ["llama3.2:latest"]
+
+        page.get_by_role("tab", name="Chat").click()
+        page.locator("#model-dropdown input").click()
+        page.get_by_role("option", name="qwen3:0.6b — download").wait_for()
+        assert page.get_by_role("option", name="qwen3:0.6b (").count() == 0
+
+
+@pytest.mark.usefixtures("roomy_machine")
+def test_downloads_panel_survives_a_refresh_and_cancels(page, fake_ollama, artifacts):
+    fake_ollama.chunk_size, fake_ollama.event_delay = 10_000, 0.05  # ~20 s download
+    with running_app(fake_ollama.url) as url:
+        open_app(page, url)
+        page.locator("#model-dropdown input").click()
+        page.get_by_role("option", name="mistral — download 4.1 GB").click()
+        page.locator("#model-note").get_by_text("fits").wait_for()
+        page.locator("#pull-button").click()
+        panel = page.locator("#downloads-panel")
+        panel.locator('[data-model="mistral:latest"]').wait_for()
+
+        page.reload()
+        open_app(page, url)
+        row = panel.locator('[data-model="mistral:latest"]')
+        row.wait_for()
+        page.wait_for_function(  # still running: the bar moves on from where it was
+            "() => Number(document.querySelector('#downloads-panel [role=progressbar]')"
+            "?.getAttribute('aria-valuenow')) > 0")
+        page.screenshot(path=str(artifacts / "browser-downloads-after-refresh.png"),
+                        full_page=True)
+        assert fake_ollama.pull_requests["mistral:latest"] == 1  # not a fresh start
+
+        page.locator("#cancel-download").click()
+        page.locator("#downloads-status").get_by_text(
+            "Cancelled the download of mistral:latest").wait_for()
+        assert fake_ollama.disconnected.wait(2), "the pull stream to Ollama stayed open"
+        panel.get_by_text("No download is running.").wait_for()
+        assert "mistral:latest" not in fake_ollama.installed_names()

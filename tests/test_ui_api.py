@@ -46,7 +46,8 @@ def test_chat_endpoint_is_public_with_the_model_among_its_inputs(client):
     info = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert set(info) == {"/chat", "/list_models", "/pull_model"}
     names = [p["parameter_name"] for p in info["/chat"]["parameters"]]
-    assert names == ["message", "model", "system", "temperature", "num_ctx"]
+    assert names == ["message", "model", "system", "temperature", "num_ctx", "think",
+                     "download_anyway"]
     assert all(p["parameter_has_default"] for p in info["/chat"]["parameters"][2:])
 
 

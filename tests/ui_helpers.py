@@ -35,3 +35,47 @@ def wait_until(condition: Callable[[], bool], timeout: float = 5.0, what: str = 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what or condition}")
         time.sleep(0.01)
+
+
+def event_id(url: str, api_name: str) -> int:
+    """The fn_index of an event handler (private ones too), from the app's config."""
+    import httpx
+
+    config = httpx.get(f"{url}/config", timeout=10).json()
+    for dep in config["dependencies"]:
+        if dep.get("api_name") == api_name:
+            return dep["id"]
+    raise KeyError(api_name)
+
+
+def call_event(url: str, api_name: str, *data, first: bool = False) -> list:
+    """A crafted request straight to the queue, as a browser would send it, for any event
+    handler (private ones included): the handler's final outputs (a generator's first ones
+    with ``first``; later ones may arrive as diffs)."""
+    import json
+    import uuid
+
+    import httpx
+
+    session = uuid.uuid4().hex
+    body = {"data": list(data), "fn_index": event_id(url, api_name), "session_hash": session,
+            "event_data": None, "trigger_id": None}
+    with httpx.Client(base_url=url, timeout=30) as http:
+        http.post("/gradio_api/queue/join", json=body).raise_for_status()
+        with http.stream("GET", "/gradio_api/queue/data",
+                         params={"session_hash": session}) as stream:
+            last = None
+            for line in stream.iter_lines():
+                if not line.startswith("data:"):
+                    continue
+                msg = json.loads(line[5:])
+                output = msg.get("output") or {}
+                if msg.get("msg") == "process_generating":
+                    if first:
+                        return output.get("data")
+                    last = output.get("data")
+                if msg.get("msg") == "process_completed":
+                    if not msg.get("success", True) or "error" in output:
+                        raise RuntimeError(output.get("error") or msg)
+                    return output.get("data") or last
+    raise RuntimeError("no result")

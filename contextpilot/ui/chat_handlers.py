@@ -1,0 +1,247 @@
+"""The chat's handlers: /chat, the Download button and /pull_model.
+
+Thin: they validate and apply the rules through ``Service`` (names, the shared-app policy,
+message size, the fit check), go through the async bridge (so Stop and a closed tab close
+the stream to Ollama) and render with ``render``. Every error becomes a message where the
+user is looking; nothing raw reaches Gradio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+from pathlib import Path
+from typing import Any, AsyncIterator, Optional
+
+import gradio as gr
+
+import contextpilot as cp
+from contextpilot.ui import render
+from contextpilot.ui.bridge import batches, keep_pull_updates
+from contextpilot.ui.service import Models, Service
+
+log = logging.getLogger("contextpilot")
+
+PULL_INTERVAL = 0.1  # ≤ 10 updates/s while bytes flow: each costs Gradio ~1 ms of CPU
+TOKEN_INTERVAL = 0.05  # coalesce tokens to ~20 updates/s
+
+
+def split_message(message: Any) -> tuple[str, list[str]]:
+    """ChatInterface(multimodal=True) sends {"text": ..., "files": [...]}; accept a str too."""
+    if isinstance(message, dict):
+        files = [f.get("path", "") if isinstance(f, dict) else str(f)
+                 for f in message.get("files") or []]
+        return message.get("text") or "", [f for f in files if f]
+    return message or "", []
+
+
+def _history_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, (list, tuple)):
+        return "".join(_history_text(c) for c in content)
+    if isinstance(content, dict) and content.get("type") == "text":
+        return str(content.get("text", ""))
+    return ""  # files and components of earlier turns are not sent again
+
+
+def ollama_history(history: list) -> list[dict]:
+    """Chat history -> Ollama messages: user turns and plain answers; status, thinking and
+    error messages (they carry metadata, or start with the warning sign) are display only."""
+    out = []
+    for m in history or []:
+        role = m.get("role") if isinstance(m, dict) else None
+        if role not in ("user", "assistant") or (m.get("metadata") or {}).get("title"):
+            continue
+        text = html.unescape(_history_text(m.get("content")))
+        if text and not (role == "assistant" and text.startswith("⚠️")):
+            out.append({"role": role, "content": text})
+    return out
+
+
+def vision_refusal(name: str) -> str:
+    return (f"{name} cannot read images (it has no vision capability), so your message was "
+            f"not sent. Remove the image, or choose a vision model such as gemma3 or llava.")
+
+
+def think_value(think: bool, caps: Optional[tuple]) -> Optional[bool]:
+    """Off sends think=false; on asks a thinking model to think and leaves others alone."""
+    if not think:
+        return False
+    return True if caps is not None and "thinking" in caps else None
+
+
+def _images(files: list[str]) -> list[bytes]:
+    return [Path(f).read_bytes() for f in files]
+
+
+def _interval(event: object) -> float:
+    return PULL_INTERVAL if isinstance(event, cp.PullProgress) else TOKEN_INTERVAL
+
+
+class ChatHandlers:
+    """The handlers, bound to one ``Service`` and the configured default model."""
+
+    def __init__(self, service: Service, configured: str) -> None:
+        self.service = service
+        self.configured = configured
+
+    # -- page state ---------------------------------------------------------------------
+
+    def refresh_models(self, current: Optional[str]):
+        """Page load and ↻: the dropdown, status line, note and Think control."""
+        data = self.service.models()
+        value = current or data.default(self.configured)
+        status = render.status_html(cp.server_status(self.service.host))
+        return (gr.Dropdown(choices=data.choices(), value=value), status,
+                self.service.note(value, data), self.think_control(value))
+
+    def model_changed(self, model: str):
+        return self.service.note(model), self.think_control(model)
+
+    def think_control(self, model: Optional[str]):
+        try:
+            caps = self.service.capabilities(model) if model else None
+        except cp.ContextPilotError:
+            caps = None
+        return gr.Checkbox(visible=bool(caps and "thinking" in caps))
+
+    # -- /chat --------------------------------------------------------------------------
+
+    async def chat(self, message: Any, history: list, model: str = "", system: str = "",
+                   temperature: float = 0.7, num_ctx: float = 4096, think: bool = True,
+                   download_anyway: bool = False):
+        """Answer ``message`` with ``model``, downloading the model first if needed.
+
+        Yields the assistant's messages (download status, thinking, answer) and, for the page,
+        the progress bar, the dropdown, the model note and the status line."""
+        skip = gr.skip()
+        text, files = split_message(message)
+        view = render.ChatView(str(model or ""))
+        try:
+            self.service.policy.check_message(text, files=len(files))
+            self.service.policy.check_message(system or "")
+            name = await self._resolve_model(model)
+            view.model = name
+            caps = await self._prepare(name, bool(download_anyway))
+            if files and caps is None:  # unknown until it is here: download, then look
+                async for batch in batches(lambda t: cp.pull_model(
+                        name, self.service.host, cancel=t), PULL_INTERVAL):
+                    view.feed(batch)
+                    yield view.messages(), render.progress_html(view.pull), skip, skip, skip
+                caps = await asyncio.to_thread(self.service.capabilities, name)
+            if files and "vision" not in (caps or ()):
+                view.error = vision_refusal(name)
+                yield (view.messages(), *(await asyncio.to_thread(self._after_turn, view)))
+                return
+            user: dict = {"role": "user", "content": text}
+            if files:
+                user["images"] = await asyncio.to_thread(_images, files)
+            messages = ollama_history(history) + [user]
+            options = {"temperature": float(temperature), "num_ctx": int(num_ctx)}
+            yield view.messages(), skip, skip, skip, skip  # at once: the turn has started
+
+            def make(token):
+                return cp.chat_stream(name, messages, system=system or None, options=options,
+                                      think=think_value(bool(think), caps),
+                                      host=self.service.host, cancel=token)
+
+            async for batch in batches(make, _interval):
+                pulled_now = any(isinstance(e, cp.PullProgress) for e in batch)
+                view.feed(batch)
+                bar = render.progress_html(view.pull) if pulled_now else skip
+                yield view.messages(), bar, skip, skip, skip
+        except cp.ContextPilotError as exc:
+            view.error = str(exc)
+        except Exception as exc:  # never a raw traceback in the page
+            log.exception("chat failed")
+            view.error = f"Something went wrong: {exc}"
+        yield (view.messages(), *(await asyncio.to_thread(self._after_turn, view)))
+
+    async def _resolve_model(self, model: Optional[str]) -> str:
+        model = str(model or "").strip()
+        if not model:
+            data = await asyncio.to_thread(self.service.models, False)
+            model = data.default(self.configured)
+        return cp.parse_name(model).display  # InvalidModelName: shown as the answer
+
+    async def _prepare(self, name: str, override: bool) -> Optional[tuple]:
+        """Before a turn: a missing model must be allowed and fit (else NotAllowed); then
+        its capabilities (None when unknown)."""
+        if not await asyncio.to_thread(self.service.installed, name):
+            refusal = await asyncio.to_thread(self.service.before_pull, name, override)
+            if refusal:
+                raise cp.NotAllowed("download", name, refusal)
+        return await asyncio.to_thread(self.service.capabilities, name)
+
+    def _after_turn(self, view: render.ChatView):
+        """After each message: the bar's last state, the dropdown and note (a pull installs
+        a model), and the status line (Ollama may have gone or come back)."""
+        status = render.status_html(cp.server_status(self.service.host))
+        if view.pull is None:
+            return gr.skip(), gr.skip(), gr.skip(), status
+        bar = (render.progress_html(view.pull) if view.pull.done or not view.error
+               else render.error_html(view.error))
+        data = self.service.models()
+        return bar, gr.Dropdown(choices=data.choices()), self.service.note(view.model, data), \
+            status
+
+    # -- downloads ----------------------------------------------------------------------
+
+    async def download(self, model: str, download_anyway: bool = False):
+        """The Download button: the bar, then the dropdown, note and status. The pull is
+        detached: closing or reloading the page leaves it running (see Downloads)."""
+        skip = gr.skip()
+        try:
+            name = cp.parse_name(str(model or "").strip()).display
+            refusal = await asyncio.to_thread(self.service.before_pull, name,
+                                              bool(download_anyway))
+            if refusal:
+                yield render.error_html(refusal), skip, skip, skip
+                return
+            yield render.progress_html(cp.PullProgress(model=name, status="pulling manifest")), \
+                skip, skip, skip
+            last = None
+            async for batch in batches(lambda t: cp.pull_model(
+                    name, self.service.host, cancel=t, detach=True), PULL_INTERVAL):
+                last = batch[-1]
+                yield render.progress_html(last), skip, skip, skip
+            if last is not None and last.done:
+                self.service.start_preload(name)
+        except cp.ContextPilotError as exc:
+            yield render.error_html(str(exc)), skip, skip, skip
+        except Exception as exc:
+            log.exception("download failed")
+            yield render.error_html(f"Something went wrong: {exc}"), skip, skip, skip
+        dropdown, status, note, _think = await asyncio.to_thread(self.refresh_models, model)
+        yield skip, dropdown, note, status
+
+    async def pull_model_api(self, name: str, download_anyway: bool = False
+                             ) -> AsyncIterator[str]:
+        """Download a model; streams one progress line at a time and ends with the result."""
+        last: Optional[cp.PullProgress] = None
+        try:
+            display = cp.parse_name(str(name or "").strip()).display
+            refusal = await asyncio.to_thread(self.service.before_pull, display,
+                                              bool(download_anyway))
+            if refusal:
+                yield refusal
+                return
+            async for batch in batches(lambda t: cp.pull_model(
+                    display, self.service.host, cancel=t), PULL_INTERVAL):
+                for value in keep_pull_updates(batch):
+                    last = value
+                    yield render.progress_text(value)
+            self.service.start_preload(display)
+            yield render.pull_result_text(last, display)
+        except cp.ContextPilotError as exc:
+            yield str(exc)
+        except Exception as exc:
+            log.exception("pull failed")
+            yield f"Something went wrong: {exc}"
+
+    def list_models_api(self) -> dict:
+        """Installed models and the catalog of popular models (with download sizes)."""
+        status = cp.server_status(self.service.host)
+        return self.service.models(with_capabilities=False).as_json(status)

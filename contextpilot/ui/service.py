@@ -1,0 +1,224 @@
+"""What the app's handlers call: the library plus the app's rules, for one Ollama host.
+
+Every method that takes a model name validates it (``parse_name``) and applies the
+``AccessPolicy`` before anything reaches Ollama, so a crafted request to any event handler,
+public or private, gets the same checks as the page. Methods are blocking; handlers run
+them in a thread. Nothing here formats UI beyond the pure ``render`` helpers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Optional
+
+import contextpilot as cp
+from contextpilot import models as _models
+from contextpilot.catalog import catalog, catalog_entry
+from contextpilot.policy import AccessPolicy
+from contextpilot.ui import render, render_models
+
+log = logging.getLogger("contextpilot")
+
+_details_cache: dict[tuple[str, str, str], cp.ModelDetails] = {}
+_details_lock = threading.Lock()
+
+
+def key(name: str) -> str:
+    try:
+        return cp.parse_name(name).key
+    except cp.InvalidModelName:
+        return name
+
+
+def preload_default() -> bool:
+    return os.environ.get("CONTEXTPILOT_PRELOAD", "1").strip() != "0"
+
+
+class Models:
+    """The installed list (with capabilities) and the catalog, as the dropdown sees them."""
+
+    def __init__(self, service: "Service") -> None:
+        self.service = service
+        self.installed: list[cp.ModelInfo] = []
+        self.capabilities: dict[str, tuple[str, ...]] = {}
+        self.error = ""
+
+    def refresh(self, with_capabilities: bool = True) -> "Models":
+        try:
+            self.installed, self.error = cp.list_models(self.service.host), ""
+        except cp.ContextPilotError as exc:
+            self.installed, self.error = [], str(exc)
+        if with_capabilities:
+            for m in self.installed:
+                d = self.service.details(m.name, m.digest)
+                self.capabilities[m.name] = d.capabilities if d else ()
+        return self
+
+    def keys(self) -> set[str]:
+        return {key(m.name) for m in self.installed}
+
+    def find(self, name: str) -> Optional[cp.ModelInfo]:
+        k = key(name)
+        return next((m for m in self.installed if key(m.name) == k), None)
+
+    def names(self) -> list[str]:
+        return [m.name for m in self.installed]
+
+    def choices(self) -> list[tuple[str, str]]:
+        keys = self.keys()
+        out = [(f"{m.name} ({render.human_bytes(m.size)})"
+                f"{render_models.badges(self.capabilities.get(m.name))}", m.name)
+               for m in self.installed]
+        for e in catalog():
+            if key(e.name) not in keys and self.service.may_pull(e.name):
+                out.append((f"{e.short_name} — download {render.human_bytes(e.size)}"
+                            f"{render_models.badges(e.capabilities)}", e.name))
+        return out
+
+    def as_json(self, status: cp.ServerStatus) -> dict:
+        keys = self.keys()
+        return {
+            "host": status.host,
+            "version": status.version,
+            "error": self.error,
+            "installed": [_info_json(m) for m in self.installed],
+            "catalog": [_entry_json(e, key(e.name) in keys) for e in catalog()],
+        }
+
+    def default(self, configured: str) -> str:
+        if configured:
+            return configured
+        chat_models = [m.name for m in self.installed if "embed" not in m.name]
+        return chat_models[0] if chat_models else catalog()[0].name
+
+
+class Service:
+    """The library and the rules for one host; see the module docstring."""
+
+    def __init__(self, host: Optional[str], policy: AccessPolicy, preload: bool) -> None:
+        self.host = host
+        self.policy = policy
+        self.preload = preload
+
+    def models(self, with_capabilities: bool = True) -> Models:
+        return Models(self).refresh(with_capabilities)
+
+    def details(self, name: str, digest: str = "") -> Optional[cp.ModelDetails]:
+        """model_details, cached per digest (a model's capabilities never change)."""
+        k = (self.host or "", key(name), digest)
+        with _details_lock:
+            if digest and k in _details_cache:
+                return _details_cache[k]
+        try:
+            d = cp.model_details(name, self.host)
+        except cp.ContextPilotError:
+            return None
+        if digest:
+            with _details_lock:
+                _details_cache[k] = d
+        return d
+
+    def capabilities(self, name: str) -> Optional[tuple[str, ...]]:
+        """Installed: Ollama's word; else the catalog's; None when nobody knows yet."""
+        have = _models.installed(name, self.host)
+        if have is not None:
+            d = self.details(have.name, have.digest)
+            return d.capabilities if d else None
+        entry = catalog_entry(name)
+        return entry.capabilities if entry else None
+
+    def installed(self, name: str) -> bool:
+        return cp.model_exists(name, self.host)
+
+    def note(self, model: Optional[str], data: Optional[Models] = None) -> str:
+        """The line under the dropdown: installed, downloading, or the fit verdict."""
+        if not model:
+            return ""
+        try:
+            name = cp.parse_name(model).display
+        except cp.InvalidModelName as exc:
+            return f"⚠️ {render.escape(str(exc))}"
+        data = data or self.models(with_capabilities=False)
+        if data.error:
+            return ""
+        have = data.find(name)
+        text = render.model_note(name, have, catalog_entry(name))
+        if have is not None:
+            return text
+        if cp.is_pulling(name, self.host):
+            return f"{render.escape(name)} is downloading now (see Downloads)."
+        if not self.may_pull(name):
+            return f"⚠️ {render.escape(name)} is not installed, and downloads of it are " \
+                   f"not allowed on this shared app."
+        return f"{text}\n\n{render_models.fit_note(cp.check_fit(name, self.host))}"
+
+    def may_pull(self, name: str) -> bool:
+        """Whether the policy lets visitors download ``name`` (False when it cannot tell)."""
+        try:
+            return self.policy.may_pull(name)
+        except cp.ContextPilotError:  # the allowlist needs Ollama, which is down
+            return False
+
+    def before_pull(self, name: str, override: bool) -> str:
+        """Policy (raises NotAllowed), then the fit check: '' to go, else why it waits."""
+        self.policy.check_pull(name)
+        if self.installed(name):
+            return ""
+        return render_models.fit_refusal(cp.check_fit(name, self.host)) if not override else ""
+
+    def start_preload(self, name: str) -> None:
+        """Load ``name`` into memory in the background, so the first answer is quick."""
+        if not self.preload:
+            return
+
+        def run() -> None:
+            try:
+                cp.load_model(name, host=self.host)
+            except cp.ContextPilotError as exc:
+                log.warning("Pre-loading %s failed: %s", name, exc)
+
+        threading.Thread(target=run, name=f"preload {name}", daemon=True).start()
+
+    # -- management actions (all policy-checked) -------------------------------------------
+
+    def delete(self, name: str) -> str:
+        display = cp.parse_name(name).display
+        self.policy.check_action("delete", display)
+        cp.delete_model(display, self.host)
+        return f"Deleted {display}."
+
+    def load(self, name: str) -> str:
+        display = cp.parse_name(name).display
+        if not self.installed(display):
+            raise cp.ModelNotFound(display, installed_only=True)
+        cp.load_model(display, host=self.host)
+        return f"{display} is loaded in memory."
+
+    def unload(self, name: str) -> str:
+        display = cp.parse_name(name).display
+        self.policy.check_action("unload", display)
+        cp.unload_model(display, self.host)
+        return f"{display} was unloaded from memory."
+
+    def cancel(self, name: str) -> str:
+        display = cp.parse_name(name).display
+        self.policy.check_action("cancel", display)
+        if cp.cancel_pull(display, self.host):
+            return f"Cancelled the download of {display}; starting it again resumes it."
+        return f"{display} is not downloading."
+
+
+def _info_json(m: cp.ModelInfo) -> dict:
+    return {"name": m.name, "size": m.size, "size_text": render.human_bytes(m.size),
+            "family": m.family, "parameter_size": m.parameter_size,
+            "quantization": m.quantization,
+            "modified_at": m.modified_at.isoformat() if m.modified_at else None}
+
+
+def _entry_json(e, installed: bool) -> dict:
+    return {"name": e.name, "size": e.size, "size_text": render.human_bytes(e.size),
+            "memory": e.memory, "parameters": e.parameters,
+            "capabilities": list(e.capabilities), "description": e.description,
+            "installed": installed}
