@@ -93,7 +93,7 @@ class ChatHandlers:
         """Page load and ↻: the dropdown, status line, note and Think control."""
         data = self.service.models()
         value = current or data.default(self.configured)
-        status = render.status_html(cp.server_status(self.service.host))
+        status = self.service.status_html()
         return (gr.Dropdown(choices=data.choices(), value=value), status,
                 self.service.note(value, data), self.think_control(value))
 
@@ -128,6 +128,9 @@ class ChatHandlers:
             if files and caps is None:  # unknown until it is here: download, then look
                 async for batch in batches(lambda t: cp.pull_model(
                         name, self.service.host, cancel=t), PULL_INTERVAL):
+                    if not batch:  # Ollama is silent: a no-op lets Gradio see a closed tab
+                        yield view.messages(), skip, skip, skip, skip
+                        continue
                     view.feed(batch)
                     yield view.messages(), render.progress_html(view.pull), skip, skip, skip
                 caps = await asyncio.to_thread(self.service.capabilities, name)
@@ -148,6 +151,9 @@ class ChatHandlers:
                                       host=self.service.host, cancel=token)
 
             async for batch in batches(make, _interval):
+                if not batch:  # Ollama is silent: a no-op lets Gradio see a closed tab
+                    yield view.messages(), skip, skip, skip, skip
+                    continue
                 pulled_now = any(isinstance(e, cp.PullProgress) for e in batch)
                 view.feed(batch)
                 bar = render.progress_html(view.pull) if pulled_now else skip
@@ -178,7 +184,7 @@ class ChatHandlers:
     def _after_turn(self, view: render.ChatView):
         """After each message: the bar's last state, the dropdown and note (a pull installs
         a model), and the status line (Ollama may have gone or come back)."""
-        status = render.status_html(cp.server_status(self.service.host))
+        status = self.service.status_html()
         if view.pull is None:
             return gr.skip(), gr.skip(), gr.skip(), status
         bar = (render.progress_html(view.pull) if view.pull.done or not view.error
@@ -205,6 +211,9 @@ class ChatHandlers:
             last = None
             async for batch in batches(lambda t: cp.pull_model(
                     name, self.service.host, cancel=t, detach=True), PULL_INTERVAL):
+                if not batch:  # Ollama is silent: a no-op lets Gradio see a closed tab
+                    yield skip, skip, skip, skip
+                    continue
                 last = batch[-1]
                 yield render.progress_html(last), skip, skip, skip
             if last is not None and last.done:
@@ -230,6 +239,9 @@ class ChatHandlers:
                 return
             async for batch in batches(lambda t: cp.pull_model(
                     display, self.service.host, cancel=t), PULL_INTERVAL):
+                if not batch:  # Ollama is silent: a no-op lets Gradio see a closed tab
+                    yield gr.skip()
+                    continue
                 for value in keep_pull_updates(batch):
                     last = value
                     yield render.progress_text(value)

@@ -203,13 +203,17 @@ class ChatView:
 # ----------------------------------------------------------------------------- models and status
 
 
-def status_html(s: ServerStatus) -> str:
+def status_html(s: ServerStatus, note: str = "", hint: str = "") -> str:
+    """The status line; ``note`` follows a healthy status (e.g. "Started Ollama"), ``hint``
+    an unreachable one (e.g. how to install Ollama)."""
     if s.reachable:
         version = f" {escape(s.version)}" if s.version else ""
+        extra = f" — {escape(note)}" if note else ""
         return (f'<span class="cp-ok"><span style="color:#16a34a">●</span> '
-                f'Ollama{version} at {escape(s.host)}</span>')
+                f'Ollama{version} at {escape(s.host)}{extra}</span>')
+    extra = f"<br><small>{escape(hint)}</small>" if hint else ""
     return (f'<span class="cp-down" role="alert"><span style="color:#dc2626">●</span> '
-            f'{escape(s.error)}</span>')
+            f'{escape(s.error)}{extra}</span>')
 
 
 def model_choices(installed: Sequence[ModelInfo], catalog: Sequence[CatalogEntry],

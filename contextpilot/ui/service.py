@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from typing import Optional
 
 import contextpilot as cp
@@ -101,6 +102,35 @@ class Service:
         self.host = host
         self.policy = policy
         self.preload = preload
+        self._autostart_lock = threading.Lock()
+        self._autostart_at: Optional[float] = None
+        self._autostart_result: Optional[cp.AutostartResult] = None
+
+    def status_html(self) -> str:
+        """The status line: Ollama's host and version, or what is wrong and how to fix it.
+        When nothing answers at a local host, start 'ollama serve' if we can, and say so."""
+        status = cp.server_status(self.host)
+        if status.reachable:
+            return render.status_html(status)
+        result = self._autostart()
+        if result.reachable:
+            return render.status_html(cp.server_status(self.host), note=result.message)
+        return render.status_html(status, hint=result.message)
+
+    def _autostart(self) -> cp.AutostartResult:
+        # One attempt a minute at most: a page load or message must not start a server
+        # again while an earlier one is still coming up (or has failed for a reason).
+        with self._autostart_lock:
+            now = time.monotonic()
+            recent = self._autostart_at is not None and now - self._autostart_at < 60
+            last = self._autostart_result
+            if recent and last is not None and last.outcome in (
+                    cp.Autostart.STARTED, cp.Autostart.FAILED):
+                return cp.ensure_ollama(self.host, autostart=False)
+            result = cp.ensure_ollama(self.host)
+            if result.outcome in (cp.Autostart.STARTED, cp.Autostart.FAILED):
+                self._autostart_at, self._autostart_result = now, result
+            return result
 
     def models(self, with_capabilities: bool = True) -> Models:
         return Models(self).refresh(with_capabilities)
