@@ -26,7 +26,7 @@ def list_models(host: Optional[str] = None) -> list[ModelInfo]:
     url = _client.resolve_host(host)
     with _client.translating(url, during="listing"):
         response = _client.get_client(url).list()
-    models = [_model_info(m) for m in response.models]
+    models = [_model_info(m) for m in response.models if m.model]
     with _cache_lock:
         _cache[url] = (time.monotonic(), {parse_name(m.name).key: m for m in models if _ok(m.name)})
     return models
