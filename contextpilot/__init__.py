@@ -12,6 +12,7 @@ from .hardware import check_fit
 from .errors import (
     ContextPilotError,
     InvalidModelName,
+    InvalidRequest,
     ModelNotFound,
     NotAllowed,
     OllamaError,
@@ -68,6 +69,7 @@ __all__ = [
     "ContextPilotError",
     "FitVerdict",
     "InvalidModelName",
+    "InvalidRequest",
     "ModelDetails",
     "ModelInfo",
     "ModelName",

@@ -23,6 +23,8 @@ import ollama
 from ollama._client import _parse_host
 
 from .errors import (
+    ContextPilotError,
+    InvalidRequest,
     ModelNotFound,
     OllamaError,
     OllamaUnavailable,
@@ -94,7 +96,9 @@ class Stream:
         self.aborted: Optional[str] = None
 
     def _trace(self, event: str, info: dict) -> None:
-        if event == "connection.connect_tcp.complete" and info.get("return_value") is not None:
+        # TLS wraps the TCP socket (the plain one is detached): take the wrapped one then.
+        if event in ("connection.connect_tcp.complete", "connection.start_tls.complete") and (
+                info.get("return_value") is not None):
             sock = info["return_value"].get_extra_info("socket")
             with self._lock:
                 self._sock = sock
@@ -119,7 +123,10 @@ class Stream:
         if first is _END:
             return
         yield first
-        yield from iterator
+        for item in iterator:
+            if self.aborted:  # a server that keeps talking (unchanged progress) is cut off
+                raise ConnectionAbortedError(self.aborted)
+            yield item
 
 
 _END = object()
@@ -135,9 +142,14 @@ def _shutdown(sock: Optional[socket.socket]) -> None:
 # ---------------------------------------------------------------------------------------------
 # Error translation: every ollama/httpx error becomes one of ours, here and nowhere else.
 
-_TRANSPORT_LOST = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
-_UNREACHABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, ConnectionError)
-_PATH = re.compile(r"(?:[A-Za-z]:)?(?:[\\/][^\s\\/:'\"]+)+[\\/]?")
+_TRANSPORT_LOST = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError,
+                   ConnectionAbortedError)
+_UNREACHABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, ConnectionError,
+                httpx.TransportError)
+# An absolute path where Go puts one: after the start, a space or a quote (so neither a URL's
+# "//" nor "user/model" matches), up to the ": " that ends it in "op path: reason", a quote,
+# ", " or the end. Spaces inside the path ("/Users/John Smith/...") are part of it.
+_PATH = re.compile(r"""(?:(?<=^)|(?<=[\s"'(]))(?:[A-Za-z]:\\|/)(?!/)[^"'\n]*?(?=: |["']|, |$)""")
 
 
 def redact(text: str) -> str:
@@ -145,8 +157,24 @@ def redact(text: str) -> str:
 
     >>> redact("write /root/.ollama/models/blobs/sha256-ab-partial: no space left on device")
     'write <path>: no space left on device'
+    >>> redact("open /Users/John Smith/.ollama/id: permission denied")
+    'open <path>: permission denied'
+    >>> redact('"user/model:tag" does not support vision')
+    '"user/model:tag" does not support vision'
+    >>> redact("requires a newer version of Ollama: https://ollama.com/download")
+    'requires a newer version of Ollama: https://ollama.com/download'
+    >>> redact(r"write C:\\Users\\me\\.ollama\\blob: There is not enough space on the disk.")
+    'write <path>: There is not enough space on the disk.'
     """
     return _PATH.sub("<path>", text)
+
+
+def status_error(status: str, model: str) -> Exception:
+    """A pull line whose status is "error: ..." (the newer registry client's way)."""
+    reason = redact(status.split(":", 1)[1].strip() if ":" in status else status)
+    if "not found" in reason or "file does not exist" in reason:
+        return ModelNotFound(model)
+    return PullFailed(model, reason)
 
 
 def _reason(exc: ollama.ResponseError) -> str:
@@ -166,7 +194,7 @@ def translating(host: str, *, model: Optional[str] = None, during: Optional[str]
         raise OllamaUnavailable(host, during=during or "request") from exc
     except _UNREACHABLE as exc:
         raise OllamaUnavailable(host) from exc
-    except (httpx.TimeoutException, json.JSONDecodeError) as exc:
+    except (httpx.TimeoutException, httpx.HTTPError, json.JSONDecodeError) as exc:
         raise OllamaError(f"unexpected answer from Ollama ({type(exc).__name__})") from exc
 
 
@@ -176,6 +204,8 @@ def pull_error(exc: BaseException, host: str, model: str, stream: Stream) -> Exc
         return PullCancelled(model)
     if stream.aborted:
         return PullFailed(model, stream.aborted)
+    if isinstance(exc, ContextPilotError):  # already ours: keep its words
+        return exc
     if isinstance(exc, ollama.ResponseError):
         reason = _reason(exc)
         if "file does not exist" in reason or exc.status_code == 404:
@@ -189,6 +219,8 @@ def pull_error(exc: BaseException, host: str, model: str, stream: Stream) -> Exc
         return OllamaUnavailable(host)
     if isinstance(exc, (*_TRANSPORT_LOST, ConnectionError, httpx.TimeoutException)):
         return PullFailed(model, "connection lost: Ollama closed the stream")
+    if isinstance(exc, httpx.TransportError):
+        return OllamaUnavailable(host)
     if isinstance(exc, json.JSONDecodeError):
         return PullFailed(model, "Ollama sent a malformed progress line")
     return PullFailed(model, f"{type(exc).__name__}: {exc}")
@@ -196,6 +228,8 @@ def pull_error(exc: BaseException, host: str, model: str, stream: Stream) -> Exc
 
 def chat_error(exc: BaseException, host: str, model: str) -> Exception:
     """The exception a chat stream ends with."""
+    if isinstance(exc, ContextPilotError):
+        return exc
     if isinstance(exc, ollama.ResponseError):
         if exc.status_code == 404:
             return ModelNotFound(model, installed_only=True)
@@ -206,6 +240,10 @@ def chat_error(exc: BaseException, host: str, model: str) -> Exception:
         return OllamaUnavailable(host)
     if isinstance(exc, (*_TRANSPORT_LOST, ConnectionError, httpx.TimeoutException)):
         return OllamaUnavailable(host, during="answer")
+    if isinstance(exc, httpx.TransportError):
+        return OllamaUnavailable(host)
     if isinstance(exc, json.JSONDecodeError):
         return OllamaError("Ollama sent a malformed line", None, model)
+    if isinstance(exc, (ValueError, TypeError)):  # the client refused our request itself
+        return InvalidRequest(f"The message could not be sent: {exc}")
     return OllamaError(f"{type(exc).__name__}: {exc}", None, model)

@@ -59,12 +59,14 @@ def chat_stream(
             raise
         # Removed between our check and the call: pull it again, then retry once.
         models.invalidate_cache(url)
-        yield from _auto_pull(name, pull_args)
+        try:
+            yield from _auto_pull(name, pull_args)
+        except PullCancelled:
+            if cancel and cancel.cancelled:
+                return
+            raise
         log.info("Model '%s' pulled successfully, retrying request...", name)
         yield from _answer(url, name, payload, options, think, keep_alive, cancel)
-    except PullCancelled:
-        if not (cancel and cancel.cancelled):
-            raise  # cancelled by someone else (cancel_pull): say so
 
 
 def _messages(messages: Iterable[Mapping[str, Any]], system: Optional[str]) -> list[dict]:

@@ -7,6 +7,7 @@
      ├── PullFailed             a download ended without success (reason says why)
      │    └── PullCancelled     cancel_pull() or the last consumer left
      ├── NotAllowed             a shared app's rules refuse the action
+     ├── InvalidRequest         our own request was malformed (e.g. an unreadable image)
      └── OllamaError            any other error Ollama reported
 
 Only ``_client.py`` turns ``ollama``/``httpx`` errors into these; front ends turn these into
@@ -112,7 +113,7 @@ class PullFailed(ContextPilotError):
     def kind(self) -> str:
         """One of "stalled", "cancelled", "connection lost", "disk full" or "other"."""
         text = self.reason.lower()
-        if "no space left" in text or "disk full" in text:
+        if "no space left" in text or "disk full" in text or "not enough space" in text:
             return "disk full"
         for key in ("stalled", "cancelled", "connection lost"):
             if text.startswith(key):
@@ -134,6 +135,10 @@ class NotAllowed(ContextPilotError, PermissionError):
         self.action = action
         self.model = model
         super().__init__(message or f"{action} is not allowed on this shared app.")
+
+
+class InvalidRequest(ContextPilotError, ValueError):
+    """The request could not be built (e.g. an image that cannot be read); nothing was sent."""
 
 
 class OllamaError(ContextPilotError):

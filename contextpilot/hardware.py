@@ -52,12 +52,28 @@ def models_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".ollama" / "models"
 
 
-def free_disk(path: Optional[Path] = None) -> int:
-    """Free bytes on the disk that holds ``path`` (its nearest existing parent)."""
-    p = (path or models_dir()).resolve()
-    while not p.exists() and p != p.parent:
-        p = p.parent
-    return int(psutil.disk_usage(str(p)).free)
+def free_disk(path: Optional[Path] = None) -> Optional[int]:
+    """Free bytes on the disk that holds ``path`` (its nearest existing parent), or None
+    when it cannot be read."""
+    try:
+        p = (path or models_dir()).resolve()
+        while not p.exists() and p != p.parent:
+            p = p.parent
+        return int(psutil.disk_usage(str(p)).free)
+    except OSError:
+        return None
+
+
+def guard_disk() -> Optional[int]:
+    """Free bytes to hold a pull to, or None when this process cannot see Ollama's disk:
+    the models folder must exist where we look (OLLAMA_MODELS, else ~/.ollama/models);
+    a system service keeps its models elsewhere, and guessing wrong must not stop a pull."""
+    try:
+        if not models_dir().is_dir():
+            return None
+    except OSError:
+        return None
+    return free_disk()
 
 
 def total_memory() -> int:

@@ -22,14 +22,19 @@ _cache_lock = threading.Lock()
 
 
 def list_models(host: Optional[str] = None) -> list[ModelInfo]:
-    """The installed models, largest-first as Ollama sends them, and refresh the cache."""
-    url = _client.resolve_host(host)
+    """The installed models, newest first as Ollama sends them; refreshes the cache."""
+    return list(_refresh(_client.resolve_host(host)).values())
+
+
+def _refresh(url: str) -> dict[str, ModelInfo]:
+    """Ask Ollama for the installed list and cache it by key."""
     with _client.translating(url, during="listing"):
         response = _client.get_client(url).list()
-    models = [_model_info(m) for m in response.models if m.model]
+    by_key = {parse_name(m.name).key: m
+              for m in (_model_info(r) for r in response.models if r.model) if _ok(m.name)}
     with _cache_lock:
-        _cache[url] = (time.monotonic(), {parse_name(m.name).key: m for m in models if _ok(m.name)})
-    return models
+        _cache[url] = (time.monotonic(), by_key)
+    return by_key
 
 
 def _ok(name: str) -> bool:
@@ -62,9 +67,7 @@ def installed(name: str, host: Optional[str] = None) -> Optional[ModelInfo]:
         entry = _cache.get(url)
     if entry and time.monotonic() - entry[0] < CACHE_TTL and key in entry[1]:
         return entry[1][key]
-    list_models(url)  # a miss or a stale cache: ask Ollama once
-    with _cache_lock:
-        return _cache[url][1].get(key)
+    return _refresh(url).get(key)  # a miss or a stale cache: ask Ollama once
 
 
 def model_exists(name: str, host: Optional[str] = None) -> bool:

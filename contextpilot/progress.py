@@ -25,8 +25,10 @@ SMOOTHING = 0.3
 class ProgressFolder:
     """Turns raw pull events into monotonic whole-model ``PullProgress`` values."""
 
-    def __init__(self, model: str, clock: Clock = time.monotonic) -> None:
+    def __init__(self, model: str, clock: Clock = time.monotonic,
+                 known_partials: Optional[dict[str, int]] = None) -> None:
         self.model = model
+        self._known = known_partials or {}
         self._clock = clock
         self._layers: dict[str, list[int]] = {}  # key -> [total, completed (clamped)]
         self._completed = 0
@@ -68,8 +70,11 @@ class ProgressFolder:
             first = min(completed, total)
             self._layers[key] = [total, first]
             self._total += total
-            self._resumed += first  # bytes already there when this layer was first reported
             self._completed += first
+            # Resumed: a layer already on disk (reported complete at once), or the part an
+            # earlier pull left. Ollama's first report of a fresh layer comes ~60 ms into its
+            # download, so a nonzero first count alone does not prove a resume.
+            self._resumed += first if first == total else min(first, self._known.get(key, 0))
             return
         self._total += total - layer[0]  # an aggregated shape can revise its total
         layer[0] = total
@@ -111,6 +116,11 @@ class ProgressFolder:
             "fraction": self._fraction, "speed": speed, "eta": eta, "done": done,
             "resumed_bytes": self._resumed, "digest": digest,
         })
+
+    @property
+    def layers(self) -> dict[str, tuple[int, int]]:
+        """(total, completed) of every layer seen, by digest."""
+        return {k: (t, c) for k, (t, c) in self._layers.items()}
 
     @property
     def in_byte_step(self) -> bool:

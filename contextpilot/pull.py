@@ -66,7 +66,7 @@ class _PullJob:
         self.stall_timeout = stall_timeout
         client = _client.get_client(host, streaming=True)
         self.stream = _client.Stream(lambda: client.pull(self.model, stream=True))
-        self.folder = ProgressFolder(self.model, clock)
+        self.folder = ProgressFolder(self.model, clock, known_partials(host))
         self.latest: Optional[PullProgress] = None
         self.error: Optional[Exception] = None
         self.detached = False
@@ -95,22 +95,32 @@ class _PullJob:
 
     def _run(self) -> None:
         try:
-            for event in self.stream:
-                self._receive(event)
-            with self._cond:
-                self._fold_pending()
-            if self.stream.aborted or not (self.latest and self.latest.done):
+            try:
+                for event in self.stream:
+                    self._receive(event)
+            finally:
+                with self._cond:
+                    self._fold_pending()
+            if not self.succeeded:
                 raise PullFailed(self.model, "the download ended before Ollama reported success")
         except Exception as exc:  # every failure reaches every consumer as one of ours
-            self.error = _client.pull_error(exc, self.host, self.model, self.stream)
-            log.warning("Pulling Ollama model '%s' failed: %s", self.model, self.error)
-        else:
-            log.info("Successfully pulled Ollama model '%s'", self.model)
+            if not self.succeeded:  # an abort that lands after "success" changes nothing
+                self.error = _client.pull_error(exc, self.host, self.model, self.stream)
+                log.warning("Pulling Ollama model '%s' failed: %s", self.model, self.error)
         finally:
+            if self.error is None:
+                log.info("Successfully pulled Ollama model '%s'", self.model)
             self._close()
 
+    @property
+    def succeeded(self) -> bool:
+        return bool(self.latest and self.latest.done)
+
     def _receive(self, event) -> None:
-        key = (event.status, event.digest, event.total)
+        status = event.status or ""
+        if status.startswith("error"):  # the newer registry client reports errors this way
+            raise _client.status_error(status, self.model)
+        key = (status, event.digest, event.total)
         now = time.monotonic()
         if event.completed != self._raw_completed:
             self._raw_completed = event.completed
@@ -129,10 +139,12 @@ class _PullJob:
                 self._key = key
                 self._last_change = time.monotonic()
                 self._fold_pending()
-                previous_total = self.latest.total if self.latest else 0
+                previous = self.latest
                 value = self._fold(event)
-                self.steps.append((self._seq, value))
-                self._watching_bytes = value.step in ("manifest", "download") and not value.done
+                previous_total = previous.total if previous else 0
+                if previous is None or previous.status != value.status:
+                    self.steps.append((self._seq, value))  # a new step or layer: never skipped
+                self._watching_bytes = value.step not in ("verify", "write", "done")
                 if self.check_disk and value.total > previous_total:
                     self._check_room(value)
             if self._sleepers:
@@ -154,18 +166,32 @@ class _PullJob:
         # A layer just announced its size (the first is the weights, nearly the whole
         # model): stop at once when what is left cannot fit, instead of filling the disk.
         missing = value.total - value.completed
-        free = hardware.free_disk()
-        if missing > free:
-            self.stream.abort(
+        free = hardware.guard_disk()
+        if free is not None and missing > free:
+            self.abort(
                 f"no space left on device: {hardware.gb(missing)} more is needed and only "
                 f"{hardware.gb(free)} is free")
             raise PullFailed(self.model, "aborted for lack of disk space")
 
-    def _close(self) -> None:
-        models.invalidate_cache(self.host)
+    def _deregister(self) -> None:
+        """Leave the registry, so that a new request starts a new pull instead of joining
+        one that is ending (a cancelled one must never hand its error to someone new)."""
         with _registry_lock:
             if _registry.get((self.host, self.name.key)) is self:
                 del _registry[(self.host, self.name.key)]
+
+    def abort(self, reason: str) -> None:
+        self._deregister()
+        self.stream.abort(reason)
+
+    @property
+    def joinable(self) -> bool:
+        return not (self.stream.aborted or self.finished.is_set())
+
+    def _close(self) -> None:
+        models.invalidate_cache(self.host)
+        _remember_partials(self.host, self.folder, success=self.error is None)
+        self._deregister()
         with self._cond:
             self.finished.set()
             self._cond.notify_all()
@@ -178,7 +204,7 @@ class _PullJob:
         while not self.finished.wait(tick):
             idle = time.monotonic() - self._last_change
             if self._watching_bytes and idle > self.stall_timeout:
-                self.stream.abort(f"stalled: no new data for {self.stall_timeout:g} s")
+                self.abort(f"stalled: no new data for {self.stall_timeout:g} s")
                 return
 
     # -- consumers -----------------------------------------------------------------------
@@ -227,15 +253,17 @@ class _PullJob:
             self._cond.notify_all()
 
     def unsubscribe(self, sub: _Subscriber) -> None:
-        with self._cond:
-            if sub in self._subscribers:
-                self._subscribers.remove(sub)
-            orphaned = not self._subscribers and not self.detached
-        if orphaned and not self.finished.is_set():
-            self.cancel()
+        # Under the registry lock: nobody can join between "no one is left" and the cancel.
+        with _registry_lock:
+            with self._cond:
+                if sub in self._subscribers:
+                    self._subscribers.remove(sub)
+                orphaned = not self._subscribers and not self.detached
+            if orphaned and not self.finished.is_set():
+                self.cancel()
 
     def cancel(self) -> None:
-        self.stream.abort("cancelled")
+        self.abort("cancelled")
 
     def snapshot(self) -> PullProgress:
         """The newest value, folded now: with no consumer (a detached pull whose page was
@@ -245,8 +273,29 @@ class _PullJob:
             return self.latest or PullProgress(model=self.model, status="starting")
 
 
+_partials: dict[str, dict[str, int]] = {}
+_partials_lock = threading.Lock()
+
+
+def known_partials(host: str) -> dict[str, int]:
+    """Bytes of each layer that an earlier pull in this process left unfinished on ``host``:
+    what a new pull of it resumes from (Ollama's first report also counts new bytes)."""
+    with _partials_lock:
+        return dict(_partials.get(host, {}))
+
+
+def _remember_partials(host: str, folder: ProgressFolder, success: bool) -> None:
+    with _partials_lock:
+        mine = _partials.setdefault(host, {})
+        for key, (total, completed) in folder.layers.items():
+            if success or completed >= total or completed == 0:
+                mine.pop(key, None)
+            else:
+                mine[key] = completed
+
+
 _registry: dict[tuple[str, str], _PullJob] = {}
-_registry_lock = threading.Lock()
+_registry_lock = threading.RLock()
 
 
 def _join(host: str, name: ModelName, stall_timeout: float, clock: Clock,
@@ -255,7 +304,7 @@ def _join(host: str, name: ModelName, stall_timeout: float, clock: Clock,
     so the first consumer sees every value."""
     with _registry_lock:
         job = _registry.get((host, name.key))
-        if job is not None:
+        if job is not None and job.joinable:
             return job, job.subscribe()
         job = _registry[(host, name.key)] = _PullJob(
             host, name, stall_timeout, clock, check_disk)

@@ -423,3 +423,52 @@ def test_cancel_during_auto_pull_ends_the_chat_quietly(fake_ollama):
             token.cancel()
     assert seen and not any(isinstance(e, ContentDelta) for e in seen)
     assert fake_ollama.disconnected.wait(2)
+
+
+def test_a_new_pull_right_after_a_cancel_starts_afresh(fake_ollama):
+    fake_ollama.chunk_size = 100_000
+    fake_ollama.faults.stall_pull_after = 500_000
+    for _ in range(5):
+        gen = cp.pull_model("mistral", host=fake_ollama.url)
+        while next(gen).completed < 500_000:
+            pass
+        gen.close()  # the last consumer leaves: the pull is cancelled
+        again = cp.pull_model("mistral", host=fake_ollama.url)
+        assert next(again).model == "mistral:latest"  # not the cancelled pull's error
+        again.close()
+
+
+def test_stream_without_success_says_it_once(fake_ollama):
+    fake_ollama.faults.end_without_success = True
+    with pytest.raises(PullFailed) as info:
+        _pull(fake_ollama)
+    assert str(info.value).count("ended before Ollama reported success") == 1
+    assert str(info.value).count("ollama pull") == 1
+
+
+def test_cancel_during_the_404_retry_pull_ends_quietly(fake_ollama):
+    assert cp.model_exists("llama3.2", host=fake_ollama.url)
+    fake_ollama.faults.remove_before_chat = True
+    fake_ollama.faults.stall_pull_after = 1_000_000
+    fake_ollama.chunk_size = 500_000
+    token = cp.CancelToken()
+    seen = []
+    for event in cp.chat_stream("llama3.2", [{"role": "user", "content": "hi"}],
+                                host=fake_ollama.url, cancel=token):
+        seen.append(event)
+        if isinstance(event, PullProgress) and event.completed >= 1_000_000:
+            token.cancel()
+    assert any(isinstance(e, PullProgress) for e in seen)
+
+
+def test_an_unreadable_image_is_refused_before_sending(fake_ollama):
+    with pytest.raises(cp.InvalidRequest, match="could not be sent"):
+        list(cp.chat_stream("llama3.2", [{"role": "user", "content": "see",
+                                          "images": ["/nonexistent/picture.png"]}],
+                            host=fake_ollama.url))
+    assert fake_ollama.chat_requests == []
+
+
+def test_resumed_bytes_come_from_ollamas_disk_not_a_guess(fake_ollama):
+    fresh = _pull(fake_ollama)
+    assert fresh[-1].resumed_bytes == 0  # a fresh download did not resume anything

@@ -198,7 +198,9 @@ def test_fit_unknown_size(machine, fake_ollama):
     assert "not known yet" in v.message
 
 
-def test_pull_stops_at_the_first_layer_when_the_disk_is_too_small(fake_ollama, machine):
+def test_pull_stops_at_the_first_layer_when_the_disk_is_too_small(fake_ollama, machine,
+                                                                   tmp_path, monkeypatch):
+    monkeypatch.setenv("OLLAMA_MODELS", str(tmp_path))  # Ollama's models live on our disk
     machine["free"] = 1_000_000  # mistral's weights layer is 4 MB
     fake_ollama.event_delay = 0.01  # still streaming when we hang up
     with pytest.raises(cp.PullFailed) as info:
@@ -214,3 +216,11 @@ def test_recommended_for_this_machine():
 
     assert recommended(8 * GiB).memory <= 8 * GiB * 0.75
     assert recommended(1) is None
+
+
+def test_disk_guard_stays_out_when_it_cannot_see_ollamas_disk(fake_ollama, machine,
+                                                              tmp_path, monkeypatch):
+    # A system service keeps models elsewhere: a wrong guess must not stop the pull.
+    monkeypatch.setenv("OLLAMA_MODELS", str(tmp_path / "not-here"))
+    machine["free"] = 1_000_000
+    assert list(cp.pull_model("mistral", host=fake_ollama.url))[-1].done
