@@ -67,6 +67,7 @@ class App:
     """A Gradio app script (app.py or bench/bare_app.py) in a child process."""
 
     def __init__(self, script: str, ollama_url: str) -> None:
+        self.script = script
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ, OLLAMA_HOST=ollama_url, GRADIO_SERVER_PORT=str(self.port),

@@ -235,8 +235,10 @@ def test_sigint_stops_a_pull_in_a_real_process(fake_ollama):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130 and out == ""
-    # where the bar stood: the client may not have read the last line before the signal
-    assert re.search(r"^Stopped downloading 'mistral' at [\d.]+ (B|KiB) of 3\.81 MiB\.", err, re.M)
+    # where the bar stood, when the client had read a size before the signal (under load it
+    # may not have read any progress line yet)
+    assert re.search(r"^Stopped downloading 'mistral'( at [\d.]+ (B|KiB) of 3\.81 MiB)?\.",
+                     err, re.M)
     assert "The download can be resumed" in err and "Traceback" not in err
     assert fake_ollama.disconnected.wait(2)
     assert fake_ollama.partial_bytes("mistral") == 1_000_000

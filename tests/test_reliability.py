@@ -236,3 +236,38 @@ def test_hostile_requests_do_not_break_the_json_to_ollama(fake_ollama, client):
     assert body["model"] == "llama3.2:latest"
     assert json.dumps(body)  # one well-formed request, the quote stayed inside the content
     _valid_names_only(fake_ollama)
+
+
+# ----------------------------------------------------------------------------- closed tab
+
+
+@pytest.mark.browser
+def test_closing_the_tab_while_ollama_is_silent_closes_the_stream(fake_ollama):
+    """Gradio closes a handler only when it yields; the bridge's heartbeat makes it yield
+    while Ollama says nothing, so closing the page closes the stream to Ollama too."""
+    import os
+
+    from tests.test_browser import CHROMIUM, FLAGS, open_app
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    fake_ollama.faults.chat_first_token_delay = 30  # a model loading: silence, no token
+    with running_app(fake_ollama.url) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            context = browser.new_context()
+            page = context.new_page()
+            page.set_default_timeout(15_000)
+            open_app(page, url)
+            page.locator("#model-dropdown input").fill("llama3.2")
+            page.locator("#chat-input textarea").fill("are you there?")
+            page.locator("#chat-input textarea").press("Enter")
+            wait_until(lambda: fake_ollama.chat_requests, timeout=15, what="the chat request")
+            assert not fake_ollama.disconnected.is_set()
+            context.close()  # the tab is gone; nobody pressed Stop
+            assert fake_ollama.disconnected.wait(5), "the stream to Ollama stayed open"
+        finally:
+            browser.close()
+    no_worker_threads_left()

@@ -6,6 +6,13 @@ event loop (``call_soon_threadsafe``) only when the async side is waiting for da
 whole batches and yields them at most every ``interval`` seconds; the first batch and the
 end are never held back. Closing or cancelling the async generator (Stop button, closed tab)
 cancels the library's token, which closes the stream to Ollama at once.
+
+A closed tab needs one more thing: Gradio notices the closed connection at once (it marks the
+job dead), but it closes a handler's generator only when that generator next yields. While
+Ollama is silent (a model loading, a stalled download) nothing would be yielded, so
+``batches()`` yields an empty list after ``HEARTBEAT`` seconds of silence; the handlers answer
+it with a no-op update, Gradio sees the dead job and closes the generator, and its ``finally``
+cancels the token.
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ from ..types import PullProgress
 
 T = TypeVar("T")
 Interval = Union[float, Callable[[object], float]]
+
+HEARTBEAT = 0.25  # seconds of silence before an empty batch (a closed tab is noticed then)
 
 
 class _End:
@@ -73,15 +82,28 @@ class _Pump:
         except RuntimeError:  # the loop is gone (app shutting down)
             pass
 
-    async def wait(self) -> None:
-        """Return once at least one item is in the deque."""
+    async def wait(self, timeout: Optional[float] = None) -> bool:
+        """Return True once at least one item is in the deque; False after ``timeout``
+        seconds without one."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         while not self.items:
             self.ready.clear()
             self.waiting = True
             if self.items:  # appended before the flag was seen: no wake-up will come
                 self.waiting = False
                 break
-            await self.ready.wait()
+            if deadline is None:
+                await self.ready.wait()
+                continue
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.waiting = False
+                return False
+            try:
+                await asyncio.wait_for(self.ready.wait(), left)
+            except asyncio.TimeoutError:
+                pass
+        return True
 
     async def linger(self, seconds: float) -> None:
         """Let values pile up for ``seconds`` (the worker does not wake us for them), but
@@ -97,17 +119,21 @@ class _Pump:
         return [items.popleft() for _ in range(len(items))]
 
 
-async def batches(make: Callable[[CancelToken], Iterator[T]], interval: Interval = 0.1
-                  ) -> AsyncIterator[list[T]]:
+async def batches(make: Callable[[CancelToken], Iterator[T]], interval: Interval = 0.1,
+                  heartbeat: Optional[float] = HEARTBEAT) -> AsyncIterator[list[T]]:
     """Yield lists of the values ``make(token)`` produces, at most one list per ``interval``
     (a float, or a function of the newest value), the first and the last without delay.
+    After ``heartbeat`` seconds without a value, yield an empty list (None: never), so a
+    consumer that has gone away is noticed while the library is silent.
     The library's exception, if any, is raised after the values before it were yielded.
     """
     pump = _Pump(make)
     try:
         last_yield = None
         while True:
-            await pump.wait()
+            if not await pump.wait(heartbeat):
+                yield []
+                continue
             if last_yield is not None:
                 wait = _interval(interval, pump.items[-1]) - (time.monotonic() - last_yield)
                 if wait > 0 and not isinstance(pump.items[-1], _End):

@@ -25,6 +25,10 @@ log = logging.getLogger("contextpilot")
 
 PULL_INTERVAL = 0.1  # ≤ 10 updates/s while bytes flow: each costs Gradio ~1 ms of CPU
 TOKEN_INTERVAL = 0.05  # coalesce tokens to ~20 updates/s
+BUSY_TOKEN_INTERVAL = 0.1  # ~10 updates/s per answer while many answers stream at once
+BUSY_STREAMS = 4  # more answers streaming than this: the busy interval
+
+_streaming = 0  # answers streaming in this process (the event loop's thread only)
 
 
 def split_message(message: Any) -> tuple[str, list[str]]:
@@ -77,7 +81,11 @@ def _images(files: list[str]) -> list[bytes]:
 
 
 def _interval(event: object) -> float:
-    return PULL_INTERVAL if isinstance(event, cp.PullProgress) else TOKEN_INTERVAL
+    """Each update costs Gradio the same CPU whatever it carries, so under load the answers
+    are coalesced more: the page stays smooth and the streams share the CPU fairly."""
+    if isinstance(event, cp.PullProgress):
+        return PULL_INTERVAL
+    return BUSY_TOKEN_INTERVAL if _streaming > BUSY_STREAMS else TOKEN_INTERVAL
 
 
 class ChatHandlers:
@@ -150,14 +158,19 @@ class ChatHandlers:
                                       think=think_value(bool(think), caps),
                                       host=self.service.host, cancel=token)
 
-            async for batch in batches(make, _interval):
-                if not batch:  # Ollama is silent: a no-op lets Gradio see a closed tab
-                    yield view.messages(), skip, skip, skip, skip
-                    continue
-                pulled_now = any(isinstance(e, cp.PullProgress) for e in batch)
-                view.feed(batch)
-                bar = render.progress_html(view.pull) if pulled_now else skip
-                yield view.messages(), bar, skip, skip, skip
+            global _streaming
+            _streaming += 1
+            try:
+                async for batch in batches(make, _interval):
+                    if not batch:  # Ollama is silent: a no-op lets Gradio see a closed tab
+                        yield view.messages(), skip, skip, skip, skip
+                        continue
+                    pulled_now = any(isinstance(e, cp.PullProgress) for e in batch)
+                    view.feed(batch)
+                    bar = render.progress_html(view.pull) if pulled_now else skip
+                    yield view.messages(), bar, skip, skip, skip
+            finally:
+                _streaming -= 1
         except cp.ContextPilotError as exc:
             view.error = str(exc)
         except Exception as exc:  # never a raw traceback in the page
@@ -239,8 +252,10 @@ class ChatHandlers:
                 return
             async for batch in batches(lambda t: cp.pull_model(
                     display, self.service.host, cancel=t), PULL_INTERVAL):
-                if not batch:  # Ollama is silent: a no-op lets Gradio see a closed tab
-                    yield gr.skip()
+                if not batch:  # Ollama is silent: repeating the last line lets Gradio see
+                    # a closed connection (an API endpoint cannot yield gr.skip())
+                    yield render.progress_text(last or cp.PullProgress(
+                        model=display, status="pulling manifest"))
                     continue
                 for value in keep_pull_updates(batch):
                     last = value
