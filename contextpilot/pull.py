@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 import time
-from typing import Iterator, Optional
+from typing import Any, Iterator, Optional
 
 from . import _client, hardware, models
 from .cancel import CancelToken
@@ -72,15 +72,16 @@ class _PullJob:
         self.detached = False
         self.finished = threading.Event()
         self.steps: list[tuple[int, PullProgress]] = []
-        self._pending = None  # newest raw event of the current layer, not folded yet
-        self._seq = -1
+        # (seq, event): the newest raw event of the current layer. The pull thread replaces
+        # it without a lock (one atomic store); consumers fold it, under the lock, when
+        # its seq is newer than the last one folded.
+        self._pending: Optional[tuple[int, Any]] = None
+        self._folded = -1
         self._latest_seq = -1
-        self._key: object = None
-        self._raw_completed = -1
         self._subscribers: list[_Subscriber] = []
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._sleepers = 0
-        self._woken = 0.0
         self._last_change = time.monotonic()
         self._watching_bytes = True
         self.check_disk = check_disk and hardware.is_local_host(host) and (
@@ -96,8 +97,7 @@ class _PullJob:
     def _run(self) -> None:
         try:
             try:
-                for event in self.stream:
-                    self._receive(event)
+                self._read()
             finally:
                 with self._cond:
                     self._fold_pending()
@@ -116,51 +116,49 @@ class _PullJob:
     def succeeded(self) -> bool:
         return bool(self.latest and self.latest.done)
 
-    def _receive(self, event) -> None:
+    def _read(self) -> None:
+        # The hot loop, one turn per raw event (100k for a big pull), in locals: the same
+        # layer with more bytes is only stored for a consumer to fold when it asks (it
+        # wakes by itself within WAKE_INTERVAL, so no thread switch is forced per event).
+        key: object = None
+        seq = -1
+        for event in self.stream:
+            seq += 1
+            if (event.status, event.digest, event.total) == key:
+                self._pending = (seq, event)  # the stall watchdog reads its byte count
+                continue
+            key = (event.status, event.digest, event.total)
+            self._new_step(seq, event)
+
+    def _new_step(self, seq: int, event: Any) -> None:
+        """A new status, layer or size: fold it now and keep it for every consumer."""
         status = event.status or ""
         if status.startswith("error"):  # the newer registry client reports errors this way
             raise _client.status_error(status, self.model)
-        key = (status, event.digest, event.total)
-        now = time.monotonic()
-        if event.completed != self._raw_completed:
-            self._raw_completed = event.completed
-            self._last_change = now
         with self._cond:
-            self._seq += 1
-            if key == self._key:
-                self._pending = event  # same layer, more bytes: fold it when someone asks
-                # Waking a sleeping consumer for every byte update would cost a thread
-                # switch per event; it wakes by itself within WAKE_INTERVAL anyway.
-                if self._sleepers and now - self._woken >= WAKE_INTERVAL:
-                    self._woken = now
-                    self._cond.notify_all()
-                return
-            else:
-                self._key = key
-                self._last_change = time.monotonic()
-                self._fold_pending()
-                previous = self.latest
-                value = self._fold(event)
-                previous_total = previous.total if previous else 0
-                if previous is None or previous.status != value.status:
-                    self.steps.append((self._seq, value))  # a new step or layer: never skipped
-                self._watching_bytes = value.step not in ("verify", "write", "done")
-                if self.check_disk and value.total > previous_total:
-                    self._check_room(value)
+            self._last_change = time.monotonic()
+            self._fold_pending()
+            previous = self.latest
+            value = self._fold(seq, event)
+            if previous is None or previous.status != value.status:
+                self.steps.append((seq, value))  # a new step or layer: never skipped
+            self._watching_bytes = value.step not in ("verify", "write", "done")
+            if self.check_disk and value.total > (previous.total if previous else 0):
+                self._check_room(value)
             if self._sleepers:
-                self._woken = now
                 self._cond.notify_all()
 
-    def _fold(self, event) -> PullProgress:
+    def _fold(self, seq: int, event: Any) -> PullProgress:
         value = self.folder.feed(event.status or "", event.digest, event.total,
                                  event.completed)
-        self.latest, self._latest_seq = value, self._seq
+        self.latest, self._latest_seq, self._folded = value, seq, seq
         return value
 
     def _fold_pending(self) -> None:
-        if self._pending is not None:
-            event, self._pending = self._pending, None
-            self._fold(event)
+        """Fold the newest raw event if it is new (call with the lock held)."""
+        pending = self._pending
+        if pending is not None and pending[0] > self._folded:
+            self._fold(*pending)
 
     def _check_room(self, value: PullProgress) -> None:
         # A layer just announced its size (the first is the weights, nearly the whole
@@ -201,7 +199,12 @@ class _PullJob:
         # while downloading ends the pull. Verifying a big blob sends nothing for minutes and
         # is not a stall.
         tick = min(1.0, max(self.stall_timeout / 4, 0.05))
+        seen: Optional[int] = None
         while not self.finished.wait(tick):
+            pending = self._pending
+            completed = pending[1].completed if pending is not None else None
+            if completed != seen:  # new bytes of the current layer since the last look
+                seen, self._last_change = completed, time.monotonic()
             idle = time.monotonic() - self._last_change
             if self._watching_bytes and idle > self.stall_timeout:
                 self.abort(f"stalled: no new data for {self.stall_timeout:g} s")
@@ -234,7 +237,9 @@ class _PullJob:
                         sub.seen = seq
                         return value
                     continue
-                if self._pending is not None or self._latest_seq > sub.seen:
+                pending = self._pending
+                if (pending is not None and pending[0] > self._folded) or (
+                        self._latest_seq > sub.seen):
                     self._fold_pending()
                     if self._latest_seq > sub.seen:
                         sub.seen = self._latest_seq

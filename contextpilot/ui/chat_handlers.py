@@ -23,7 +23,7 @@ from contextpilot.ui.service import Models, Service
 
 log = logging.getLogger("contextpilot")
 
-PULL_INTERVAL = 0.1  # ≤ 10 updates/s while bytes flow: each costs Gradio ~1 ms of CPU
+PULL_INTERVAL = 0.11  # < 10 updates/s while bytes flow (margin for jitter): each costs ~1 ms of CPU
 TOKEN_INTERVAL = 0.05  # coalesce tokens to ~20 updates/s
 BUSY_TOKEN_INTERVAL = 0.1  # ~10 updates/s per answer while many answers stream at once
 BUSY_STREAMS = 4  # more answers streaming than this: the busy interval
