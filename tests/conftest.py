@@ -93,3 +93,20 @@ def roomy_machine(monkeypatch):
     monkeypatch.setattr(hardware, "total_memory", lambda: 256 * 2**30)
     monkeypatch.setattr(hardware, "gpu_memory", lambda: None)
     return hardware
+
+
+@pytest.fixture
+def app_url(fake_ollama):
+    """The app for the fake Ollama, launched on a free port; its URL."""
+    from tests.ui_helpers import running_app
+
+    with running_app(fake_ollama.url) as url:
+        yield url
+
+
+@pytest.fixture
+def client(app_url):
+    """A gradio_client session with that app."""
+    from gradio_client import Client
+
+    return Client(app_url, verbose=False)

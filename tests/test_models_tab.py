@@ -17,17 +17,6 @@ from tests.ui_helpers import call_event, running_app, wait_until
 pytestmark = pytest.mark.usefixtures("roomy_machine")
 
 
-@pytest.fixture
-def app_url(fake_ollama):
-    with running_app(fake_ollama.url) as url:
-        yield url
-
-
-@pytest.fixture
-def client(app_url):
-    return Client(app_url, verbose=False)
-
-
 def choice_values(dropdown_update):
     return [value for _label, value in dropdown_update["choices"]]
 

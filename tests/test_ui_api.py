@@ -14,17 +14,6 @@ from tests.fake_ollama import FakeModel
 from tests.ui_helpers import running_app, wait_until
 
 
-@pytest.fixture
-def app_url(fake_ollama):
-    with running_app(fake_ollama.url) as url:
-        yield url
-
-
-@pytest.fixture
-def client(app_url):
-    return Client(app_url, verbose=False)
-
-
 def chat(client, text, model, files=()):
     """Every update /chat streamed, and the final one: (messages, download bar, dropdown,
     model note, status line)."""

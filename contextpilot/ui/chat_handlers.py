@@ -19,7 +19,7 @@ import gradio as gr
 import contextpilot as cp
 from contextpilot.ui import render
 from contextpilot.ui.bridge import batches, keep_pull_updates
-from contextpilot.ui.service import Models, Service
+from contextpilot.ui.service import Service
 
 log = logging.getLogger("contextpilot")
 
