@@ -4,9 +4,9 @@
 The app is locked down when shared (GRADIO_SHARE=1, a non-loopback GRADIO_SERVER_NAME, or a
 Space): see ``contextpilot.policy``. CONTEXTPILOT_AUTH="user:pass" asks for a login."""
 
-from contextpilot.ui import auth_from_env, build_app
+from contextpilot.ui import MAX_UPLOAD, auth_from_env, build_app
 
 demo = build_app()
 
 if __name__ == "__main__":
-    demo.launch(auth=auth_from_env())
+    demo.launch(auth=auth_from_env(), max_file_size=MAX_UPLOAD)

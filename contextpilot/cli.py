@@ -164,13 +164,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     outcome = ensure_ollama(args.ollama_host, autostart=None if args.autostart else False)
     print(outcome.message, file=sys.stderr)
     from .policy import AccessPolicy
-    from .ui import build_app  # gradio loads only for this command
+    from .ui import MAX_UPLOAD, build_app  # gradio loads only for this command
 
     # --share or a bind beyond loopback makes it a shared app: visitors get its rules.
     policy = AccessPolicy.from_env(share=args.share, server_name=args.host,
                                    host=args.ollama_host)
     demo = build_app(host=args.ollama_host, policy=policy)
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share, auth=args.auth)
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, auth=args.auth,
+                max_file_size=MAX_UPLOAD)
     return EXIT_OK
 
 

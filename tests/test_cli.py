@@ -148,7 +148,8 @@ def test_serve_builds_and_launches_the_app_with_the_options(ollama_env, capsys, 
     assert build.call_args.kwargs["host"] == ollama_env.url
     assert build.call_args.kwargs["policy"].shared  # bound beyond loopback: shared rules
     build.return_value.launch.assert_called_once_with(
-        server_name="0.0.0.0", server_port=8123, share=False, auth=("ann", "s3cret:x"))
+        server_name="0.0.0.0", server_port=8123, share=False, auth=("ann", "s3cret:x"),
+        max_file_size="20mb")
     assert f"Ollama is running at {ollama_env.url}." in err
 
 
@@ -163,7 +164,8 @@ def test_serve_defaults_to_loopback_and_takes_auth_from_the_environment(ollama_e
     assert build.call_args.kwargs["host"] is None
     assert not build.call_args.kwargs["policy"].shared
     build.return_value.launch.assert_called_once_with(
-        server_name="127.0.0.1", server_port=None, share=False, auth=("op", "pw"))
+        server_name="127.0.0.1", server_port=None, share=False, auth=("op", "pw"),
+        max_file_size="20mb")
 
 
 # -- Ctrl-C -----------------------------------------------------------------------------------

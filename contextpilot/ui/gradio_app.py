@@ -119,6 +119,10 @@ def _chat_tab(h: ChatHandlers, configured: str, status: gr.HTML):
     return model, think, override, note, pull_status, pull_button
 
 
+MAX_UPLOAD = "20mb"
+"The largest file a visitor may attach (images for vision models); pass to launch()."
+
+
 def auth_from_env() -> Optional[tuple[str, str]]:
     """CONTEXTPILOT_AUTH="user:pass" -> ("user", "pass") for ``launch(auth=...)``; else None.
 
