@@ -157,3 +157,25 @@ def test_downloads_panel_survives_a_refresh_and_cancels(page, fake_ollama, artif
         assert fake_ollama.disconnected.wait(2), "the pull stream to Ollama stayed open"
         panel.get_by_text("No download is running.").wait_for()
         assert "mistral:latest" not in fake_ollama.installed_names()
+
+
+def test_thinking_is_collapsible_and_history_survives_a_refresh(page, fake_ollama, artifacts):
+    fake_ollama.token_delay = 0.02  # the answer visibly streams
+    with running_app(fake_ollama.url) as url:
+        open_app(page, url)
+        page.locator("#model-dropdown input").click()
+        page.get_by_role("option", name="qwen3:0.6b").first.click()
+        page.locator("#chat-input textarea").fill("why is the sky blue")
+        page.locator("#chat-input textarea").press("Enter")
+        chat = page.locator("#chatbot")
+        chat.get_by_text("You said: why is the sky blue").wait_for()
+        # the reasoning is its own collapsible message titled "Thinking", apart from the answer
+        chat.get_by_text("Thinking", exact=False).first.wait_for()
+        answer = chat.get_by_text("You said: why is the sky blue")
+        assert "Thinking about" not in answer.inner_text()
+        page.screenshot(path=str(artifacts / "browser-thinking.png"), full_page=True)
+
+        page.reload()  # the conversation is kept in the browser
+        open_app(page, url)
+        page.get_by_text("why is the sky blue").first.click()  # the saved conversation
+        chat.get_by_text("You said: why is the sky blue").wait_for()

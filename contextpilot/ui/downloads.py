@@ -24,7 +24,7 @@ def build_downloads(service: Service, private: dict) -> None:
     """Render the panel where it is called (inside a Blocks) and wire its events."""
     with gr.Accordion("Downloads", open=True, elem_id="downloads"):
         panel = gr.HTML(render_models.downloads_html([]), elem_id="downloads-panel")
-        with gr.Row(equal_height=True):
+        with gr.Row(equal_height=True, visible=False) as controls:  # shown while any runs
             which = gr.Dropdown(choices=[], value=None, label="Running download",
                             allow_custom_value=True,  # checked by Service, not here
                                 elem_id="downloads-select", scale=4)
@@ -38,10 +38,10 @@ def build_downloads(service: Service, private: dict) -> None:
         pulls = cp.active_pulls(service.host)
         names = [p.model for p in pulls]
         if names == last:
-            return render_models.downloads_html(pulls), gr.skip(), last
+            return render_models.downloads_html(pulls), gr.skip(), gr.skip(), last
         value = current if current in names else (names[0] if names else None)
         return (render_models.downloads_html(pulls),
-                gr.Dropdown(choices=names, value=value), names)
+                gr.Dropdown(choices=names, value=value), gr.Row(visible=bool(names)), names)
 
     async def cancel_download(name: Optional[str]) -> str:
         if not name:
@@ -52,5 +52,6 @@ def build_downloads(service: Service, private: dict) -> None:
             return f"⚠️ {render.escape(str(exc))}"
 
     events = dict(show_progress="hidden", concurrency_limit=None, **private)
-    timer.tick(tick, [which, seen], [panel, which, seen], api_name="downloads_panel", **events)
+    timer.tick(tick, [which, seen], [panel, which, controls, seen], api_name="downloads_panel",
+               **events)
     cancel.click(cancel_download, [which], [result], api_name="cancel_download", **private)
