@@ -38,6 +38,9 @@ DEFAULT_HOST = "http://localhost:11434"
 # Connecting must fail fast (refused or silently dropped packets); reading has no limit,
 # because a 40 GB pull may take an hour: our stall limit watches liveness instead.
 CONNECT_TIMEOUT = float(os.environ.get("CONTEXTPILOT_CONNECT_TIMEOUT", "3"))
+# Quick calls (list, show, ps, version) that hang mean a stuck server: give up after this.
+# Streams and loads have no read limit (a model can take minutes to load).
+READ_TIMEOUT = float(os.environ.get("CONTEXTPILOT_READ_TIMEOUT", "30"))
 
 _clients: dict[tuple[str, bool], ollama.Client] = {}
 _clients_lock = threading.Lock()
@@ -59,7 +62,8 @@ def get_client(host: Optional[str] = None, *, streaming: bool = False) -> ollama
 
     The streaming kind keeps no idle connections: each stream opens its own, so that its
     socket is known from the moment it connects (see ``Stream``) and can be shut down even
-    before Ollama sends a header (a model still loading).
+    before Ollama sends a header (a model still loading). It has no read limit; the other
+    kind gives up after READ_TIMEOUT seconds of silence.
     """
     url = resolve_host(host)
     with _clients_lock:
@@ -69,8 +73,9 @@ def get_client(host: Optional[str] = None, *, streaming: bool = False) -> ollama
             if streaming:
                 extra = dict(limits=httpx.Limits(max_keepalive_connections=0),
                              event_hooks={"request": [_trace_stream]})
+            read = None if streaming else READ_TIMEOUT
             client = ollama.Client(
-                host=url, timeout=httpx.Timeout(None, connect=CONNECT_TIMEOUT), **extra)
+                host=url, timeout=httpx.Timeout(read, connect=CONNECT_TIMEOUT), **extra)
             _clients[(url, streaming)] = client
         return client
 
@@ -189,11 +194,14 @@ def translating(host: str, *, model: Optional[str] = None, during: Optional[str]
         if exc.status_code == 404 and model:
             raise ModelNotFound(model, installed_only=True) from exc
         raise OllamaError(_reason(exc), exc.status_code, model) from exc
+    except (httpx.ReadTimeout, httpx.WriteTimeout) as exc:
+        raise OllamaError(f"Ollama at {host} did not answer within {READ_TIMEOUT:g} s; it may be "
+                          f"busy (loading a model). Try again in a moment") from exc
     except _TRANSPORT_LOST as exc:
         raise OllamaUnavailable(host, during=during or "request") from exc
     except _UNREACHABLE as exc:
         raise OllamaUnavailable(host) from exc
-    except (httpx.TimeoutException, httpx.HTTPError, json.JSONDecodeError) as exc:
+    except (httpx.HTTPError, json.JSONDecodeError) as exc:
         raise OllamaError(f"unexpected answer from Ollama ({type(exc).__name__})") from exc
 
 

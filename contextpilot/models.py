@@ -112,7 +112,7 @@ def delete_model(name: str, host: Optional[str] = None) -> None:
     url = _client.resolve_host(host)
     try:
         with _client.translating(url, model=display):
-            _client.get_client(url).delete(display)
+            _client.get_client(url, streaming=True).delete(display)  # no read limit
     finally:
         invalidate_cache(url)
     log.info("Deleted Ollama model '%s'", display)
@@ -138,7 +138,9 @@ def load_model(name: str, keep_alive: Union[str, float, None] = None,
     display = parse_name(name).display
     url = _client.resolve_host(host)
     with _client.translating(url, model=display, during="load"):
-        _client.get_client(url).generate(model=display, prompt="", keep_alive=keep_alive)
+        # loading a big model takes minutes: the client without a read limit
+        _client.get_client(url, streaming=True).generate(
+            model=display, prompt="", keep_alive=keep_alive)
 
 
 def unload_model(name: str, host: Optional[str] = None) -> None:

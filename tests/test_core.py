@@ -472,3 +472,53 @@ def test_an_unreadable_image_is_refused_before_sending(fake_ollama):
 def test_resumed_bytes_come_from_ollamas_disk_not_a_guess(fake_ollama):
     fresh = _pull(fake_ollama)
     assert fresh[-1].resumed_bytes == 0  # a fresh download did not resume anything
+
+
+def test_a_host_that_drops_connections_fails_within_seconds(monkeypatch):
+    """Packets silently dropped (a full accept queue here): the connect timeout ends it."""
+    import socket
+    import time
+
+    from contextpilot import _client
+
+    monkeypatch.setattr(_client, "CONNECT_TIMEOUT", 1.0)
+    monkeypatch.setattr(_client, "_clients", {})
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)  # never accepted: once the queue is full, SYNs go unanswered
+    host = "http://127.0.0.1:%d" % listener.getsockname()[1]
+    fillers = []
+    for _ in range(3):
+        s = socket.socket()
+        s.setblocking(False)
+        s.connect_ex(listener.getsockname())
+        fillers.append(s)
+    started = time.monotonic()
+    try:
+        with pytest.raises(OllamaUnavailable, match="Cannot connect"):
+            cp.list_models(host=host)
+        assert time.monotonic() - started < 10  # not minutes
+    finally:
+        for s in fillers:
+            s.close()
+        listener.close()
+
+
+def test_a_server_that_never_answers_a_quick_call_gives_up(monkeypatch):
+    import socket
+    import threading
+
+    from contextpilot import _client
+
+    monkeypatch.setattr(_client, "READ_TIMEOUT", 0.5)
+    monkeypatch.setattr(_client, "_clients", {})
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    held = []
+    threading.Thread(target=lambda: held.append(listener.accept()), daemon=True).start()
+    try:
+        with pytest.raises(cp.OllamaError, match="did not answer within 0.5 s"):
+            cp.list_models(host="http://127.0.0.1:%d" % listener.getsockname()[1])
+    finally:
+        listener.close()
