@@ -181,3 +181,21 @@ def _png() -> bytes:
     header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
             + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00")) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("configured,expected", [
+    ("qwen3:0.6b", {"qwen3:0.6b"}), ("llama3.2", {"llama3.2"}),
+    (None, {"llama3.2:latest", "qwen3:0.6b"}),  # otherwise an installed model
+])
+def test_the_default_model_is_configurable(fake_ollama, monkeypatch, configured, expected):
+    from tests.ui_helpers import call_event
+
+    if configured:
+        monkeypatch.setenv("CONTEXTPILOT_DEFAULT_MODEL", configured)
+    with running_app(fake_ollama.url) as url:
+        dropdown, *_ = call_event(url, "refresh_models", None)
+    assert dropdown["value"] in expected
+    labels = [c[0] for c in dropdown["choices"]]
+    assert labels[0].startswith(("llama3.2:latest (", "qwen3:0.6b ("))  # installed first
+    assert labels[1].startswith(("llama3.2:latest (", "qwen3:0.6b ("))
+    assert any(label.startswith("mistral — download 4.1 GB") for label in labels[2:])
