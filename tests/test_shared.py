@@ -113,3 +113,35 @@ def test_html_in_a_model_answer_runs_nothing(page, fake_ollama):  # noqa: F811
         page.locator("#chatbot").get_by_text(payload).wait_for()
         assert page.evaluate("window.__pwned") is None
         assert page.locator("#chatbot img[src=x]").count() == 0
+
+
+SMUGGLED = [  # raw HTML dressed up as code, which Markdown would still render as HTML
+    'x ```\n<div id="overlay" style="position:fixed;inset:0">FAKE LOGIN</div><form id="phish">'
+    '<input name=pw></form>',
+    'see \\`<img id="tracker" src="https://example.invalid/t.png">\\`',
+]
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("payload", SMUGGLED)
+def test_html_dressed_as_code_stays_text(page, fake_ollama, payload):  # noqa: F811
+    fake_ollama.add_installed(FakeModel(name="evil:latest", reply=lambda msgs: payload))
+    with running_app(fake_ollama.url, default_model="evil:latest") as url:
+        open_app(page, url)
+        page.locator("#chat-input textarea").fill("hi")
+        page.locator("#chat-input textarea").press("Enter")
+        page.locator("#chatbot").get_by_text("FAKE LOGIN" if "FAKE" in payload else "see").last \
+            .wait_for()
+        for selector in ("#overlay", "#phish", "#tracker"):
+            assert page.locator(f"#chatbot {selector}").count() == 0, selector
+
+
+def test_a_model_removed_meanwhile_is_not_pulled_outside_the_allowlist(fake_ollama):
+    policy = AccessPolicy(shared=True, allowed_models=["llama3.2"], host=fake_ollama.url)
+    with running_app(fake_ollama.url, policy=policy) as url:
+        client = Client(url, verbose=False)
+        chat(client, "first", "qwen3:0.6b")  # installed, so chatting with it is fine
+        fake_ollama.faults.remove_before_chat = True  # then it disappears before the call
+        _, (messages, *_rest) = chat(client, "second", "qwen3:0.6b")
+    assert fake_ollama.pull_requests["qwen3:0.6b"] == 0
+    assert "ollama pull qwen3:0.6b" in messages[-1]["content"]

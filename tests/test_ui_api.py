@@ -199,3 +199,28 @@ def test_the_default_model_is_configurable(fake_ollama, monkeypatch, configured,
     assert labels[0].startswith(("llama3.2:latest (", "qwen3:0.6b ("))  # installed first
     assert labels[1].startswith(("llama3.2:latest (", "qwen3:0.6b ("))
     assert any(label.startswith("mistral — download 4.1 GB") for label in labels[2:])
+
+
+def test_history_goes_back_to_ollama_as_written():
+    from contextpilot.ui import render
+    from contextpilot.ui.chat_handlers import ollama_history
+
+    answer = "a < b & `x &amp; y` and &lt;b&gt;"
+    history = [
+        {"role": "user", "content": "what does &lt;b&gt; mean?"},
+        {"role": "assistant", "content": render.escape_markdown_html(answer)},
+        {"role": "assistant", "content": "⚠️ Cannot connect", "metadata": None},
+        {"role": "assistant", "content": "thinking…", "metadata": {"title": "Thinking"}},
+    ]
+    assert ollama_history(history) == [
+        {"role": "user", "content": "what does &lt;b&gt; mean?"},
+        {"role": "assistant", "content": answer},
+    ]
+
+
+def test_a_huge_crafted_history_is_trimmed_to_the_newest_turns():
+    from contextpilot.ui.chat_handlers import ollama_history
+
+    history = [{"role": "user", "content": f"{i} " + "x" * 99_000} for i in range(50)]
+    sent = ollama_history(history, budget=250_000)
+    assert [m["content"].split()[0] for m in sent] == ["48", "49"]

@@ -9,7 +9,6 @@ user is looking; nothing raw reaches Gradio.
 from __future__ import annotations
 
 import asyncio
-import html
 import logging
 from pathlib import Path
 from typing import Any, AsyncIterator, Optional
@@ -17,6 +16,7 @@ from typing import Any, AsyncIterator, Optional
 import gradio as gr
 
 import contextpilot as cp
+from contextpilot.policy import MAX_MESSAGE_CHARS
 from contextpilot.ui import render
 from contextpilot.ui.bridge import batches, keep_pull_updates
 from contextpilot.ui.service import Service
@@ -50,18 +50,33 @@ def _history_text(content: Any) -> str:
     return ""  # files and components of earlier turns are not sent again
 
 
-def ollama_history(history: list) -> list[dict]:
-    """Chat history -> Ollama messages: user turns and plain answers; status, thinking and
-    error messages (they carry metadata, or start with the warning sign) are display only."""
-    out = []
+HISTORY_BUDGET = 2 * MAX_MESSAGE_CHARS
+"Characters of earlier turns sent with a message; the oldest turns beyond it are left out."
+
+
+def ollama_history(history: list, budget: int = HISTORY_BUDGET) -> list[dict]:
+    """Chat history -> Ollama messages: user turns as typed, answers as the model wrote them
+    (the page shows them HTML-escaped); status, thinking and error messages (metadata, or the
+    warning sign) are display only. The newest turns that fit in ``budget`` characters."""
+    out: list[dict] = []
     for m in history or []:
         role = m.get("role") if isinstance(m, dict) else None
         if role not in ("user", "assistant") or (m.get("metadata") or {}).get("title"):
             continue
-        text = html.unescape(_history_text(m.get("content")))
-        if text and not (role == "assistant" and text.startswith("⚠️")):
+        text = _history_text(m.get("content"))
+        if role == "assistant":
+            if text.startswith("⚠️"):
+                continue
+            text = render.unescape_markdown_html(text)
+        if text:
             out.append({"role": role, "content": text})
-    return out
+    kept, size = [], 0
+    for message in reversed(out):  # a crafted history cannot grow the request without end
+        size += len(message["content"])
+        if size > budget:
+            break
+        kept.append(message)
+    return kept[::-1]
 
 
 def vision_refusal(name: str) -> str:
@@ -132,7 +147,7 @@ class ChatHandlers:
             self.service.policy.check_message(system or "")
             name = await self._resolve_model(model)
             view.model = name
-            caps = await self._prepare(name, bool(download_anyway))
+            caps = await self._prepare(name, download_anyway is True)
             if files and caps is None:  # unknown until it is here: download, then look
                 async for batch in batches(lambda t: cp.pull_model(
                         name, self.service.host, cancel=t), PULL_INTERVAL):
@@ -154,7 +169,9 @@ class ChatHandlers:
             yield view.messages(), skip, skip, skip, skip  # at once: the turn has started
 
             def make(token):
+                # A model removed meanwhile is pulled again only where a pull is allowed.
                 return cp.chat_stream(name, messages, system=system or None, options=options,
+                                      auto_pull=self.service.policy.may_pull(name),
                                       think=think_value(bool(think), caps),
                                       host=self.service.host, cancel=token)
 
@@ -215,7 +232,7 @@ class ChatHandlers:
         try:
             name = cp.parse_name(str(model or "").strip()).display
             refusal = await asyncio.to_thread(self.service.before_pull, name,
-                                              bool(download_anyway))
+                                              download_anyway is True)
             if refusal:
                 yield render.error_html(refusal), skip, skip, skip
                 return
@@ -246,7 +263,7 @@ class ChatHandlers:
         try:
             display = cp.parse_name(str(name or "").strip()).display
             refusal = await asyncio.to_thread(self.service.before_pull, display,
-                                              bool(download_anyway))
+                                              download_anyway is True)
             if refusal:
                 yield refusal
                 return

@@ -67,7 +67,14 @@ def short_name(model: str) -> str:
 
 # ----------------------------------------------------------------------------- escaping
 
-_CODE = re.compile(r"(```.*?(?:```|\Z)|~~~.*?(?:~~~|\Z)|`[^`\n]+`)", re.S)
+# Code, as Markdown (CommonMark) sees it: a fence opens at the start of a line (up to three
+# spaces in) and runs to a closing fence of the same kind or to the end (an unclosed fence
+# while streaming is code too); an inline span is a run of backticks, not escaped with "\\",
+# closed by a run of the same length on the same line. Anything looser would let a model
+# smuggle raw HTML past the escaping by calling it code.
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})[^\n]*(?:\n.*?(?:\n {0,3}\1[`~]*[ \t]*(?=\n|\Z)|\Z)|\Z)",
+                    re.S | re.M)
+_INLINE = re.compile(r"(?<![\\`])(`+)(?!`)[^\n]*?(?<!`)\1(?!`)")
 
 
 def escape(text: str) -> str:
@@ -75,12 +82,49 @@ def escape(text: str) -> str:
     return html.escape(text, quote=True)
 
 
+def _map_outside_code(text: str, fn) -> str:
+    """Apply ``fn`` to the parts of Markdown ``text`` that are not code."""
+    out, pos = [], 0
+    for fence in _FENCE.finditer(text):
+        out.append(_map_inline(text[pos:fence.start()], fn))
+        out.append(fence.group(0))
+        pos = fence.end()
+    out.append(_map_inline(text[pos:], fn))
+    return "".join(out)
+
+
+def _map_inline(text: str, fn) -> str:
+    out, pos = [], 0
+    for span in _INLINE.finditer(text):
+        out.append(fn(text[pos:span.start()]))
+        out.append(span.group(0))
+        pos = span.end()
+    out.append(fn(text[pos:]))
+    return "".join(out)
+
+
 def escape_markdown_html(text: str) -> str:
-    """Escape raw HTML in a model's Markdown answer, but not inside code, which Markdown
-    already shows literally (an unclosed fence while streaming counts as code, as Markdown
-    renders it)."""
-    parts = _CODE.split(text)
-    return "".join(p if i % 2 else html.escape(p, quote=False) for i, p in enumerate(parts))
+    r"""Escape raw HTML in a model's Markdown answer, but not inside code, which Markdown
+    already shows literally.
+
+    >>> escape_markdown_html('<b>hi</b> `<i>` and ```<u>``` and \\`<img>\\`')
+    '&lt;b&gt;hi&lt;/b&gt; `<i>` and ```<u>``` and \\`&lt;img&gt;\\`'
+    >>> escape_markdown_html('x ```\n<div>fake</div>')  # not a fence: not at a line start
+    'x ```\n&lt;div&gt;fake&lt;/div&gt;'
+    >>> escape_markdown_html("```html\n<p>code</p>\n```\n<p>text</p>")
+    '```html\n<p>code</p>\n```\n&lt;p&gt;text&lt;/p&gt;'
+    """
+    return _map_outside_code(text, lambda part: html.escape(part, quote=False))
+
+
+def unescape_markdown_html(text: str) -> str:
+    """The model's own text back from ``escape_markdown_html`` (for the next turn).
+
+    >>> t = 'a < b & `x & y` and &amp;'
+    >>> unescape_markdown_html(escape_markdown_html(t)) == t
+    True
+    """
+    return _map_outside_code(text, html.unescape)
 
 
 # ----------------------------------------------------------------------------- progress
