@@ -110,8 +110,11 @@ def registry_size(name: str) -> Optional[int]:
             manifest = json.load(response)
     except (OSError, ValueError):
         return None
-    layers = manifest.get("layers", []) + [manifest.get("config") or {}]
-    return sum(int(layer.get("size", 0)) for layer in layers) or None
+    try:
+        layers = list(manifest.get("layers") or []) + [manifest.get("config") or {}]
+        return sum(int(layer.get("size") or 0) for layer in layers) or None
+    except (AttributeError, TypeError, ValueError):  # not a manifest we understand
+        return None
 
 
 def estimate_memory(download_size: int) -> int:
