@@ -156,5 +156,5 @@ class OllamaError(ContextPilotError):
 
 def _show(name: object, limit: int = 60) -> str:
     """A safe, short rendering of a rejected name for messages."""
-    text = repr(name) if not isinstance(name, str) else repr(name)
+    text = repr(name)
     return text if len(text) <= limit else text[: limit - 4] + "...'"

@@ -8,7 +8,7 @@ import time
 from typing import Optional, Union
 
 from . import _client
-from .errors import ModelNotFound, OllamaUnavailable
+from .errors import OllamaUnavailable
 from .names import parse_name
 from .types import ModelDetails, ModelInfo, RunningModel, ServerStatus
 
@@ -165,7 +165,7 @@ def server_status(host: Optional[str] = None) -> ServerStatus:
 
 
 __all__ = [
-    "ModelNotFound", "delete_model", "installed", "invalidate_cache", "list_models",
+    "delete_model", "installed", "invalidate_cache", "list_models",
     "load_model", "model_details", "model_exists", "running_models", "server_status",
     "unload_model",
 ]
