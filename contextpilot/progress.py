@@ -39,8 +39,6 @@ class ProgressFolder:
         self._sample_t: Optional[float] = None
         self._sample_bytes = 0
         self._flow_start: Optional[float] = None
-        self.last_growth = clock()
-        "Clock time at which bytes last grew (for the stall limit)."
 
     def feed(self, status: str, digest: Optional[str], total: Optional[int],
              completed: Optional[int]) -> PullProgress:
@@ -85,7 +83,6 @@ class ProgressFolder:
             self._grow_to(now)
 
     def _grow_to(self, now: float) -> None:
-        self.last_growth = now
         if self._sample_t is None:
             self._sample_t = self._flow_start = now
             self._sample_bytes = self._completed
@@ -121,12 +118,6 @@ class ProgressFolder:
     def layers(self) -> dict[str, tuple[int, int]]:
         """(total, completed) of every layer seen, by digest."""
         return {k: (t, c) for k, (t, c) in self._layers.items()}
-
-    @property
-    def in_byte_step(self) -> bool:
-        """True while some known layer is still incomplete (a silent stream there is a stall)."""
-        return any(c < t for t, c in self._layers.values())
-
 
 def throttle(values: Iterable[T], interval: float = 0.1, clock: Clock = time.monotonic
              ) -> Iterator[T]:

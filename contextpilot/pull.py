@@ -55,7 +55,7 @@ class _PullJob:
 
     Raw events of the same layer are cumulative, so only the newest one matters: the pull
     thread keeps it raw and a consumer folds it when it asks (a fast pull costs the pull
-    thread a lock and an assignment per event). Every change of step or layer is kept in
+    thread one atomic store per event). Every change of step or layer is kept in
     ``steps`` and handed to every consumer in order, so none is ever skipped; a consumer
     slower than Ollama gets the newest value instead of a growing backlog.
     """
