@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
+from typing import Any, Generator, Iterable, Iterator, Mapping, Optional, Sequence
 
 from . import _client, models
 from .cancel import CancelToken
@@ -46,12 +46,8 @@ def chat_stream(
     if not models.model_exists(name, url):
         if not auto_pull:
             raise ModelNotFound(name, installed_only=True)
-        try:
-            yield from _auto_pull(name, pull_args)
-        except PullCancelled:
-            if cancel and cancel.cancelled:
-                return  # our consumer asked to stop: end quietly, as an answer would
-            raise
+        if not (yield from _auto_pull(name, pull_args, cancel)):
+            return
     try:
         yield from _answer(url, name, payload, options, think, keep_alive, cancel)
     except ModelNotFound:
@@ -59,12 +55,8 @@ def chat_stream(
             raise
         # Removed between our check and the call: pull it again, then retry once.
         models.invalidate_cache(url)
-        try:
-            yield from _auto_pull(name, pull_args)
-        except PullCancelled:
-            if cancel and cancel.cancelled:
-                return
-            raise
+        if not (yield from _auto_pull(name, pull_args, cancel)):
+            return
         log.info("Model '%s' pulled successfully, retrying request...", name)
         yield from _answer(url, name, payload, options, think, keep_alive, cancel)
 
@@ -76,11 +68,17 @@ def _messages(messages: Iterable[Mapping[str, Any]], system: Optional[str]) -> l
     return out
 
 
-def _auto_pull(name: str, pull_args: dict) -> Iterator[ChatEvent]:
+def _auto_pull(name: str, pull_args: dict, cancel: Optional[CancelToken]
+               ) -> Generator[ChatEvent, None, bool]:
+    """Pull ``name``; True when it is there, False when our own consumer cancelled (the chat
+    then ends quietly, as a stopped answer does). Someone else's cancel_pull() raises."""
     log.info("Pulling Ollama model '%s'... This may take a few minutes.", name)
     try:
         yield from pull_model(name, **pull_args)
+        return True
     except PullCancelled:
+        if cancel and cancel.cancelled:
+            return False
         raise
     except ModelNotFound as exc:
         raise ModelNotFound(name, auto=True) from exc
