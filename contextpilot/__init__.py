@@ -34,6 +34,7 @@ from .names import ModelName, parse_name, same_model
 from .policy import AccessPolicy
 from .progress import throttle
 from .pull import active_pulls, cancel_pull, is_pulling, pull_model
+from .units import format_duration, format_size
 from .types import (
     ChatDone,
     ChatEvent,
@@ -89,6 +90,8 @@ __all__ = [
     "check_fit",
     "delete_model",
     "ensure_ollama",
+    "format_duration",
+    "format_size",
     "is_pulling",
     "list_models",
     "load_model",

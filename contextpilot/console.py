@@ -19,6 +19,7 @@ from .chat import chat_stream
 from .progress import throttle
 from .pull import pull_model
 from .types import ContentDelta, PullProgress, ThinkingDelta
+from .units import format_size
 
 STEP_TEXT = {
     "manifest": "pulling manifest",
@@ -33,19 +34,8 @@ DIM, RESET = "\x1b[2m", "\x1b[0m"
 Messages = Union[str, Sequence[Mapping[str, Any]]]
 
 
-def human_bytes(n: float) -> str:
-    """Bytes in binary units, as the bar shows them.
-
-    >>> human_bytes(1_500_000)
-    '1.43 MiB'
-    >>> human_bytes(512)
-    '512 B'
-    """
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
+human_bytes = format_size
+"The one size formatter (``units.format_size``), under the name the CLI imports."
 
 
 class PullBar:
@@ -61,7 +51,7 @@ class PullBar:
         "The newest value received (see ``tap``)."
         self._said_resumed = False
         self.bar = factory(
-            total=None, unit="B", unit_scale=True, unit_divisor=1024, miniters=1,
+            total=None, unit="B", unit_scale=True, unit_divisor=1000, miniters=1,
             desc=f"{model}: starting", file=file,
             dynamic_ncols=_isatty(file if file is not None else sys.stderr), **tqdm_kw)
 

@@ -24,6 +24,7 @@ from . import _client, models
 from .catalog import catalog_entry
 from .names import parse_name
 from .types import FitVerdict
+from .units import format_size
 
 MEMORY_OVERHEAD = 1.2
 "Running a model takes about its weights plus 20% (KV cache at the default context, runtime)."
@@ -155,44 +156,33 @@ def _sizes(display: str, host: Optional[str]) -> tuple[Optional[int], Optional[i
 
 
 def _notes(model, size, memory, free, ram, gpu, fits_disk, fits_memory, local, host):
+    size_, memory_, free_, ram_ = (format_size(x) for x in (size, memory, free, ram))
     notes = []
     if size is None:
         notes.append(f"The download size of {model} is not known yet; it shows once the "
                      f"download starts, and the download stops at once if it cannot fit.")
     if fits_disk is False:
-        notes.append(f"{model} is a {gb(size)} download but only {gb(free)} is free where "
+        notes.append(f"{model} is a {size_} download but only {free_} is free where "
                      f"Ollama keeps models ({models_dir()}). Free some space first.")
     elif not local:
         notes.append(f"The disk check cannot be made: Ollama runs on another host "
                      f"({_client.resolve_host(host)}).")
     if fits_memory is False:
-        notes.append(f"{model} needs about {gb(memory)} of memory; this machine has "
-                     f"{gb(ram, True)}{' (GPU: ' + gb(gpu, True) + ')' if gpu else ''}. "
-                     f"It will be very slow or "
-                     f"fail to load.")
+        notes.append(f"{model} needs about {memory_} of memory; this machine has "
+                     f"{ram_}{' (GPU: ' + format_size(gpu) + ')' if gpu else ''}. "
+                     f"It will be very slow or fail to load.")
     if fits_disk and fits_memory:
-        notes.append(f"{model} fits: a {gb(size)} download ({gb(free)} free), about "
-                     f"{gb(memory)} of memory ({gb(ram, True)} here).")
+        notes.append(f"{model} fits: a {size_} download ({free_} free), about "
+                     f"{memory_} of memory ({ram_} here).")
     elif fits_disk is None and fits_memory and size is not None:
-        notes.append(f"{model} needs about {gb(memory)} of memory ({gb(ram, True)} here).")
+        notes.append(f"{model} needs about {memory_} of memory ({ram_} here).")
     return notes
 
 
 def gb(n: Optional[int], binary: bool = False) -> str:
-    """Bytes for a message: decimal units as Ollama shows download sizes, or binary units
-    (still written "GB") as operating systems show memory.
-
-    >>> gb(4_113_301_824), gb(523_000_000), gb(None), gb(24 * 2**30, binary=True)
-    ('4.1 GB', '523 MB', 'unknown', '24 GB')
-    """
-    if n is None:
-        return "unknown"
-    base = 1024.0 if binary else 1000.0
-    for unit, power in (("TB", 4), ("GB", 3), ("MB", 2), ("KB", 1)):
-        if n >= base**power:
-            value = n / base**power
-            return f"{value:.1f} {unit}" if value < 10 else f"{value:.0f} {unit}"
-    return f"{n} B"
+    """Deprecated alias of ``units.format_size`` (decimal units everywhere now; ``binary``
+    is ignored). Kept for callers on other branches until they move."""
+    return format_size(n)
 
 
 __all__ = ["check_fit", "free_disk", "gpu_memory", "is_local_host", "models_dir", "gb"]

@@ -20,6 +20,7 @@ from .errors import PullCancelled, PullFailed
 from .names import ModelName, parse_name
 from .progress import Clock, ProgressFolder
 from .types import PullProgress
+from .units import format_size
 
 log = logging.getLogger("contextpilot")
 
@@ -167,8 +168,8 @@ class _PullJob:
         free = hardware.guard_disk()
         if free is not None and missing > free:
             self.abort(
-                f"no space left on device: {hardware.gb(missing)} more is needed and only "
-                f"{hardware.gb(free)} is free")
+                f"no space left on device: {format_size(missing)} more is needed and only "
+                f"{format_size(free)} is free")
             raise PullFailed(self.model, "aborted for lack of disk space")
 
     def _deregister(self) -> None:

@@ -29,8 +29,8 @@ def test_list_prints_a_table_of_installed_models(ollama_env, capsys):
     lines = out.splitlines()
     assert code == 0 and err == ""
     assert lines[0].split() == ["NAME", "SIZE", "PARAMS", "QUANT", "MODIFIED"]
-    assert lines[1].split()[:5] == ["qwen3:0.6b", "1.44", "MiB", "751M", "Q4_K_M"]
-    assert lines[2].split()[:5] == ["llama3.2:latest", "2.87", "MiB", "3.2B", "Q4_K_M"]
+    assert lines[1].split()[:5] == ["qwen3:0.6b", "1.5", "MB", "751M", "Q4_K_M"]
+    assert lines[2].split()[:5] == ["llama3.2:latest", "3.0", "MB", "3.2B", "Q4_K_M"]
 
 
 @pytest.mark.parametrize("where", ["before", "after"])
@@ -71,8 +71,8 @@ def test_invalid_model_name_is_exit_1_before_any_request(ollama_env, capsys):
 def test_pull_draws_a_bar_and_says_the_model_is_ready(ollama_env, capsys):
     code, out, err = _run(capsys, "pull", "mistral")
     assert code == 0
-    assert out == "Model 'mistral:latest' is ready (3.83 MiB).\n"
-    assert "mistral: done: 100%" in err and "3.83M/3.83M" in err
+    assert out == "Model 'mistral:latest' is ready (4.0 MB).\n"
+    assert "mistral: done: 100%" in err and "4.02M/4.02M" in err
     assert "mistral:latest" in ollama_env.installed_names()
 
 
@@ -239,7 +239,7 @@ def test_sigint_stops_a_pull_in_a_real_process(fake_ollama):
     assert proc.returncode == 130 and out == ""
     # where the bar stood, when the client had read a size before the signal (under load it
     # may not have read any progress line yet)
-    assert re.search(r"^Stopped downloading 'mistral'( at [\d.]+ (B|KiB) of 3\.81 MiB)?\.",
+    assert re.search(r"^Stopped downloading 'mistral'( at [\d.]+ (B|KB|MB) of 4\.0 MB)?\.",
                      err, re.M)
     assert "The download can be resumed" in err and "Traceback" not in err
     assert fake_ollama.disconnected.wait(2)

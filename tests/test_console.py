@@ -48,7 +48,7 @@ def test_bar_ends_at_the_total_bytes_and_never_goes_back(fake_ollama, bars):
     counts = [n for n, _, _ in bars]
     assert counts == sorted(counts)
     assert bars[-1][0] == bars[-1][1] == REMOTE.size
-    assert "100%" in text and "3.83M/3.83M" in text
+    assert "100%" in text and "4.02M/4.02M" in text  # decimal, as every size
 
 
 def test_bar_total_grows_as_layers_appear(fake_ollama, bars):
@@ -76,7 +76,7 @@ def test_a_resumed_download_says_where_it_resumed(fake_ollama, bars):
         _pull(fake_ollama)
     fake_ollama.faults.drop_pull_after = None
     final, text = _pull(fake_ollama)
-    assert "Resumed from 1.91 MiB\n" in text
+    assert "Resumed from 2.0 MB\n" in text
     assert final.done and final.resumed_bytes == 2_000_000
 
 
