@@ -61,7 +61,7 @@ def test_missing_model_downloads_with_a_rising_bar_then_answers(page, fake_ollam
     with running_app(fake_ollama.url) as url:
         open_app(page, url)
         page.locator("#model-dropdown input").click()
-        page.get_by_role("option", name="mistral — download 4.1 GB").click()
+        page.get_by_role("option", name="Download · mistral · 4.1 GB").click()
         page.locator("#model-note").get_by_text("not installed yet").wait_for()
         page.evaluate(WATCH_BAR)
 
@@ -79,7 +79,7 @@ def test_missing_model_downloads_with_a_rising_bar_then_answers(page, fake_ollam
         assert fake_ollama.pull_requests["mistral:latest"] == 1
         page.locator("#model-note").get_by_text("mistral:latest is installed").wait_for()
         page.locator("#model-dropdown input").click()
-        page.get_by_role("option", name="mistral:latest (4.0 MB)").wait_for()
+        page.get_by_role("option", name="Installed · mistral:latest · 4.0 MB").wait_for()
 
 
 def test_ollama_down_shows_the_fix_then_recovers(page, fake_ollama, artifacts):
@@ -96,7 +96,7 @@ def test_ollama_down_shows_the_fix_then_recovers(page, fake_ollama, artifacts):
         page.locator("#refresh-models").click()
         status.get_by_text("Ollama 0.12.3").wait_for()
         page.locator("#model-dropdown input").click()
-        page.get_by_role("option", name="llama3.2:latest (3.0 MB)").wait_for()
+        page.get_by_role("option", name="Installed · llama3.2:latest · 3.0 MB").wait_for()
 
 
 @pytest.mark.usefixtures("roomy_machine")
@@ -124,8 +124,8 @@ def test_models_tab_deletes_after_confirmation(page, fake_ollama, artifacts):
 
         page.get_by_role("tab", name="Chat").click()
         page.locator("#model-dropdown input").click()
-        page.get_by_role("option", name="qwen3:0.6b — download").wait_for()
-        assert page.get_by_role("option", name="qwen3:0.6b (").count() == 0
+        page.get_by_role("option", name="Download · qwen3:0.6b ·").wait_for()
+        assert page.get_by_role("option", name="Installed · qwen3:0.6b").count() == 0
 
 
 @pytest.mark.usefixtures("roomy_machine")
@@ -134,7 +134,7 @@ def test_downloads_panel_survives_a_refresh_and_cancels(page, fake_ollama, artif
     with running_app(fake_ollama.url) as url:
         open_app(page, url)
         page.locator("#model-dropdown input").click()
-        page.get_by_role("option", name="mistral — download 4.1 GB").click()
+        page.get_by_role("option", name="Download · mistral · 4.1 GB").click()
         page.locator("#model-note").get_by_text("fits").wait_for()
         page.locator("#pull-button").click()
         panel = page.locator("#downloads-panel")

@@ -59,7 +59,7 @@ def test_chat_with_missing_model_pulls_once_then_answers(client, fake_ollama):
                                                     "status": "done"}
     assert messages.index(download[0]) == 0 and answers(messages) == ["You said: hi"]
     assert 'aria-valuenow="100"' in bar and "Ready" in bar
-    assert note == "mistral:latest is installed (4.0 MB)."
+    assert ">mistral:latest is installed (4.0 MB).<" in note
     installed = [m["name"] for m in client.predict(api_name="/list_models")["installed"]]
     assert "mistral:latest" in installed
 
@@ -196,9 +196,9 @@ def test_the_default_model_is_configurable(fake_ollama, monkeypatch, configured,
         dropdown, *_ = call_event(url, "refresh_models", None)
     assert dropdown["value"] in expected
     labels = [c[0] for c in dropdown["choices"]]
-    assert labels[0].startswith(("llama3.2:latest (", "qwen3:0.6b ("))  # installed first
-    assert labels[1].startswith(("llama3.2:latest (", "qwen3:0.6b ("))
-    assert any(label.startswith("mistral — download 4.1 GB") for label in labels[2:])
+    installed = ("Installed · llama3.2:latest · ", "Installed · qwen3:0.6b · ")
+    assert labels[0].startswith(installed) and labels[1].startswith(installed)  # first
+    assert any(label.startswith("Download · mistral · 4.1 GB") for label in labels[2:])
 
 
 def test_history_goes_back_to_ollama_as_written():

@@ -121,7 +121,19 @@ class ChatHandlers:
                 self.service.note(value, data), self.think_control(value))
 
     def model_changed(self, model: str):
-        return self.service.note(model), self.think_control(model)
+        """A new pick: its note and Think control; "Download anyway" starts unticked."""
+        return self.service.note(model), self.think_control(model), gr.Checkbox(value=False)
+
+    def controls(self, model: Optional[str]):
+        """Show a control only where it applies (after each note change): "Download
+        anyway" beside a verdict that needs it, Download for a model not installed."""
+        # On page load this can run with the dropdown's value from before the load's
+        # update (empty): it is the default the load picked.
+        state = self.service.note_state(
+            model or self.service.models(False).default(self.configured))
+        override = (gr.Checkbox(visible=True) if state.needs_override
+                    else gr.Checkbox(visible=False, value=False))
+        return override, gr.Button(visible=not state.installed)
 
     def think_control(self, model: Optional[str]):
         try:
@@ -217,8 +229,8 @@ class ChatHandlers:
         status = self.service.status_html()
         if view.pull is None:
             return gr.skip(), gr.skip(), gr.skip(), status
-        bar = (render.progress_html(view.pull) if view.pull.done or not view.error
-               else render.error_html(view.error))
+        # A failed download is said in the chat, where the user is looking: not twice.
+        bar = render.progress_html(view.pull) if view.pull.done or not view.error else ""
         data = self.service.models()
         return bar, gr.Dropdown(choices=data.choices()), self.service.note(view.model, data), \
             status
@@ -233,8 +245,9 @@ class ChatHandlers:
             name = cp.parse_name(str(model or "").strip()).display
             refusal = await asyncio.to_thread(self.service.before_pull, name,
                                               download_anyway is True)
-            if refusal:
-                yield render.error_html(refusal), skip, skip, skip
+            if refusal:  # the verdict is on the page already: say it there, once
+                note = await asyncio.to_thread(self.service.note_state, name, None, True)
+                yield "", skip, note.html, skip
                 return
             yield render.progress_html(cp.PullProgress(model=name, status="pulling manifest")), \
                 skip, skip, skip

@@ -22,14 +22,17 @@ TICK = 0.5  # seconds between refreshes of the panel
 
 def build_downloads(service: Service, private: dict) -> None:
     """Render the panel where it is called (inside a Blocks) and wire its events."""
-    with gr.Accordion("Downloads", open=True, elem_id="downloads"):
+    # Closed while nothing runs; it opens (and counts) when a download starts, and stays as
+    # the user leaves it after the last one ends, so "Cancelled…" can still be read.
+    with gr.Accordion("Downloads", open=False, elem_id="downloads") as box:
         panel = gr.HTML(render_models.downloads_html([]), elem_id="downloads-panel")
         with gr.Row(equal_height=True, visible=False) as controls:  # shown while any runs
             which = gr.Dropdown(choices=[], value=None, label="Running download",
-                            allow_custom_value=True,  # checked by Service, not here
+                                show_label=False, container=False,
+                                allow_custom_value=True,  # checked by Service, not here
                                 elem_id="downloads-select", scale=4)
             cancel = gr.Button("Cancel download", elem_id="cancel-download", scale=0,
-                               min_width=160, variant="stop")
+                               min_width=150, variant="stop", size="sm")
         result = gr.Markdown(elem_id="downloads-status")
     seen = gr.State([])
     timer = gr.Timer(TICK)
@@ -38,10 +41,14 @@ def build_downloads(service: Service, private: dict) -> None:
         pulls = cp.active_pulls(service.host)
         names = [p.model for p in pulls]
         if names == last:
-            return render_models.downloads_html(pulls), gr.skip(), gr.skip(), last
+            return render_models.downloads_html(pulls), gr.skip(), gr.skip(), gr.skip(), last
         value = current if current in names else (names[0] if names else None)
+        started = bool(set(names) - set(last))
+        label = f"Downloads · {len(names)} running" if names else "Downloads"
         return (render_models.downloads_html(pulls),
-                gr.Dropdown(choices=names, value=value), gr.Row(visible=bool(names)), names)
+                gr.Dropdown(choices=names, value=value), gr.Row(visible=bool(names)),
+                gr.Accordion(label=label, open=True) if started else gr.Accordion(label=label),
+                names)
 
     async def cancel_download(name: Optional[str]) -> str:
         if not name:
@@ -52,6 +59,7 @@ def build_downloads(service: Service, private: dict) -> None:
             return f"⚠️ {render.escape(str(exc))}"
 
     events = dict(show_progress="hidden", concurrency_limit=None, **private)
-    timer.tick(tick, [which, seen], [panel, which, controls, seen], api_name="downloads_panel",
+    timer.tick(tick, [which, seen], [panel, which, controls, box, seen],
+               api_name="downloads_panel",
                **events)
     cancel.click(cancel_download, [which], [result], api_name="cancel_download", **private)

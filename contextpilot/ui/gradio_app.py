@@ -11,13 +11,14 @@ this function's argument (operator configuration), never an input of any event.
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Optional
 
 import gradio as gr
 
 from contextpilot.catalog import catalog
 from contextpilot.policy import AccessPolicy
-from contextpilot.ui import render
+from contextpilot.ui import render, theme
 from contextpilot.ui.chat_handlers import ChatHandlers
 from contextpilot.ui.downloads import build_downloads
 from contextpilot.ui.models_tab import build_models_tab
@@ -50,12 +51,15 @@ def build_app(host: Optional[str] = None, default_model: Optional[str] = None,
     h = ChatHandlers(service, configured)
     private = dict(api_visibility="private")
 
-    with gr.Blocks(title="ContextPilot", fill_height=True) as demo:
-        gr.Markdown("## ContextPilot — chat with local Ollama models")
-        with gr.Row(equal_height=True):
-            status = gr.HTML("Checking Ollama…", elem_id="ollama-status")
-            refresh = gr.Button("↻ Refresh", elem_id="refresh-models", size="sm", scale=0)
-        with gr.Tabs():
+    with _themed_blocks() as demo:
+        with gr.Row(elem_id="cp-header", equal_height=True):
+            gr.HTML(BRAND, elem_id="cp-brand", scale=0, min_width=150, padding=False,
+                    container=False)
+            status = gr.HTML(render.note_html("busy", "Checking Ollama…"),
+                             elem_id="ollama-status", scale=4, padding=False, container=False)
+            refresh = gr.Button("↻ Refresh", elem_id="refresh-models", size="sm", scale=0,
+                                min_width=96, variant="secondary")
+        with gr.Tabs(elem_id="cp-tabs"):
             with gr.Tab("Chat", id="chat") as chat_tab:
                 model, think, override, note, pull_status, pull_button = _chat_tab(
                     h, configured, status)
@@ -67,11 +71,14 @@ def build_app(host: Optional[str] = None, default_model: Optional[str] = None,
         gr.api(h.pull_model_api, api_name="pull_model", concurrency_limit=STREAM_CONCURRENCY)
 
         page = [model, status, note, think]
-        demo.load(h.refresh_models, [model], page, api_name="refresh_models", **private)
-        refresh.click(h.refresh_models, [model], page, **private)
-        model.input(h.model_changed, [model], [note, think], **private)
+        quiet = dict(show_progress="hidden", **private)  # these lines change in place
+        demo.load(h.refresh_models, [model], page, api_name="refresh_models", **quiet)
+        refresh.click(h.refresh_models, [model], page, **quiet)
+        model.input(h.model_changed, [model], [note, think, override], **quiet)
+        note.change(h.controls, [model], [override, pull_button], **quiet)
         pull_button.click(h.download, [model, override], [pull_status, model, note, status],
-                          api_name="download", concurrency_limit=STREAM_CONCURRENCY, **private)
+                          api_name="download", concurrency_limit=STREAM_CONCURRENCY,
+                          show_progress="hidden", **private)  # the card is the progress
         models_tab.select(refresh_tab, [selected], tab_outputs, **private).then(
             lambda: gr.Timer(active=True), None, [running_timer], **private)
         chat_tab.select(lambda: gr.Timer(active=False), None, [running_timer], **private)
@@ -79,38 +86,67 @@ def build_app(host: Optional[str] = None, default_model: Optional[str] = None,
     return demo
 
 
+def _themed_blocks() -> gr.Blocks:
+    # Gradio 6 takes the theme and CSS in launch(); given here they apply however the app
+    # is launched (python app.py, a Space, a notebook, the tests), so no caller forgets them.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The parameters have been moved")
+        return gr.Blocks(title="ContextPilot", fill_height=True, theme=theme.theme(),
+                         css=theme.css())
+
+
+BRAND = ('<div class="cp-brand"><span class="cp-logo" aria-hidden="true">◆</span>'
+         '<span>ContextPilot</span></div>')
+EMPTY_CHAT = (
+    "### Ask anything\n"
+    "Pick a model above and send a message. A model that is not installed yet is "
+    "downloaded first — its progress shows here — and then it answers. "
+    "Everything runs on your Ollama.")
+EXAMPLES = ["Explain what a context window is, in two sentences.",
+            "Write a haiku about a quiet morning.",
+            "Give me three ideas for a rainy weekend, as a list."]
+"Prompts any chat model can answer (text only, short answers), so each works with the pick."
+
+
 def _chat_tab(h: ChatHandlers, configured: str, status: gr.HTML):
-    with gr.Row():
+    with gr.Row(elem_id="cp-picker"):
         # No Ollama call at build time: the catalog until the page loads, then the
         # installed models first (refresh_models on demo.load).
         model = gr.Dropdown(
             choices=render.model_choices([], catalog(), set(), key),
             value=configured, allow_custom_value=True, label="Model",
-            info="Installed models first; others are downloaded when you use them. "
-                 "You can type any tag, e.g. qwen3:0.6b or hf.co/user/repo:Q4_K_M.",
-            elem_id="model-dropdown", scale=4)
-        pull_button = gr.Button("Download", elem_id="pull-button", scale=0, min_width=140)
-    with gr.Row():
+            info="Installed, cloud, then models to download. Or type any tag, e.g. "
+                 "qwen3:0.6b or hf.co/user/repo:Q4_K_M.",
+            elem_id="model-dropdown", scale=5, min_width=200)
+        pull_button = gr.Button("Download", elem_id="pull-button", scale=0, min_width=110,
+                                variant="primary")
+    with gr.Row(elem_id="cp-model-line"):
+        note = gr.HTML("", elem_id="model-note", scale=5, min_width=200, padding=False,
+                       container=False)
         think = gr.Checkbox(True, label="Think", elem_id="think-toggle", visible=False,
-                            info="Let a thinking model reason before it answers.")
+                            scale=0, min_width=100, container=False)
         override = gr.Checkbox(False, label="Download anyway", elem_id="fit-override",
-                               info="Download even if the model may not fit this machine.")
-    note = gr.Markdown(elem_id="model-note")
-    pull_status = gr.HTML("", elem_id="pull-status")
+                               visible=False, scale=0, min_width=170, container=False)
+    pull_status = gr.HTML("", elem_id="pull-status", padding=False, container=False)
     system = gr.Textbox(label="System prompt", value="", lines=2, render=False)
     temperature = gr.Slider(0.0, 2.0, value=0.7, step=0.05, label="Temperature", render=False)
     num_ctx = gr.Slider(512, 131072, value=4096, step=512, label="Context length (num_ctx)",
                         render=False)
+    additional = [model, system, temperature, num_ctx, think, override]
     gr.ChatInterface(
         h.chat,
         multimodal=True,
-        chatbot=gr.Chatbot(elem_id="chatbot", height=460, sanitize_html=True),
+        chatbot=gr.Chatbot(elem_id="chatbot", height=460, sanitize_html=True,
+                           placeholder=EMPTY_CHAT, show_label=False),
         textbox=gr.MultimodalTextbox(file_types=["image"], file_count="multiple",
                                      placeholder="Message…", show_label=False,
                                      elem_id="chat-input", sources=["upload"]),
-        additional_inputs=[model, system, temperature, num_ctx, think, override],
+        additional_inputs=additional,
         additional_inputs_accordion=gr.Accordion("Settings", open=False, render=False),
         additional_outputs=[pull_status, model, note, status],
+        # Only the message: the example runs with the model and settings on the page.
+        examples=[[{"text": e, "files": []}] + [None] * len(additional) for e in EXAMPLES],
+        cache_examples=False,
         api_name="chat",
         concurrency_limit=STREAM_CONCURRENCY,
         save_history=True,

@@ -28,23 +28,32 @@ def _refusal(exc: Exception) -> str:
 def build_models_tab(service: Service, chat_model: gr.Dropdown, private: dict):
     """Render the tab's contents where it is called; returns (refresh function, outputs,
     running-list timer) so the caller can wire tab selection and page load."""
-    table = gr.Dataframe(headers=render_models.TABLE_HEADERS, value=[], interactive=False,
-                         elem_id="models-table", label="Installed models")
     disk = gr.Markdown(elem_id="models-disk")
-    with gr.Row(equal_height=True):
-        selected = gr.Dropdown(choices=[], value=None, label="Selected model", scale=3,
-                               allow_custom_value=True,  # checked by Service, not here
-                               elem_id="models-select")
-        load = gr.Button("Load", elem_id="load-button", scale=0, min_width=90)
-        unload = gr.Button("Unload", elem_id="unload-button", scale=0, min_width=90)
-        delete = gr.Button("Delete…", elem_id="delete-button", scale=0, min_width=90,
-                           variant="stop")
-        confirm = gr.Button("Confirm delete", elem_id="confirm-delete-button", scale=0,
-                            min_width=140, variant="stop", visible=False)
-    status = gr.Markdown(elem_id="models-status")
-    with gr.Row():
-        details = gr.HTML(elem_id="model-details")
-        running = gr.HTML(render_models.running_html([]), elem_id="running-models")
+    table = gr.Dataframe(headers=render_models.TABLE_HEADERS, value=[], interactive=False,
+                         elem_id="models-table", show_label=False, max_height=360,
+                         buttons=[])
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3, min_width=260):
+            # The row's actions: pick a row (or a name here), then act on it.
+            with gr.Row(elem_id="models-actions"):
+                selected = gr.Dropdown(choices=[], value=None, label="Selected model",
+                                       scale=3, min_width=180,
+                                       allow_custom_value=True,  # checked by Service
+                                       elem_id="models-select")
+                load = gr.Button("Load", elem_id="load-button", scale=0, min_width=70,
+                                 size="sm")
+                unload = gr.Button("Unload", elem_id="unload-button", scale=0, min_width=70,
+                                   size="sm")
+                delete = gr.Button("Delete…", elem_id="delete-button", scale=0, min_width=80,
+                                   size="sm")
+                confirm = gr.Button("Confirm delete", elem_id="confirm-delete-button",
+                                    scale=0, min_width=130, variant="stop", size="sm",
+                                    visible=False)
+            status = gr.Markdown(elem_id="models-status")
+            details = gr.HTML(elem_id="model-details", padding=False, container=False)
+        with gr.Column(scale=2, min_width=220):
+            running = gr.HTML(render_models.running_html([]), elem_id="running-models",
+                              padding=False, container=False)
     timer = gr.Timer(RUNNING_TICK, active=False)
 
     def refresh(current: Optional[str]):

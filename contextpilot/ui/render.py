@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional, Sequence
 
 from ..catalog import CatalogEntry
+from ..names import parse_name
 from ..types import ChatDone, ContentDelta, ModelInfo, PullProgress, ServerStatus, ThinkingDelta
+from ..units import format_duration, format_size, format_speed
 
 STEP_WORDS = {
     "manifest": "Pulling manifest",
@@ -26,33 +28,11 @@ STEP_WORDS = {
 
 # ----------------------------------------------------------------------------- numbers
 
-
-def human_bytes(n: Optional[float]) -> str:
-    """Decimal units, as Ollama shows sizes: ``human_bytes(4_113_301_824) == '4.1 GB'``."""
-    if n is None:
-        return "?"
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(value) < 1000:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} TB"
-
-
-def human_speed(bps: Optional[float]) -> str:
-    return "" if bps is None else f"{human_bytes(bps)}/s"
-
-
-def human_eta(seconds: Optional[float]) -> str:
-    """``human_eta(125) == '2m 05s'``; empty when unknown."""
-    if seconds is None:
-        return ""
-    s = max(0, int(round(seconds)))
-    if s >= 3600:
-        return f"{s // 3600}h {s % 3600 // 60:02d}m"
-    if s >= 60:
-        return f"{s // 60}m {s % 60:02d}s"
-    return f"{s}s"
+# One way to write sizes and durations (``contextpilot.units``); the old names stay as
+# aliases for code on other branches.
+human_bytes = format_size
+human_speed = format_speed
+human_eta = format_duration
 
 
 def percent(p: PullProgress) -> Optional[int]:
@@ -135,16 +115,17 @@ def step_words(p: PullProgress) -> str:
 
 
 def progress_facts(p: PullProgress) -> list[str]:
-    """The facts after the percent: bytes, speed, ETA, resume note (plain text)."""
+    """The facts after the percent: bytes, speed, time left, resume note (plain text).
+    "Resumed" only when the library says bytes of an interrupted download were reused."""
     facts = []
     if p.total:
-        facts.append(f"{human_bytes(p.completed)} / {human_bytes(p.total)}")
+        facts.append(f"{format_size(p.completed)} / {format_size(p.total)}")
     if p.speed and not p.done:
-        facts.append(human_speed(p.speed))
+        facts.append(format_speed(p.speed))
     if p.eta is not None and not p.done:
-        facts.append(f"ETA {human_eta(p.eta)}")
+        facts.append(f"{format_duration(p.eta)} left")
     if p.resumed_bytes > 0:
-        facts.append(f"Resumed from {human_bytes(p.resumed_bytes)}")
+        facts.append(f"Resumed from {format_size(p.resumed_bytes)}")
     return facts
 
 
@@ -155,32 +136,39 @@ def progress_text(p: PullProgress) -> str:
     return " · ".join([head, *progress_facts(p)])
 
 
-def progress_html(p: PullProgress) -> str:
-    """The download bar for ``#pull-status``: a real bar with role=progressbar."""
+def progress_bar(p: PullProgress, label: str) -> str:
+    """The whole-model bar (role=progressbar, so a screen reader and the tests read it)."""
     pct = percent(p) or 0
     width = 100.0 if p.done else (p.fraction or 0.0) * 100
-    color = "#16a34a" if p.done else "#2563eb"
-    facts = " · ".join(escape(f) for f in progress_facts(p))
-    label = f"{'Downloaded' if p.done else 'Downloading'} {escape(p.model)}"
+    return (f'<div class="cp-bar" role="progressbar" aria-label="{label}" aria-valuemin="0" '
+            f'aria-valuemax="100" aria-valuenow="{pct}"><div class="cp-bar-fill" '
+            f'style="width:{width:.1f}%"></div></div>')
+
+
+def progress_html(p: PullProgress) -> str:
+    """The download card for ``#pull-status``: name and percent, the bar, the step in words
+    with bytes, speed and time left; Ollama's own step (the layer) folded away."""
+    pct = percent(p)
+    label = f"{'Downloaded' if p.done else 'Downloading'} {escape(short_name(p.model))}"
+    facts = " · ".join(escape(f) for f in [step_words(p), *progress_facts(p)])
+    layer = escape(p.status) + (f" ({escape(p.digest[:19])}…)" if p.digest else "")
     return (
-        f'<div class="cp-pull" data-step="{escape(p.step)}" data-done="{str(p.done).lower()}">'
-        f'<div class="cp-pull-head" style="display:flex;justify-content:space-between;gap:1em">'
-        f'<strong>{label}</strong><span class="cp-step">{escape(step_words(p))}</span>'
-        f'<span class="cp-pct">{pct}%</span></div>'
-        f'<div class="cp-bar" role="progressbar" aria-label="{label}" aria-valuemin="0" '
-        f'aria-valuemax="100" aria-valuenow="{pct}" '
-        f'style="height:12px;border-radius:6px;background:#e5e7eb;overflow:hidden;margin:4px 0">'
-        f'<div class="cp-bar-fill" style="width:{width:.1f}%;height:100%;background:{color}">'
-        f'</div></div><div class="cp-facts" style="font-size:0.9em">{facts}</div></div>'
+        f'<div class="cp-card cp-pull" data-step="{escape(p.step)}" '
+        f'data-done="{str(p.done).lower()}"><div class="cp-pull-head"><strong>{label}</strong>'
+        f'<span class="cp-pct">{"" if pct is None else f"{pct}%"}</span></div>'
+        f'{progress_bar(p, label)}<div class="cp-facts">{facts}</div>'
+        f'<details class="cp-more"><summary>Details</summary><div>Ollama says: {layer}</div>'
+        f'</details></div>'
     )
 
 
 def error_html(message: str) -> str:
-    return f'<div class="cp-error" role="alert" style="color:#b91c1c">{escape(message)}</div>'
+    return (f'<div class="cp-card cp-error" role="alert"><span class="cp-icon" '
+            f'aria-hidden="true">⚠</span> {escape(message)}</div>')
 
 
 def pull_result_text(p: Optional[PullProgress], model: str) -> str:
-    size = f" ({human_bytes(p.total)})" if p and p.total else ""
+    size = f" ({format_size(p.total)})" if p and p.total else ""
     return f"{model} is ready{size}."
 
 
@@ -235,46 +223,121 @@ class ChatView:
         pct = percent(p)
         if p.done:
             title = f"Downloaded {name} — 100%"
+        elif self.error:
+            title = f"Could not download {name}"
         elif pct is None:
             title = f"Downloading {name} — {escape(step_words(p).lower())}"
         else:
             title = f"Downloading {name} — {pct}%"
-        ok = p.done or (self.error == "" and (bool(self.answer) or bool(self.thinking)))
+        ok = p.done or bool(self.error) or bool(self.answer) or bool(self.thinking)
         return {"role": "assistant", "content": escape(progress_text(p)),
                 "metadata": {"title": title, "status": "done" if ok else "pending"}}
 
 
 # ----------------------------------------------------------------------------- models and status
 
+INSTALL_URL = "https://ollama.com/download"
+SECTIONS = ("Installed", "Cloud", "Download")
+"The picker's groups, in order; each choice label starts with its group's word."
+CAPABILITIES = ("vision", "tools", "thinking", "embedding")
+ICONS = {"ok": "✓", "fits": "✓", "info": "ℹ", "warn": "⚠", "stop": "⛔", "busy": "↻"}
 
-def status_html(s: ServerStatus, note: str = "", hint: str = "") -> str:
-    """The status line; ``note`` follows a healthy status (e.g. "Started Ollama"), ``hint``
-    an unreachable one (e.g. how to install Ollama)."""
-    if s.reachable:
-        version = f" {escape(s.version)}" if s.version else ""
-        extra = f" — {escape(note)}" if note else ""
-        return (f'<span class="cp-ok"><span style="color:#16a34a">●</span> '
-                f'Ollama{version} at {escape(s.host)}{extra}</span>')
-    extra = f"<br><small>{escape(hint)}</small>" if hint else ""
-    return (f'<span class="cp-down" role="alert"><span style="color:#dc2626">●</span> '
-            f'{escape(s.error)}{extra}</span>')
+
+def is_cloud(name: str) -> bool:
+    """A model that runs on ollama.com (a ``:cloud`` tag or a tag ending ``-cloud``)."""
+    try:
+        n = parse_name(name)
+    except Exception:
+        return False
+    flag = getattr(n, "is_cloud", None)  # ModelName.is_cloud (issue 10) once it is there
+    if flag is not None:
+        return bool(flag)
+    return n.tag == "cloud" or n.tag.endswith("-cloud")
+
+
+def capability_words(capabilities: Optional[Iterable[str]]) -> list[str]:
+    return [c for c in CAPABILITIES if c in set(capabilities or ())]
+
+
+def chips_html(capabilities: Optional[Iterable[str]]) -> str:
+    words = capability_words(capabilities)
+    return "".join(f'<span class="cp-chip" data-cap="{c}">{c}</span>' for c in words)
+
+
+def choice_label(section: str, name: str, size: Optional[int] = None,
+                 capabilities: Optional[Iterable[str]] = None) -> str:
+    """``'Installed · llama3.2:latest · 3.0 MB · tools'``: the group, the name, the size
+    (cloud models have none worth saying) and the capabilities, plain text for the dropdown."""
+    parts = [section, name]
+    if size and section != "Cloud":
+        parts.append(format_size(size))
+    return " · ".join(parts + capability_words(capabilities))
 
 
 def model_choices(installed: Sequence[ModelInfo], catalog: Sequence[CatalogEntry],
-                  installed_keys: set[str], catalog_key) -> list[tuple[str, str]]:
-    """Dropdown ``(label, value)``: installed first with size, then catalog downloads."""
-    choices = [(f"{m.name} ({human_bytes(m.size)})", m.name) for m in installed]
+                  installed_keys: set[str], catalog_key,
+                  capabilities: Optional[dict] = None, may_pull=None) -> list[tuple[str, str]]:
+    """Dropdown ``(label, value)``, grouped by where a model lives: installed, cloud, then
+    the catalog's downloads (those ``may_pull`` allows). The value is the model's name, so
+    /chat's model argument is unchanged."""
+    caps = capabilities or {}
+    groups: dict[str, list[tuple[str, str]]] = {s: [] for s in SECTIONS}
+    for m in installed:
+        section = "Cloud" if is_cloud(m.name) else "Installed"
+        groups[section].append((choice_label(section, m.name, m.size, caps.get(m.name)),
+                                m.name))
     for e in catalog:
-        if catalog_key(e.name) not in installed_keys:
-            choices.append((f"{e.short_name} — download {human_bytes(e.size)}", e.name))
-    return choices
+        if catalog_key(e.name) in installed_keys or (may_pull and not may_pull(e.name)):
+            continue
+        section = "Cloud" if is_cloud(e.name) else "Download"
+        groups[section].append((choice_label(section, e.short_name, e.size, e.capabilities),
+                                e.name))
+    return [c for s in SECTIONS for c in groups[s]]
 
 
-def model_note(model: str, installed: Optional[ModelInfo], entry: Optional[CatalogEntry]) -> str:
-    """The line under the dropdown: installed, or what a download will cost."""
+def note_html(kind: str, text: str, extra: str = "", role: str = "status") -> str:
+    """One line with an icon (``text`` and ``extra`` are HTML, already escaped)."""
+    return (f'<div class="cp-note" data-kind="{kind}" role="{role}"><span class="cp-icon" '
+            f'aria-hidden="true">{ICONS[kind]}</span><span class="cp-note-text">{text}</span>'
+            f'{extra}</div>')
+
+
+def model_note(model: str, installed: Optional[ModelInfo], entry: Optional[CatalogEntry],
+               capabilities: Optional[Iterable[str]] = None) -> str:
+    """The line under the picker: installed (size, capability chips), or what happens when
+    a message is sent; the fit verdict follows it for a missing model (``fit_line``)."""
     name = escape(model)
     if installed is not None:
-        return f"{name} is installed ({human_bytes(installed.size)})."
-    size = f" (about {human_bytes(entry.size)})" if entry else ""
-    return (f"{name} is not installed yet: it will be downloaded{size} when you send a "
-            f"message, or press Download to get it now.")
+        chips = chips_html(capabilities)
+        return note_html("ok", f"{name} is installed ({format_size(installed.size)}).",
+                         f'<span class="cp-chips">{chips}</span>' if chips else "")
+    chips = chips_html(entry.capabilities if entry else capabilities)
+    return (f'<div class="cp-note-sub">{name} is not installed yet: it downloads when you '
+            f'send a message, or press Download now.'
+            f'{f" <span class=cp-chips>{chips}</span>" if chips else ""}</div>')
+
+
+def status_html(s: ServerStatus, note: str = "", hint: str = "", shared: Optional[bool] = None
+                ) -> str:
+    """The status chip: Ollama's version and host, cloud, shared or private; when Ollama is
+    not there, what is wrong, the fix (``hint``) and where to get Ollama."""
+    mode = "" if shared is None else (
+        '<span class="cp-chip" data-mode="shared" title="Visitors cannot delete, and only '
+        'allowed models download">shared</span>' if shared else
+        '<span class="cp-chip" data-mode="private">private</span>')
+    if s.reachable:
+        host = s.host.split("://", 1)[-1]
+        version = f" {escape(s.version)}" if s.version else ""
+        cloud = getattr(s, "cloud", None)  # ServerStatus.cloud (issue 10) once it is there
+        cloud_chip = ("" if cloud is None else '<span class="cp-chip" data-cloud="yes">cloud</span>'
+                      if cloud else '<span class="cp-chip" data-cloud="no">no cloud</span>')
+        extra = f'<span class="cp-status-note">{escape(note)}</span>' if note else ""
+        return (f'<div class="cp-status" data-state="ok"><span class="cp-dot" '
+                f'aria-hidden="true"></span><span class="cp-status-text">Ollama{version} · '
+                f'{escape(host)}</span>{cloud_chip}{mode}{extra}</div>')
+    fix = f'<div class="cp-status-fix">{escape(hint)}</div>' if hint else ""
+    return (f'<div class="cp-status" data-state="down" role="alert"><div class="cp-status-line">'
+            f'<span class="cp-dot" aria-hidden="true"></span><span class="cp-status-text">'
+            f'{escape(s.error)}</span></div>{fix}<div class="cp-status-actions">'
+            f'<a class="cp-status-link" href="{INSTALL_URL}" target="_blank" '
+            f'rel="noopener noreferrer">How to install Ollama</a>{mode}</div></div>')

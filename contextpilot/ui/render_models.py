@@ -1,5 +1,5 @@
 """Pure rendering for model management: the Models table, details, running list, the
-downloads panel, capability badges and the fit verdict. No I/O, no gradio; everything from
+downloads panel, capability chips and the fit verdict. No I/O, no gradio; everything from
 the server or a model is escaped (see ``render.escape``)."""
 
 from __future__ import annotations
@@ -8,104 +8,111 @@ from datetime import datetime, timezone
 from typing import Iterable, Optional, Sequence
 
 from ..types import FitVerdict, ModelDetails, ModelInfo, PullProgress, RunningModel
-from .render import escape, human_bytes, human_eta, percent, progress_facts, step_words
+from ..units import format_duration, format_size
+from .render import (capability_words, chips_html, escape, note_html, percent, progress_bar,
+                     progress_facts, short_name, step_words)
 
 TABLE_HEADERS = ["Name", "Size", "Parameters", "Quantization", "Modified"]
-BADGES = {"vision": "vision", "thinking": "thinking", "tools": "tools", "embedding": "embedding"}
 
 
 def badges(capabilities: Optional[Iterable[str]]) -> str:
-    """``' · vision, thinking'`` for a dropdown label; '' when there is nothing to say."""
-    shown = [BADGES[c] for c in capabilities or () if c in BADGES]
-    return f" · {', '.join(shown)}" if shown else ""
+    """``' · vision · thinking'`` for a plain-text label; '' when there is nothing to say."""
+    shown = capability_words(capabilities)
+    return "".join(f" · {c}" for c in shown)
 
 
 def when(t: Optional[datetime], now: Optional[datetime] = None) -> str:
-    """A modified/expires time in plain words: ``'2024-05-01 13:45'``, ``'in 4m 10s'``."""
+    """A modified/expires time in plain words: ``'2024-05-01 13:45'``, ``'in 4 min'``."""
     if t is None:
         return ""
     if now is not None:
         seconds = (t - now).total_seconds()
         if seconds > 10 * 365 * 86400:
             return "never (kept loaded)"
-        return f"in {human_eta(seconds)}" if seconds > 0 else "now"
+        return f"in {format_duration(seconds)}" if seconds > 0 else "now"
     return t.astimezone().strftime("%Y-%m-%d %H:%M")
 
 
 def table_rows(installed: Sequence[ModelInfo]) -> list[list[str]]:
     """Rows of the Models table. Plain text: the Dataframe shows it literally."""
-    return [[m.name, human_bytes(m.size), m.parameter_size, m.quantization,
+    return [[m.name, format_size(m.size), m.parameter_size, m.quantization,
              when(m.modified_at)] for m in installed]
 
 
 def disk_total(installed: Sequence[ModelInfo]) -> str:
     total = sum(m.size for m in installed)
     count = len(installed)
-    return f"{count} model{'s' if count != 1 else ''} installed, {human_bytes(total)} on disk."
+    return f"{count} model{'s' if count != 1 else ''} installed, {format_size(total)} on disk."
 
 
 def details_html(d: ModelDetails) -> str:
-    """The details card of one installed model."""
-    rows = [("Family", d.family), ("Parameters", d.parameter_size),
-            ("Quantization", d.quantization), ("Format", d.format),
-            ("Context length", f"{d.context_length:,}" if d.context_length else ""),
-            ("Capabilities", ", ".join(d.capabilities))]
-    cells = "".join(f"<tr><th style='text-align:left;padding-right:1em'>{escape(k)}</th>"
-                    f"<td>{escape(v)}</td></tr>" for k, v in rows if v)
-    extra = ""
-    if d.license:
-        extra += f"<div><strong>License</strong><pre>{escape(d.license)}</pre></div>"
-    if d.parameters:
-        extra += f"<div><strong>Parameters</strong><pre>{escape(d.parameters)}</pre></div>"
-    return (f'<div class="cp-details" data-model="{escape(d.name)}"><h4>{escape(d.name)}</h4>'
-            f"<table>{cells}</table>{extra}</div>")
+    """The details card of one installed model: capability chips, a few facts, and the
+    long texts (license, parameters) folded away."""
+    facts = [("Family", d.family), ("Parameters", d.parameter_size),
+             ("Quantization", d.quantization), ("Format", d.format),
+             ("Context length", f"{d.context_length:,} tokens" if d.context_length else "")]
+    cells = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in facts if v)
+    folded = "".join(
+        f'<details class="cp-more"><summary>{title}</summary><pre>{escape(text)}</pre>'
+        f"</details>" for title, text in (("License", d.license), ("Parameters", d.parameters))
+        if text)
+    chips = chips_html(d.capabilities)
+    return (f'<div class="cp-card cp-details" data-model="{escape(d.name)}">'
+            f'<div class="cp-details-head"><strong>{escape(d.name)}</strong>'
+            f'<span class="cp-chips">{chips}</span></div><dl class="cp-facts-list">{cells}</dl>'
+            f"{folded}</div>")
 
 
 def running_html(running: Sequence[RunningModel], now: Optional[datetime] = None) -> str:
-    """The "running now" list: memory, VRAM and when each model leaves memory."""
+    """The "Running now" card: memory, VRAM and the time left before each model unloads."""
+    head = '<div class="cp-card-title">Running now</div>'
     if not running:
-        return '<div class="cp-running" data-count="0">No model is loaded in memory.</div>'
+        return (f'<div class="cp-card cp-running" data-count="0">{head}'
+                f'<div class="cp-quiet">No model is loaded in memory.</div></div>')
     now = now or datetime.now(timezone.utc)
     items = "".join(
-        f'<li data-model="{escape(r.name)}"><strong>{escape(r.name)}</strong> — '
-        f"{human_bytes(r.size)} in memory, {human_bytes(r.size_vram)} in VRAM"
-        f"{', unloads ' + escape(when(r.expires_at, now)) if r.expires_at else ''}</li>"
+        f'<li data-model="{escape(r.name)}"><strong>{escape(r.name)}</strong>'
+        f'<span class="cp-quiet">{format_size(r.size)} in memory'
+        f"{f', {format_size(r.size_vram)} on the GPU' if r.size_vram else ''}"
+        f"{', unloads ' + escape(when(r.expires_at, now)) if r.expires_at else ''}</span></li>"
         for r in running)
-    return f'<div class="cp-running" data-count="{len(running)}"><ul>{items}</ul></div>'
+    return (f'<div class="cp-card cp-running" data-count="{len(running)}">{head}'
+            f"<ul>{items}</ul></div>")
 
 
 def downloads_html(pulls: Sequence[PullProgress]) -> str:
     """The downloads panel: every running download with its bar."""
     if not pulls:
-        return '<div class="cp-downloads" data-count="0">No download is running.</div>'
+        return ('<div class="cp-downloads cp-quiet" data-count="0">No download is running.'
+                '</div>')
     rows = "".join(_download_row(p) for p in pulls)
     return f'<div class="cp-downloads" data-count="{len(pulls)}">{rows}</div>'
 
 
 def _download_row(p: PullProgress) -> str:
     pct = percent(p)
-    facts = " · ".join(escape(f) for f in progress_facts(p))
-    label = f"Downloading {escape(p.model)}"
-    width = 0.0 if p.fraction is None else p.fraction * 100
-    return (
-        f'<div class="cp-download" data-model="{escape(p.model)}" style="margin:4px 0">'
-        f'<div style="display:flex;justify-content:space-between;gap:1em">'
-        f"<strong>{escape(p.model)}</strong><span>{escape(step_words(p))}</span>"
-        f'<span class="cp-pct">{"" if pct is None else f"{pct}%"}</span></div>'
-        f'<div role="progressbar" aria-label="{label}" aria-valuemin="0" aria-valuemax="100" '
-        f'aria-valuenow="{pct or 0}" style="height:8px;border-radius:4px;background:#e5e7eb;'
-        f'overflow:hidden"><div style="width:{width:.1f}%;height:100%;background:#2563eb">'
-        f'</div></div><div style="font-size:0.85em">{facts}</div></div>')
+    facts = " · ".join(escape(f) for f in [step_words(p), *progress_facts(p)])
+    label = f"Downloading {escape(short_name(p.model))}"
+    return (f'<div class="cp-download" data-model="{escape(p.model)}">'
+            f'<div class="cp-pull-head"><strong>{escape(p.model)}</strong>'
+            f'<span class="cp-pct">{"" if pct is None else f"{pct}%"}</span></div>'
+            f'{progress_bar(p, label)}<div class="cp-facts">{facts}</div></div>')
 
 
-def fit_note(v: FitVerdict) -> str:
-    """The fit verdict under the dropdown, before a download (escaped Markdown)."""
-    figures = [f"download {human_bytes(v.download_size)}" if v.download_size else "",
-               f"free disk {human_bytes(v.free_disk)}" if v.free_disk is not None else "",
-               f"memory needed ≈ {human_bytes(v.memory_needed)}" if v.memory_needed else ""]
-    shown = " · ".join(f for f in figures if f)
-    sign = "⚠️ " if v.fits_disk is False or v.fits_memory is False else ""
-    return f"{sign}{escape(v.message)}" + (f" ({shown})" if shown else "")
+def needs_override(v: FitVerdict) -> bool:
+    """Whether a download waits for "Download anyway" (the model may not fit)."""
+    return v.fits_disk is False or v.fits_memory is False
+
+
+def fit_line(v: FitVerdict, refused: bool = False) -> str:
+    """The fit verdict, once, as one line with an icon (HTML). ``refused``: a download was
+    just asked for without the override, so the line says what to tick."""
+    kind = ("stop" if v.fits_disk is False else "warn" if v.fits_memory is False
+            else "fits" if v.fits_disk and v.fits_memory else "info")
+    text = escape(v.message)
+    if refused and needs_override(v):
+        text += " <strong>Tick “Download anyway” to download it regardless.</strong>"
+    return note_html(kind, text, role="alert" if refused else "status")
 
 
 def fit_refusal(v: FitVerdict) -> str:

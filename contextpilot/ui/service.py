@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 import time
+from dataclasses import dataclass
 from typing import Optional
 
 import contextpilot as cp
@@ -19,6 +20,7 @@ from contextpilot import models as _models
 from contextpilot.catalog import catalog, catalog_entry
 from contextpilot.policy import AccessPolicy
 from contextpilot.ui import render, render_models
+from contextpilot.units import format_size
 
 log = logging.getLogger("contextpilot")
 
@@ -35,6 +37,16 @@ def key(name: str) -> str:
 
 def preload_default() -> bool:
     return os.environ.get("CONTEXTPILOT_PRELOAD", "1").strip() != "0"
+
+
+@dataclass(frozen=True)
+class Note:
+    """The line under the picker, and what it implies for the controls beside it."""
+
+    html: str
+    installed: bool = False
+    needs_override: bool = False
+    "The model may not fit: show “Download anyway”."
 
 
 class Models:
@@ -68,15 +80,9 @@ class Models:
         return [m.name for m in self.installed]
 
     def choices(self) -> list[tuple[str, str]]:
-        keys = self.keys()
-        out = [(f"{m.name} ({render.human_bytes(m.size)})"
-                f"{render_models.badges(self.capabilities.get(m.name))}", m.name)
-               for m in self.installed]
-        for e in catalog():
-            if key(e.name) not in keys and self.service.may_pull(e.name):
-                out.append((f"{e.short_name} — download {render.human_bytes(e.size)}"
-                            f"{render_models.badges(e.capabilities)}", e.name))
-        return out
+        """The picker's choices, grouped Installed / Cloud / Download (see render)."""
+        return render.model_choices(self.installed, catalog(), self.keys(), key,
+                                    self.capabilities, self.service.may_pull)
 
     def as_json(self, status: cp.ServerStatus) -> dict:
         keys = self.keys()
@@ -111,11 +117,12 @@ class Service:
         When nothing answers at a local host, start 'ollama serve' if we can, and say so."""
         status = cp.server_status(self.host)
         if status.reachable:
-            return render.status_html(status)
+            return render.status_html(status, shared=self.policy.shared)
         result = self._autostart()
         if result.reachable:
-            return render.status_html(cp.server_status(self.host), note=result.message)
-        return render.status_html(status, hint=result.message)
+            return render.status_html(cp.server_status(self.host), note=result.message,
+                                      shared=self.policy.shared)
+        return render.status_html(status, hint=result.message, shared=self.policy.shared)
 
     def _autostart(self) -> cp.AutostartResult:
         # One attempt a minute at most: a page load or message must not start a server
@@ -163,26 +170,40 @@ class Service:
         return cp.model_exists(name, self.host)
 
     def note(self, model: Optional[str], data: Optional[Models] = None) -> str:
-        """The line under the dropdown: installed, downloading, or the fit verdict."""
+        """The line under the picker (HTML): see ``note_state``."""
+        return self.note_state(model, data).html
+
+    def note_state(self, model: Optional[str], data: Optional[Models] = None,
+                   refused: bool = False) -> Note:
+        """Installed, downloading, or not installed with the fit verdict (once); whether
+        "Download anyway" applies. ``refused``: a download just waited for it."""
         if not model:
-            return ""
+            return Note("")
         try:
             name = cp.parse_name(model).display
         except cp.InvalidModelName as exc:
-            return f"⚠️ {render.escape(str(exc))}"
+            return Note(render.note_html("warn", render.escape(str(exc))))
         data = data or self.models(with_capabilities=False)
         if data.error:
-            return ""
+            return Note("")
         have = data.find(name)
-        text = render.model_note(name, have, catalog_entry(name))
         if have is not None:
-            return text
+            caps = data.capabilities.get(have.name)
+            if caps is None:
+                d = self.details(have.name, have.digest)
+                caps = d.capabilities if d else ()
+            return Note(render.model_note(name, have, None, caps), installed=True)
         if cp.is_pulling(name, self.host):
-            return f"{render.escape(name)} is downloading now (see Downloads)."
+            return Note(render.note_html(
+                "busy", f"{render.escape(name)} is downloading now (see Downloads)."))
         if not self.may_pull(name):
-            return f"⚠️ {render.escape(name)} is not installed, and downloads of it are " \
-                   f"not allowed on this shared app."
-        return f"{text}\n\n{render_models.fit_note(cp.check_fit(name, self.host))}"
+            return Note(render.note_html(
+                "stop", f"{render.escape(name)} is not installed, and downloads of it are "
+                        f"not allowed on this shared app."))
+        verdict = cp.check_fit(name, self.host)
+        return Note(render.model_note(name, None, catalog_entry(name))
+                    + render_models.fit_line(verdict, refused),
+                    needs_override=render_models.needs_override(verdict))
 
     def may_pull(self, name: str) -> bool:
         """Whether the policy lets visitors download ``name`` (False when it cannot tell)."""
@@ -241,14 +262,14 @@ class Service:
 
 
 def _info_json(m: cp.ModelInfo) -> dict:
-    return {"name": m.name, "size": m.size, "size_text": render.human_bytes(m.size),
+    return {"name": m.name, "size": m.size, "size_text": format_size(m.size),
             "family": m.family, "parameter_size": m.parameter_size,
             "quantization": m.quantization,
             "modified_at": m.modified_at.isoformat() if m.modified_at else None}
 
 
 def _entry_json(e, installed: bool) -> dict:
-    return {"name": e.name, "size": e.size, "size_text": render.human_bytes(e.size),
+    return {"name": e.name, "size": e.size, "size_text": format_size(e.size),
             "memory": e.memory, "parameters": e.parameters,
             "capabilities": list(e.capabilities), "description": e.description,
             "installed": installed}
