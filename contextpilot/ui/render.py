@@ -335,9 +335,12 @@ def status_html(s: ServerStatus, note: str = "", hint: str = "", shared: Optiona
         return (f'<div class="cp-status" data-state="ok"><span class="cp-dot" '
                 f'aria-hidden="true"></span><span class="cp-status-text">Ollama{version} · '
                 f'{escape(host)}</span>{cloud_chip}{mode}{extra}</div>')
+    # With a hint (what autostart found and what to do), the error's first sentence says
+    # what is wrong and the hint the fix; the error's generic advice would repeat it.
+    headline = (s.error.split(". ", 1)[0].rstrip(".") + ".") if hint else s.error
     fix = f'<div class="cp-status-fix">{escape(hint)}</div>' if hint else ""
     return (f'<div class="cp-status" data-state="down" role="alert"><div class="cp-status-line">'
             f'<span class="cp-dot" aria-hidden="true"></span><span class="cp-status-text">'
-            f'{escape(s.error)}</span></div>{fix}<div class="cp-status-actions">'
+            f'{escape(headline)}</span></div>{fix}<div class="cp-status-actions">'
             f'<a class="cp-status-link" href="{INSTALL_URL}" target="_blank" '
             f'rel="noopener noreferrer">How to install Ollama</a>{mode}</div></div>')
