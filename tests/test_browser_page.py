@@ -219,6 +219,11 @@ def test_dark_mode_keeps_the_chat_and_the_status_readable(new_page, fake_ollama,
             assert c["ratio"] >= 4.5, f"{what}: {c}"
         assert page.locator("#model-note .cp-note-text").evaluate(CONTRAST)["ratio"] >= 4.5
         page.screenshot(path=str(artifacts / "page-dark.png"), full_page=True)
+        page.get_by_role("tab", name="Models").click()
+        cell = page.locator("#models-table").get_by_text("qwen3:0.6b").first
+        cell.wait_for()
+        assert cell.evaluate(CONTRAST)["ratio"] >= 4.5
+        page.screenshot(path=str(artifacts / "page-dark-models.png"), full_page=True)
 
 
 def test_the_contrast_check_can_fail(new_page, fake_ollama):
