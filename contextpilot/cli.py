@@ -13,9 +13,10 @@ from datetime import datetime, timezone
 from typing import Callable, Optional, Sequence
 
 from . import __version__
-from .console import human_bytes, print_chat, pull_with_progress
+from .console import print_chat, pull_with_progress
 from .errors import ContextPilotError
 from .models import delete_model, list_models, running_models
+from .units import format_size
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 PROG = "contextpilot"
@@ -101,7 +102,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     if not models:
         print("No models installed. Pull one: contextpilot pull llama3.2")
         return EXIT_OK
-    rows = [(m.name, human_bytes(m.size), m.parameter_size, m.quantization, _ago(m.modified_at))
+    rows = [(m.name, format_size(m.size), m.parameter_size, m.quantization, _ago(m.modified_at))
             for m in models]
     _table(("NAME", "SIZE", "PARAMS", "QUANT", "MODIFIED"), rows)
     return EXIT_OK
@@ -112,7 +113,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
     if not running:
         print("No models loaded.")
         return EXIT_OK
-    rows = [(m.name, human_bytes(m.size), _processor(m.size, m.size_vram),
+    rows = [(m.name, format_size(m.size), _processor(m.size, m.size_vram),
              str(m.context_length or ""), _until(m.expires_at)) for m in running]
     _table(("NAME", "SIZE", "PROCESSOR", "CONTEXT", "UNTIL"), rows)
     return EXIT_OK
@@ -120,7 +121,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
 
 def cmd_pull(args: argparse.Namespace) -> int:
     final = pull_with_progress(args.model, args.ollama_host, file=sys.stderr)
-    print(f"Model '{final.model}' is ready ({human_bytes(final.total)}).")
+    print(f"Model '{final.model}' is ready ({format_size(final.total)}).")
     return EXIT_OK
 
 

@@ -62,7 +62,7 @@ class PullBar:
             bar.total = p.total  # a new layer appeared
         if not self._said_resumed and 0 < p.resumed_bytes and p.completed < p.total:
             self._said_resumed = True
-            self.write(f"Resumed from {human_bytes(p.resumed_bytes)}")
+            self.write(f"Resumed from {format_size(p.resumed_bytes)}")
         bar.set_description_str(f"{self.model}: {STEP_TEXT.get(p.step, p.status)}", refresh=False)
         if p.completed > bar.n:
             bar.update(p.completed - bar.n)
@@ -83,7 +83,7 @@ class PullBar:
         p = self.newest or self.latest
         if p is not None and p is not self.latest:
             self.show(p)  # a stalled stream leaves its last value in the throttle
-        where = f" at {human_bytes(p.completed)} of {human_bytes(p.total)}" if p and p.total else ""
+        where = f" at {format_size(p.completed)} of {format_size(p.total)}" if p and p.total else ""
         self.close()
         self.write(f"Stopped downloading '{self.model}'{where}. "
                    f"The download can be resumed: pull it again and it continues where it stopped.")
