@@ -87,9 +87,9 @@ class PullJob:
 
     def _close(self) -> None:
         self._leave_registry(self)  # first: a new request starts a new pull from now on
+        last = self.broadcast.snapshot(self.model)  # folds the last byte-only event
         models.invalidate_cache(self.host)
         _remember_partials(self.host, self.folder, success=self.error is None)
-        last = self.broadcast.snapshot(self.model)
         outcome = ("done" if self.error is None else
                    "cancelled" if isinstance(self.error, PullCancelled) else "failed")
         self._outcomes.record(self.model, self.host, outcome,
