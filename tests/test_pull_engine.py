@@ -256,3 +256,31 @@ def test_outcomes_are_kept_for_an_hour_newest_first():
     now[0] += timedelta(minutes=31)  # a is 61 minutes old
     assert [o.model for o in outcomes.recent()] == ["b:latest"]
     assert outcomes.recent()[0].ended_at == datetime(2026, 1, 1, 12, 30, tzinfo=timezone.utc)
+
+
+def test_the_downloads_panel_words_the_outcomes():
+    from contextpilot.ui.render_models import downloads_html
+
+    now = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
+
+    def ended(model, outcome, minutes, message="", completed=4_000_000):
+        return cp.PullOutcome(model=model, host="http://h", outcome=outcome, message=message,
+                              ended_at=now - timedelta(minutes=minutes), completed=completed,
+                              total=4_000_000)
+
+    running = cp.PullProgress(model="phi:latest", status="pulling abc", completed=1, total=2,
+                              fraction=0.5)
+    html = downloads_html([running], [
+        ended("phi:latest", "failed", 1, "old news"),  # running again: not listed
+        ended("a:latest", "failed", 3, "no space left <on> device", completed=1_000_000),
+        ended("b:latest", "done", 1),
+        ended("a:latest", "done", 30),  # older than a's failure: not listed
+        ended("c:latest", "cancelled", 0.05, completed=2_000_000)], now=now)
+    assert 'data-count="1"' in html and "old news" not in html
+    assert ("<strong>a:latest</strong> — Failed 3 min ago at 1.0 MB of 4.0 MB: no space left "
+            "&lt;on&gt; device") in html
+    assert "<strong>b:latest</strong> — Done 1 min ago · 4.0 MB" in html
+    assert ("<strong>c:latest</strong> — Cancelled just now at 2.0 MB of 4.0 MB; downloading "
+            "it again resumes it.") in html
+    assert html.index("a:latest") < html.index("b:latest") < html.index("c:latest")
+    assert "No download is running." in downloads_html([], [], now=now)

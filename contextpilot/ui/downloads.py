@@ -1,9 +1,11 @@
 """The downloads panel: every pull running in this process (any tab, any user, a chat's
-auto-pull), refreshed by a timer, with a Cancel control.
+auto-pull), refreshed by a timer, with a Cancel control, and under them how the downloads of
+the last hour ended ("Failed 3 min ago: ...").
 
-It reads ``active_pulls()`` — the process's registry of shared pulls — not anything the
-page started, so a reopened page shows a download still running (the Download button's
-pulls are detached: closing the page does not stop them).
+It reads ``active_pulls()`` and ``recent_pulls()`` — the process's registry of shared pulls
+and their outcomes — not anything the page started, so a reopened page shows a download still
+running, or why it failed while the page was closed (the Download button's pulls are
+detached: closing the page does not stop them).
 """
 
 from __future__ import annotations
@@ -18,10 +20,15 @@ from contextpilot.ui import render, render_models
 from contextpilot.ui.service import Service
 
 TICK = 0.5  # seconds between refreshes of the panel
+STARTING = 3.0  # seconds a click waits for its download to appear (then the timer takes over)
 
 
-def build_downloads(service: Service, private: dict) -> None:
-    """Render the panel where it is called (inside a Blocks) and wire its events."""
+def build_downloads(service: Service, private: dict,
+                    started: Optional[tuple[gr.Button, gr.components.Component]] = None
+                    ) -> None:
+    """Render the panel where it is called (inside a Blocks) and wire its events. With
+    ``started`` = (the Download button, its model box), a click refreshes the panel as soon
+    as that download runs, not at the next tick."""
     with gr.Accordion("Downloads", open=True, elem_id="downloads"):
         panel = gr.HTML(render_models.downloads_html([]), elem_id="downloads-panel")
         with gr.Row(equal_height=True, visible=False) as controls:  # shown while any runs
@@ -36,12 +43,26 @@ def build_downloads(service: Service, private: dict) -> None:
 
     def tick(current: Optional[str], last: list):
         pulls = cp.active_pulls(service.host)
+        html = render_models.downloads_html(pulls, cp.recent_pulls(service.host))
         names = [p.model for p in pulls]
         if names == last:
-            return render_models.downloads_html(pulls), gr.skip(), gr.skip(), last
+            return html, gr.skip(), gr.skip(), last
         value = current if current in names else (names[0] if names else None)
-        return (render_models.downloads_html(pulls),
-                gr.Dropdown(choices=names, value=value), gr.Row(visible=bool(names)), names)
+        return html, gr.Dropdown(choices=names, value=value), gr.Row(visible=bool(names)), names
+
+    async def show_started(model: Optional[str], current: Optional[str], last: list):
+        # The Download handler checks the policy and the fit before it starts the pull:
+        # wait for it (bounded, in the event loop) so the panel lists it at once.
+        deadline = asyncio.get_running_loop().time() + STARTING
+        while asyncio.get_running_loop().time() < deadline and not _running(model):
+            await asyncio.sleep(0.02)
+        return tick(current, last)
+
+    def _running(model: Optional[str]) -> bool:
+        try:
+            return cp.is_pulling(str(model or "").strip(), service.host)
+        except cp.ContextPilotError:  # an invalid name: the Download handler says why
+            return True
 
     async def cancel_download(name: Optional[str]) -> str:
         if not name:
@@ -54,4 +75,9 @@ def build_downloads(service: Service, private: dict) -> None:
     events = dict(show_progress="hidden", concurrency_limit=None, **private)
     timer.tick(tick, [which, seen], [panel, which, controls, seen], api_name="downloads_panel",
                **events)
+    if started is not None:
+        button, model_box = started
+        button.click(show_started, [model_box, which, seen], [panel, which, controls, seen],
+                     **events)
     cancel.click(cancel_download, [which], [result], api_name="cancel_download", **private)
+
