@@ -183,12 +183,16 @@ def test_thinking_is_collapsible_and_history_survives_a_refresh(page, fake_ollam
 
 @pytest.mark.usefixtures("roomy_machine")
 def test_a_download_that_fails_with_its_page_closed_says_why_on_a_new_page(
-        browser, fake_ollama, artifacts):
+        browser, fake_ollama, artifacts, monkeypatch):
+    """Also: the Download click lists its pull at once, and a page shows the panel as it
+    loads; the panel's timer is slowed down here so that it can do neither."""
     import contextpilot as cp
     from contextpilot import pull
+    from contextpilot.ui import downloads
     from tests.ui_helpers import wait_until
 
     pull._outcomes.clear()  # outcomes of earlier tests in this process
+    monkeypatch.setattr(downloads, "TICK", 60.0)
     fake_ollama.chunk_size, fake_ollama.event_delay = 10_000, 0.05  # ~20 s download
     with running_app(fake_ollama.url) as url:
         first = browser.new_context(viewport={"width": 1200, "height": 1100})

@@ -20,17 +20,17 @@ from contextpilot.ui import render, render_models
 from contextpilot.ui.service import Service
 
 TICK = 0.5  # seconds between refreshes of the panel
-STARTING = 3.0  # seconds a click waits for its download to appear (then the timer takes over)
 
 
 def build_downloads(service: Service, private: dict,
-                    started: Optional[tuple[gr.Button, gr.components.Component]] = None
-                    ) -> None:
+                    started: Optional[gr.HTML] = None) -> None:
     """Render the panel where it is called (inside a Blocks) and wire its events. With
-    ``started`` = (the Download button, its model box), a click refreshes the panel as soon
-    as that download runs, not at the next tick."""
+    ``started`` (the Download button's progress area), a download started in this page is
+    listed as soon as it runs, not at the next tick."""
     with gr.Accordion("Downloads", open=True, elem_id="downloads"):
-        panel = gr.HTML(render_models.downloads_html([]), elem_id="downloads-panel")
+        panel = gr.HTML(lambda: render_models.downloads_html(  # as the page loads
+            cp.active_pulls(service.host), cp.recent_pulls(service.host)),
+            elem_id="downloads-panel")
         with gr.Row(equal_height=True, visible=False) as controls:  # shown while any runs
             which = gr.Dropdown(choices=[], value=None, label="Running download",
                             allow_custom_value=True,  # checked by Service, not here
@@ -50,19 +50,12 @@ def build_downloads(service: Service, private: dict,
         value = current if current in names else (names[0] if names else None)
         return html, gr.Dropdown(choices=names, value=value), gr.Row(visible=bool(names)), names
 
-    async def show_started(model: Optional[str], current: Optional[str], last: list):
-        # The Download handler checks the policy and the fit before it starts the pull:
-        # wait for it (bounded, in the event loop) so the panel lists it at once.
-        deadline = asyncio.get_running_loop().time() + STARTING
-        while asyncio.get_running_loop().time() < deadline and not _running(model):
-            await asyncio.sleep(0.02)
+    def on_started(current: Optional[str], last: list):
+        # The Download button's progress changed: a pull started in this page shows now,
+        # not at the next tick; otherwise nothing to send.
+        if [p.model for p in cp.active_pulls(service.host)] == last:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         return tick(current, last)
-
-    def _running(model: Optional[str]) -> bool:
-        try:
-            return cp.is_pulling(str(model or "").strip(), service.host)
-        except cp.ContextPilotError:  # an invalid name: the Download handler says why
-            return True
 
     async def cancel_download(name: Optional[str]) -> str:
         if not name:
@@ -76,8 +69,6 @@ def build_downloads(service: Service, private: dict,
     timer.tick(tick, [which, seen], [panel, which, controls, seen], api_name="downloads_panel",
                **events)
     if started is not None:
-        button, model_box = started
-        button.click(show_started, [model_box, which, seen], [panel, which, controls, seen],
-                     **events)
+        started.change(on_started, [which, seen], [panel, which, controls, seen], **events)
     cancel.click(cancel_download, [which], [result], api_name="cancel_download", **private)
 
