@@ -16,12 +16,21 @@ from __future__ import annotations
 import collections
 import threading
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Generic, Optional, TypeVar
+from typing import Callable, Generic, Optional, Protocol, TypeVar
 
+from .pull_broadcast import Broadcast, Cursor
 from .types import PullOutcome
 
 Key = tuple[str, str]  # (host URL, canonical model key)
-J = TypeVar("J")
+
+
+class _Job(Protocol):
+    broadcast: Broadcast
+
+    def start(self) -> None: ...
+
+
+J = TypeVar("J", bound=_Job)
 
 
 class Registry(Generic[J]):
@@ -31,18 +40,18 @@ class Registry(Generic[J]):
         self._lock = threading.Lock()
         self._jobs: dict[Key, J] = {}
 
-    def join(self, key: Key, make: Callable[[], J], keep: bool = False):
+    def join(self, key: Key, make: Callable[[], J], keep: bool = False) -> tuple[J, Cursor]:
         """(job, cursor): the running pull of ``key``, or a new one, started here. The
         cursor is subscribed before the job starts, so the first consumer sees every value."""
         with self._lock:
-            job = self._jobs.get(key)
-            cursor = job.broadcast.subscribe(keep) if job is not None else None
-            new = cursor is None
-            if new:
-                job = self._jobs[key] = make()
-                cursor = job.broadcast.subscribe(keep)
-        if new:
-            job.start()
+            running = self._jobs.get(key)
+            cursor = running.broadcast.subscribe(keep) if running is not None else None
+            if running is not None and cursor is not None:
+                return running, cursor
+            job = self._jobs[key] = make()  # none, or one that is ending: a new pull
+            cursor = job.broadcast.subscribe(keep)
+            assert cursor is not None  # nobody else has seen this job yet
+        job.start()
         return job, cursor
 
     def remove(self, key: Key, job: J) -> None:
