@@ -49,7 +49,7 @@ class Broadcast:
 
     def __init__(self, fold: Fold) -> None:
         self._fold_event = fold
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # innermost: Registry._lock may be held, nothing taken after
         self._cond = threading.Condition(self._lock)
         self.steps: list[tuple[int, PullProgress]] = []
         self.latest: Optional[PullProgress] = None

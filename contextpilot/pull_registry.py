@@ -7,8 +7,9 @@ Lock order of the pull engine, outermost first:
 ``join`` subscribes to a job while holding the registry lock, so that nobody joins a pull
 between "the last consumer left" and its cancel. The reverse never happens: a job leaves
 the registry (``remove``) with none of its own locks held, from the pull thread, the stall
-watchdog, ``cancel_pull`` or the last consumer. ``Outcomes._lock`` is a leaf: nothing else is
-taken under it.
+watchdog, ``cancel_pull`` or the last consumer. A new job is built under the registry lock and
+takes only leaf locks then (the client factory's, the partials'). ``Outcomes._lock`` is a leaf:
+nothing else is taken under it.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class Registry(Generic[J]):
     """Running pulls by (host, model). A job is anything with ``broadcast`` and ``start()``."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # outermost: may take a job's Broadcast._lock, never after it
         self._jobs: dict[Key, J] = {}
 
     def join(self, key: Key, make: Callable[[], J], keep: bool = False) -> tuple[J, Cursor]:
@@ -80,7 +81,7 @@ class Outcomes:
                  keep: timedelta = timedelta(hours=1), limit: int = 200) -> None:
         self.now = now
         self.keep = keep
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # a leaf
         self._items: collections.deque[PullOutcome] = collections.deque(maxlen=limit)
 
     def record(self, model: str, host: str, outcome: str, message: str, completed: int,
