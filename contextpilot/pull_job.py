@@ -86,18 +86,19 @@ class PullJob:
             raise PullFailed(self.model, "aborted for lack of disk space")
 
     def _close(self) -> None:
-        self._leave_registry(self)  # first: a new request starts a new pull from now on
         last = self.broadcast.snapshot(self.model)  # folds the last byte-only event
         models.invalidate_cache(self.host)
+        # Before leaving the registry: the next pull of this model resumes from here.
         _remember_partials(self.host, self.folder, success=self.error is None)
         outcome = ("done" if self.error is None else
                    "cancelled" if isinstance(self.error, PullCancelled) else "failed")
         self._outcomes.record(self.model, self.host, outcome,
                               "" if self.error is None else str(self.error),
                               last.completed, last.total)
+        self._leave_registry(self)  # a new request starts a new pull from now on
         if self.error is None:
             log.info("Successfully pulled Ollama model '%s'", self.model)
-        self.broadcast.close()  # after the outcome: whoever sees the end finds it recorded
+        self.broadcast.close()  # last: whoever sees the end finds the outcome recorded
         self.finished.set()
 
     # -- from any thread ---------------------------------------------------------------------

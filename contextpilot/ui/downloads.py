@@ -14,6 +14,7 @@ import asyncio
 from typing import Optional
 
 import gradio as gr
+from gradio.context import Context
 
 import contextpilot as cp
 from contextpilot.ui import render, render_models
@@ -28,9 +29,7 @@ def build_downloads(service: Service, private: dict,
     ``started`` (the Download button's progress area), a download started in this page is
     listed as soon as it runs, not at the next tick."""
     with gr.Accordion("Downloads", open=True, elem_id="downloads"):
-        panel = gr.HTML(lambda: render_models.downloads_html(  # as the page loads
-            cp.active_pulls(service.host), cp.recent_pulls(service.host)),
-            elem_id="downloads-panel")
+        panel = gr.HTML(render_models.downloads_html([]), elem_id="downloads-panel")
         with gr.Row(equal_height=True, visible=False) as controls:  # shown while any runs
             which = gr.Dropdown(choices=[], value=None, label="Running download",
                             allow_custom_value=True,  # checked by Service, not here
@@ -68,6 +67,8 @@ def build_downloads(service: Service, private: dict,
     events = dict(show_progress="hidden", concurrency_limit=None, **private)
     timer.tick(tick, [which, seen], [panel, which, controls, seen], api_name="downloads_panel",
                **events)
+    # As the page loads, not at the first tick (private: a callable value would be public).
+    Context.root_block.load(tick, [which, seen], [panel, which, controls, seen], **events)
     if started is not None:
         started.change(on_started, [which, seen], [panel, which, controls, seen], **events)
     cancel.click(cancel_download, [which], [result], api_name="cancel_download", **private)
