@@ -33,7 +33,7 @@ from .models import (
 from .names import ModelName, parse_name, same_model
 from .policy import AccessPolicy
 from .progress import throttle
-from .pull import active_pulls, cancel_pull, is_pulling, pull_model
+from .pull import active_pulls, cancel_pull, is_pulling, pull_model, recent_pulls
 from .units import format_duration, format_size
 from .types import (
     ChatDone,
@@ -42,6 +42,7 @@ from .types import (
     FitVerdict,
     ModelDetails,
     ModelInfo,
+    PullOutcome,
     PullProgress,
     RunningModel,
     ServerStatus,
@@ -80,6 +81,7 @@ __all__ = [
     "OllamaUnavailable",
     "PullCancelled",
     "PullFailed",
+    "PullOutcome",
     "PullProgress",
     "RunningModel",
     "ServerStatus",
@@ -101,6 +103,7 @@ __all__ = [
     "print_chat",
     "pull_model",
     "pull_with_progress",
+    "recent_pulls",
     "running_models",
     "same_model",
     "server_status",

@@ -7,7 +7,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Iterable, Optional, Sequence
 
-from ..types import FitVerdict, ModelDetails, ModelInfo, PullProgress, RunningModel
+from ..types import (FitVerdict, ModelDetails, ModelInfo, PullOutcome, PullProgress,
+                     RunningModel)
 from ..units import format_duration, format_size
 from .render import (capability_words, chips_html, escape, note_html, percent, progress_bar,
                      progress_facts, short_name, step_words)
@@ -80,13 +81,48 @@ def running_html(running: Sequence[RunningModel], now: Optional[datetime] = None
             f"<ul>{items}</ul></div>")
 
 
-def downloads_html(pulls: Sequence[PullProgress]) -> str:
-    """The downloads panel: every running download with its bar."""
-    if not pulls:
-        return ('<div class="cp-downloads cp-quiet" data-count="0">No download is running.'
-                '</div>')
-    rows = "".join(_download_row(p) for p in pulls)
+def downloads_html(pulls: Sequence[PullProgress], recent: Sequence[PullOutcome] = (),
+                   now: Optional[datetime] = None) -> str:
+    """The downloads panel: every running download with its bar, then how the recent ones
+    ended (the newest of each model not running now), e.g. "Failed 3 min ago: ..."."""
+    running = {p.model for p in pulls}
+    ended = _newest_per_model(o for o in recent if o.model not in running)
+    rows = "".join(_download_row(p) for p in pulls) if pulls else (
+        '<div class="cp-idle cp-quiet">No download is running.</div>')
+    if ended:
+        now = now or datetime.now(timezone.utc)
+        rows += ('<div class="cp-recent">'
+                 + "".join(_outcome_row(o, now) for o in ended) + "</div>")
     return f'<div class="cp-downloads" data-count="{len(pulls)}">{rows}</div>'
+
+
+OUTCOME_WORDS = {"done": "Done", "failed": "Failed", "cancelled": "Cancelled"}
+
+
+def _newest_per_model(outcomes: Iterable[PullOutcome]) -> list[PullOutcome]:
+    seen: dict[str, PullOutcome] = {}
+    for o in outcomes:  # newest first already
+        seen.setdefault(o.model, o)
+    return list(seen.values())
+
+
+def ago(then: datetime, now: datetime) -> str:
+    """``'just now'``, ``'40 s ago'``, ``'3 min ago'``, ``'2 h ago'`` (``format_duration``)."""
+    s = max(0.0, (now - then).total_seconds())
+    return "just now" if s < 10 else f"{format_duration(s)} ago"
+
+
+def _outcome_row(o: PullOutcome, now: datetime) -> str:
+    head = f"{OUTCOME_WORDS.get(o.outcome, o.outcome.capitalize())} {ago(o.ended_at, now)}"
+    if o.outcome == "done":
+        detail = f" · {format_size(o.total)}" if o.total else ""
+    else:
+        where = f" at {format_size(o.completed)} of {format_size(o.total)}" if o.total else ""
+        detail = where + ("; downloading it again resumes it." if o.outcome == "cancelled"
+                          else f": {o.message}" if o.message else "")
+    return (f'<div class="cp-outcome" data-model="{escape(o.model)}" '
+            f'data-outcome="{escape(o.outcome)}">'
+            f"<strong>{escape(o.model)}</strong> — {escape(head + detail)}</div>")
 
 
 def _download_row(p: PullProgress) -> str:
