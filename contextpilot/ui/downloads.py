@@ -68,7 +68,8 @@ def build_downloads(service: Service, private: dict,
     timer.tick(tick, [which, seen], [panel, which, controls, seen], api_name="downloads_panel",
                **events)
     # As the page loads, not at the first tick (private: a callable value would be public).
-    Context.root_block.load(tick, [which, seen], [panel, which, controls, seen], **events)
+    if Context.root_block is not None:
+        Context.root_block.load(tick, [which, seen], [panel, which, controls, seen], **events)
     if started is not None:
         started.change(on_started, [which, seen], [panel, which, controls, seen], **events)
     cancel.click(cancel_download, [which], [result], api_name="cancel_download", **private)
