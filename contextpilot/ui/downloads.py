@@ -83,7 +83,8 @@ def build_downloads(service: Service, private: dict,
     outputs = [panel, which, controls, box, seen]
     timer.tick(tick, [which, seen], outputs, api_name="downloads_panel", **events)
     # As the page loads, not at the first tick (private: a callable value would be public).
-    Context.root_block.load(on_load, [which, seen], outputs, **events)
+    if Context.root_block is not None:
+        Context.root_block.load(on_load, [which, seen], outputs, **events)
     if started is not None:
         started.change(on_started, [which, seen], outputs, **events)
     cancel.click(cancel_download, [which], [result], api_name="cancel_download", **private)
