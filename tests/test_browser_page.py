@@ -12,6 +12,7 @@ import pytest
 
 from contextpilot.policy import AccessPolicy
 from tests.conftest import FakeModel
+from tests.fake_ollama import VERSION
 from tests.ui_helpers import running_app
 
 CHROMIUM = "/usr/bin/chromium"
@@ -93,7 +94,7 @@ def new_page(browser):
 
 def open_app(page, url):
     page.goto(url)
-    page.locator("#ollama-status").get_by_text("Ollama 0.12.3").wait_for()
+    page.locator("#ollama-status").get_by_text(f"Ollama {VERSION}").wait_for()
 
 
 def pick(page, label: str):
