@@ -160,13 +160,13 @@ def test_fit_fits(machine):
     assert (v.fits_disk, v.fits_memory) == (True, True)
     assert v.download_size == 4_113_301_824 and v.size_source == "catalog"
     assert v.message == ("mistral:latest fits: a 4.1 GB download (100 GB free), about 5.8 GB "
-                         "of memory (25 GB here).")  # 24 GiB, in decimal units
+                         "of memory (26 GB here).")  # 24 GiB, in decimal units
 
 
 def test_fit_too_big_for_memory(machine):
     v = cp.check_fit("llama3.1:70b", host="http://127.0.0.1:11434")
     assert v.fits_memory is False and v.fits_disk is True
-    assert v.message == ("llama3.1:70b needs about 46 GB of memory; this machine has 25 GB. "
+    assert v.message == ("llama3.1:70b needs about 46 GB of memory; this machine has 26 GB. "
                          "It will be very slow or fail to load.")
 
 

@@ -35,7 +35,7 @@ def test_delete_asks_for_confirmation_then_removes_the_model(app_url, fake_ollam
     assert choice_values(selected) == ["llama3.2:latest"]
     labels = [label for label, _ in chat_dropdown["choices"]]
     assert "Installed · llama3.2:latest · 3.0 MB · tools" in labels
-    assert "Download · qwen3:0.6b · 522 MB · tools · thinking" in labels  # back to the catalog
+    assert "Download · qwen3:0.6b · 523 MB · tools · thinking" in labels  # back to the catalog
     assert fake_ollama.installed_names() == ["llama3.2:latest"]
 
 
