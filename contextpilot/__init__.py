@@ -7,14 +7,18 @@ errors are the exceptions in ``contextpilot.errors``, each with a message that s
 
 from .autostart import Autostart, AutostartResult, ensure_ollama
 from .cancel import CancelToken
-from .chat import chat_stream
+from .chat import THINK_LEVELS, chat_stream
 from .hardware import check_fit
 from .errors import (
+    CloudDisabled,
+    CloudSignInRequired,
     ContextPilotError,
     InvalidModelName,
     InvalidRequest,
+    ModelCrashed,
     ModelNotFound,
     NotAllowed,
+    OllamaBusy,
     OllamaError,
     OllamaUnavailable,
     PullCancelled,
@@ -65,16 +69,20 @@ __all__ = [
     "CancelToken",
     "ChatDone",
     "ChatEvent",
+    "CloudDisabled",
+    "CloudSignInRequired",
     "ContentDelta",
     "ContextPilotError",
     "FitVerdict",
     "InvalidModelName",
     "InvalidRequest",
+    "ModelCrashed",
     "ModelDetails",
     "ModelInfo",
     "ModelName",
     "ModelNotFound",
     "NotAllowed",
+    "OllamaBusy",
     "OllamaError",
     "OllamaUnavailable",
     "PullCancelled",
@@ -82,6 +90,7 @@ __all__ = [
     "PullProgress",
     "RunningModel",
     "ServerStatus",
+    "THINK_LEVELS",
     "ThinkingDelta",
     "active_pulls",
     "cancel_pull",

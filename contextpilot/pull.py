@@ -16,7 +16,7 @@ from typing import Any, Iterator, Optional
 
 from . import _client, hardware, models
 from .cancel import CancelToken
-from .errors import PullCancelled, PullFailed
+from .errors import InvalidRequest, PullCancelled, PullFailed
 from .names import ModelName, parse_name
 from .progress import Clock, ProgressFolder
 from .types import PullProgress
@@ -61,11 +61,11 @@ class _PullJob:
     """
 
     def __init__(self, host: str, name: ModelName, stall_timeout: float, clock: Clock,
-                 check_disk: bool = True) -> None:
+                 check_disk: bool = True, insecure: bool = False) -> None:
         self.host, self.name, self.model = host, name, name.display
         self.stall_timeout = stall_timeout
         client = _client.get_client(host, streaming=True)
-        self.stream = _client.Stream(lambda: client.pull(self.model, stream=True))
+        self.stream = _client.Stream(lambda: client.pull(self.model, insecure=insecure, stream=True))
         self.folder = ProgressFolder(self.model, clock, known_partials(host))
         self.latest: Optional[PullProgress] = None
         self.error: Optional[Exception] = None
@@ -304,7 +304,7 @@ _registry_lock = threading.RLock()
 
 
 def _join(host: str, name: ModelName, stall_timeout: float, clock: Clock,
-          check_disk: bool = True) -> tuple[_PullJob, _Subscriber]:
+          check_disk: bool = True, insecure: bool = False) -> tuple[_PullJob, _Subscriber]:
     """Attach to the running pull of ``name``, or start one; subscribed before it starts,
     so the first consumer sees every value."""
     with _registry_lock:
@@ -312,7 +312,7 @@ def _join(host: str, name: ModelName, stall_timeout: float, clock: Clock,
         if job is not None and job.joinable:
             return job, job.subscribe()
         job = _registry[(host, name.key)] = _PullJob(
-            host, name, stall_timeout, clock, check_disk)
+            host, name, stall_timeout, clock, check_disk, insecure)
         q = job.subscribe()
     job.start()
     return job, q
@@ -326,6 +326,7 @@ def pull_model(
     cancel: Optional[CancelToken] = None,
     detach: bool = False,
     check_disk: bool = True,
+    insecure: bool = False,
     clock: Clock = time.monotonic,
 ) -> Iterator[PullProgress]:
     """Download ``name``, yielding a ``PullProgress`` for every change; the last has done=True.
@@ -336,11 +337,16 @@ def pull_model(
     ``detach`` is true (then it runs on until done or ``cancel_pull``). The partial download
     stays with Ollama, and the next pull resumes from it. With ``check_disk`` (and a local
     host) the pull stops as soon as a layer's size shows it cannot fit on the disk.
+    ``insecure`` allows a plain-HTTP registry (``http://host:port/ns/model``); without it
+    such a name is refused before anything is sent.
     """
     parsed = parse_name(name)
+    if parsed.scheme == "http" and not insecure:
+        raise InvalidRequest(f"'{parsed.display}' is on a plain-HTTP registry: pass "
+                             f"insecure=True (CLI: --insecure) if you trust it")
     url = _client.resolve_host(host)
     limit = stall_timeout_default() if stall_timeout is None else float(stall_timeout)
-    return _consume(lambda: _join(url, parsed, limit, clock, check_disk), detach, cancel)
+    return _consume(lambda: _join(url, parsed, limit, clock, check_disk, insecure), detach, cancel)
 
 
 def _consume(join, detach: bool, cancel: Optional[CancelToken]) -> Iterator[PullProgress]:
