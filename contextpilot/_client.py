@@ -298,7 +298,7 @@ def _response(exc: ollama.ResponseError, ctx: Context) -> Exception:
     """Ollama answered with an error: by its status (-1: an error line inside a stream)."""
     status, reason, model = exc.status_code, _reason(exc), ctx.model
     low = reason.lower()
-    cloud = bool(model) and _is_cloud(model)
+    cloud = _is_cloud(model or "")
     if status == 503:
         return OllamaBusy(reason, model)
     if status == 401:
@@ -347,6 +347,8 @@ def _short(exc: BaseException, limit: int = 300) -> str:
 def _is_cloud(model: str) -> bool:
     from .names import parse_name  # names imports errors only; no cycle at import time
 
+    if not model:
+        return False
     try:
         return parse_name(model).is_cloud
     except ValueError:

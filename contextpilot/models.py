@@ -47,8 +47,8 @@ def _ok(name: str) -> bool:
 
 def _model_info(m, raw: dict) -> ModelInfo:
     d = m.details
-    details = raw.get("details") if isinstance(raw.get("details"), dict) else {}
-    ctx = details.get("context_length")
+    details = raw.get("details")
+    ctx = details.get("context_length") if isinstance(details, dict) else None
     caps = raw.get("capabilities")
     return ModelInfo(
         name=m.model or "",
