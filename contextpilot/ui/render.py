@@ -19,7 +19,7 @@ from ..types import ChatDone, ContentDelta, ModelInfo, PullProgress, ServerStatu
 STEP_WORDS = {
     "manifest": "Pulling manifest",
     "download": "Downloading",
-    "verify": "Verifying",
+    "verify": "Verifying sha256 digest",
     "write": "Writing manifest",
     "done": "Ready",
 }
@@ -131,6 +131,8 @@ def unescape_markdown_html(text: str) -> str:
 
 
 def step_words(p: PullProgress) -> str:
+    if p.status.startswith("removing"):  # a re-pull replaced blobs (step "write")
+        return "Removing unused layers"
     return STEP_WORDS.get(p.step) or p.status.capitalize()
 
 
