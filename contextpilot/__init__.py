@@ -7,7 +7,7 @@ errors are the exceptions in ``contextpilot.errors``, each with a message that s
 
 from .autostart import Autostart, AutostartResult, ensure_ollama
 from .cancel import CancelToken
-from .chat import THINK_LEVELS, chat_stream
+from .chat import THINK_LEVELS, chat_stream, think_levels
 from .hardware import check_fit
 from .errors import (
     CloudDisabled,
@@ -110,6 +110,7 @@ __all__ = [
     "running_models",
     "same_model",
     "server_status",
+    "think_levels",
     "throttle",
     "unload_model",
 ]

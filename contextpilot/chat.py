@@ -26,6 +26,19 @@ THINK_LEVELS = ("low", "medium", "high", "max")
 Think = Union[bool, str, None]
 
 
+def think_levels(model: str, family: str = "") -> tuple[str, ...]:
+    """The levels ``model`` takes for ``think`` (the gpt-oss family: low, medium, high;
+    Ollama maps max to high for it); () for models that only think or not.
+
+    >>> think_levels("gpt-oss:120b-cloud"), think_levels("qwen3:0.6b")
+    (('low', 'medium', 'high'), ())
+    """
+    base = model.rpartition("/")[2].split(":", 1)[0].lower()
+    if base.startswith("gpt-oss") or family.lower() in ("gptoss", "gpt-oss"):
+        return THINK_LEVELS[:3]
+    return ()
+
+
 def think_value(think: object) -> Think:
     """Validate ``think``: None (the model's default), True/False, or a level.
 
