@@ -5,6 +5,12 @@ generators of typed values (``PullProgress``, ``ContentDelta``, ``ThinkingDelta`
 errors are the exceptions in ``contextpilot.errors``, each with a message that says what to do.
 """
 
+import logging
+
+# The library never prints: without a handler of the application's, Python's last resort
+# would write our warnings (a failed pull) to stderr next to the front end's own message.
+logging.getLogger("contextpilot").addHandler(logging.NullHandler())
+
 from .autostart import Autostart, AutostartResult, ensure_ollama
 from .cancel import CancelToken
 from .chat import THINK_LEVELS, chat_stream, think_levels
