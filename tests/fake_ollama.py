@@ -948,10 +948,24 @@ def _scheduled(h: _Handler) -> bool:
     return True
 
 
+def _bad_think(v) -> Optional[str]:
+    """api.ThinkValue.UnmarshalJSON: a bool or one of four strings; ShouldBindJSON -> 400."""
+    if v is None or isinstance(v, bool):
+        return None
+    if isinstance(v, str):
+        if v in ("high", "medium", "low", "max"):
+            return None
+        return (f'invalid think value: {json.dumps(v)} (must be "high", "medium", "low", '
+                f'"max", true, or false)')
+    return 'think must be a boolean or string ("high", "medium", "low", "max", true, or false)'
+
+
 @_route
 def h_chat(self, body):
     with self.fake._lock:
         self.fake.chat_requests.append(body)
+    if _bad_think(body.get("think")):
+        return self._error(400, _bad_think(body.get("think")))
     req = body.get("model") or ""
     messages = body.get("messages") or []
     m = _resolve_for_inference(self, req, body)

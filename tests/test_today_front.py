@@ -147,6 +147,10 @@ def test_app_sends_think_levels_to_models_that_take_them(app, srv):
     app_chat(app, "qwen3:0.6b", think=False, level="high")  # on/off only for qwen3
     assert srv.chat_requests[-1]["think"] is False
     assert srv.pull_requests == {}  # the cloud model was never downloaded
+    sent = len(srv.chat_requests)
+    messages = app_chat(app, "gpt-oss:120b:cloud", level="hard")  # a crafted request
+    assert messages[-1]["content"].startswith("⚠️ think must be True, False or one of")
+    assert len(srv.chat_requests) == sent
 
 
 def test_cloud_models_get_a_badge_and_no_fit_check(srv, monkeypatch):

@@ -88,8 +88,8 @@ def think_value(think: bool, caps: Optional[tuple], level: str = "",
                 levels: tuple = ()) -> Optional[Union[bool, str]]:
     """A model that takes levels (gpt-oss) gets the chosen level; otherwise off sends
     think=false, and on asks a thinking model to think and leaves others alone."""
-    if levels:
-        return level if level in levels else None  # None: the model's own default
+    if levels:  # chat_stream validates it: a crafted value is refused, not ignored
+        return level or None
     if not think:
         return False
     return True if caps is not None and "thinking" in caps else None

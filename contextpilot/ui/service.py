@@ -202,7 +202,7 @@ class Service:
     def before_pull(self, name: str, override: bool) -> str:
         """Policy (raises NotAllowed), then the fit check: '' to go, else why it waits."""
         self.policy.check_pull(name)
-        if self.installed(name):
+        if self.installed(name) or cp.parse_name(name).is_cloud:  # cloud: runs on ollama.com
             return ""
         return render_models.fit_refusal(cp.check_fit(name, self.host)) if not override else ""
 
