@@ -148,9 +148,11 @@ def test_app_sends_think_levels_to_models_that_take_them(app, srv):
     assert srv.chat_requests[-1]["think"] is False
     assert srv.pull_requests == {}  # the cloud model was never downloaded
     sent = len(srv.chat_requests)
-    messages = app_chat(app, "gpt-oss:120b:cloud", level="hard")  # a crafted request
-    assert messages[-1]["content"].startswith("⚠️ think must be True, False or one of")
-    assert len(srv.chat_requests) == sent
+    job = app.submit({"text": "hi", "files": []}, "gpt-oss:120b:cloud", "", 0.7, 4096, True,
+                     False, "hard", api_name="/chat")  # a crafted level: not a choice
+    with pytest.raises(Exception):
+        job.result()
+    assert len(srv.chat_requests) == sent  # refused before anything reached Ollama
 
 
 def test_cloud_models_get_a_badge_and_no_fit_check(srv, monkeypatch):
