@@ -398,6 +398,11 @@ def mapping(ctx: Context) -> Iterator[None]:
         raise map_error(exc, ctx) from exc
 
 
+def translating(host: str, *, model: Optional[str] = None, during: Optional[str] = None):
+    """The table for a quick call, as a context manager (the older name of ``mapping``)."""
+    return mapping(Context(host, model=model, during=during))
+
+
 def call(fn: Callable[[], T], ctx: Context, delays: Optional[Sequence[float]] = None) -> T:
     """Run a quick call: 503 busy is retried after each of ``delays`` (default BUSY_DELAYS),
     every other error is mapped at once."""
