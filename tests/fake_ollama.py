@@ -272,7 +272,8 @@ class FakeOllama:
         self.signed_in = True        # this Ollama is connected to ollama.com
         self.signin_url = SIGNIN_URL
         self.cloud_disabled = False  # OLLAMA_NO_CLOUD=1
-        self.tick = None             # None: a line per chunk; else download.go's ticker (s)
+        self.ticker = False          # False: a line per chunk; True: download.go's ticker
+        self.tick = 0.06             # the ticker's interval (60 ms, as Ollama; tests shrink it)
         self.tick_bytes = 64_000     # bytes a ticker interval downloads
         self.tick_repeats = 1        # times each value is reported (a slow link repeats)
         self._loaded: dict = {}      # key -> (FakeModel, expires_at, context_length)
@@ -808,7 +809,7 @@ def _pull_layers(h: _Handler, out: _Out, m: FakeModel):
         if done >= size:  # downloadBlob cache hit: one report, complete
             out.emit(_progress(status, digest, size, size))
             continue
-        if fake.tick is not None:
+        if fake.ticker:
             _tick_layer(h, out, status, digest, size, done, lambda d: store(blobs, d))
             continue
         line = _progress(status, digest, size, done)

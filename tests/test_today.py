@@ -255,7 +255,7 @@ def test_how_long_the_model_thought_is_measured_with_the_given_clock(srv):
 # --------------------------------------------------------------------------- progress cadence
 
 def ticker(srv, tick_bytes=700_000, repeats=2):
-    srv.tick, srv.tick_bytes, srv.tick_repeats = 0.001, tick_bytes, repeats
+    srv.ticker, srv.tick, srv.tick_bytes, srv.tick_repeats = True, 0.001, tick_bytes, repeats
 
 
 def test_the_fake_ticks_like_download_go(srv):
@@ -308,3 +308,11 @@ def test_the_mlx_shape_at_the_ticker(srv):
     values = list(cp.pull_model("mistral", srv.url))
     assert {v.status for v in values if v.step == "download"} == {"pulling model"}
     assert values[-1].fraction == 1.0 and values[-1].completed == values[-1].total
+
+
+def test_the_ticker_defaults_to_ollamas_60_ms(srv):
+    srv.ticker, srv.tick_bytes = True, 1_500_000  # a few real 60 ms ticks
+    assert srv.tick == 0.06
+    values = list(cp.pull_model("mistral", srv.url))
+    percents = [round(v.fraction * 100) for v in values if v.fraction is not None]
+    assert percents == sorted(percents) and percents[-1] == 100 and values[-1].done
