@@ -125,8 +125,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     if not models:
         print("No models installed. Pull one: contextpilot pull llama3.2")
         return EXIT_OK
-    rows = [(m.name, human_bytes(m.size), m.parameter_size, m.quantization, _ago(m.modified_at))
-            for m in models]
+    rows = [(m.name, "cloud" if m.is_cloud else human_bytes(m.size), m.parameter_size,
+             m.quantization, _ago(m.modified_at)) for m in models]
     _table(("NAME", "SIZE", "PARAMS", "QUANT", "MODIFIED"), rows)
     return EXIT_OK
 

@@ -65,7 +65,8 @@ class _PullJob:
         self.host, self.name, self.model = host, name, name.display
         self.stall_timeout = stall_timeout
         client = _client.get_client(host, streaming=True)
-        self.stream = _client.Stream(lambda: client.pull(self.model, insecure=insecure, stream=True))
+        self.stream = _client.Stream(
+            lambda: client.pull(self.model, insecure=insecure, stream=True))
         self.folder = ProgressFolder(self.model, clock, known_partials(host))
         self.latest: Optional[PullProgress] = None
         self.error: Optional[Exception] = None
@@ -346,7 +347,8 @@ def pull_model(
                              f"insecure=True (CLI: --insecure) if you trust it")
     url = _client.resolve_host(host)
     limit = stall_timeout_default() if stall_timeout is None else float(stall_timeout)
-    return _consume(lambda: _join(url, parsed, limit, clock, check_disk, insecure), detach, cancel)
+    return _consume(lambda: _join(url, parsed, limit, clock, check_disk, insecure), detach,
+                    cancel)
 
 
 def _consume(join, detach: bool, cancel: Optional[CancelToken]) -> Iterator[PullProgress]:
