@@ -272,6 +272,7 @@ class FakeOllama:
         self.signed_in = True        # this Ollama is connected to ollama.com
         self.signin_url = SIGNIN_URL
         self.cloud_disabled = False  # OLLAMA_NO_CLOUD=1
+        self.has_status = True       # False: a server older than v0.16.2 (no /api/status)
         self.ticker = False          # False: a line per chunk; True: download.go's ticker
         self.tick = 0.06             # the ticker's interval (60 ms, as Ollama; tests shrink it)
         self.tick_bytes = 64_000     # bytes a ticker interval downloads
@@ -623,6 +624,8 @@ def h_version(self, body):
 
 @_route
 def h_status(self, body):  # StatusHandler (v0.16.2+)
+    if not self.fake.has_status:  # an older server: gin's plain 404
+        return self._send(404, b"404 page not found", "text/plain")
     disabled = self.fake.cloud_disabled
     self._json(200, {"cloud": {"disabled": disabled, "source": "env" if disabled else "none"}})
 

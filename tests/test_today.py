@@ -316,3 +316,18 @@ def test_the_ticker_defaults_to_ollamas_60_ms(srv):
     values = list(cp.pull_model("mistral", srv.url))
     percents = [round(v.fraction * 100) for v in values if v.fraction is not None]
     assert percents == sorted(percents) and percents[-1] == 100 and values[-1].done
+
+
+def test_an_older_server_without_api_status_leaves_cloud_unknown(srv):
+    srv.has_status = False
+    status = cp.server_status(srv.url)
+    assert status.reachable and status.cloud is None and status.error == ""
+    from contextpilot.ui import render
+    assert "cloud" not in render.status_html(status)
+
+
+def test_401_from_ollama_com_directly_asks_for_an_api_key():
+    exc = ollama.ResponseError('{"error": "unauthorized"}', 401)
+    mapped = _client.map_error(exc, _client.Context("https://ollama.com:443", "chat", "gpt-oss:120b"))
+    assert isinstance(mapped, cp.CloudSignInRequired) and "OLLAMA_API_KEY" in str(mapped)
+    assert "ollama signin" not in str(mapped)
