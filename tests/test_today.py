@@ -323,7 +323,7 @@ def test_an_older_server_without_api_status_leaves_cloud_unknown(srv):
     status = cp.server_status(srv.url)
     assert status.reachable and status.cloud is None and status.error == ""
     from contextpilot.ui import render
-    assert "cloud" not in render.status_html(status)
+    assert "cloud models" not in render.status_html(status)
 
 
 def test_401_from_ollama_com_directly_asks_for_an_api_key():
