@@ -673,10 +673,16 @@ def h_show(self, body):
     n = parse_name(base)
     if not n.valid:
         return self._error(400, INVALID_NAME)
+    if source == "cloud":  # proxied: ollama.com's /api/show of the base name
+        if self.fake.cloud_disabled:
+            return self._error(403, "ollama cloud is disabled: remote model details are "
+                                    "unavailable")
+        if not self.fake.signed_in:
+            return self._json(401, {"error": "unauthorized", "signin_url": self.fake.signin_url})
     with self.fake._lock:
         entry = self.fake._installed.get(n.key)
         cloud = self.fake._cloud.get(n.key) if source == "cloud" else None
-    if cloud is not None:  # proxied: ollama.com's /api/show of the base name
+    if cloud is not None:
         entry = (cloud, time.time())
     if entry is None:  # ShowHandler names it as DisplayShortest
         return self._error(404, f"model '{n.short}' not found")

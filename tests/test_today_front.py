@@ -178,3 +178,26 @@ def test_cloud_models_get_a_badge_and_no_fit_check(srv, monkeypatch):
     srv.cloud_disabled = True
     assert "cloud models switched off" in service.status_html()
     assert render.thought_title(4.2) == "Thought for 4 s"
+
+
+def test_an_image_for_a_cloud_model_never_downloads_it(app, srv, tmp_path):
+    from gradio_client import handle_file
+
+    from tests.test_ui_api import _png
+
+    png = tmp_path / "dot.png"
+    png.write_bytes(_png())
+    srv.add_cloud(FakeModel(name="gemma3:27b", family="gemma3",
+                            capabilities=["completion", "vision"]))
+    job = app.submit({"text": "what is this?", "files": [handle_file(str(png))]},
+                     "gemma3:27b:cloud", api_name="/chat")
+    list(job)
+    messages = job.outputs()[-1][0]
+    assert answers(messages) == ["You said: what is this?"]  # ollama.com said: vision
+    assert srv.chat_requests[-1]["messages"][-1]["images"] and srv.pull_requests == {}
+    srv.signed_in = False  # nobody can say what it can do: the chat itself says why
+    job = app.submit({"text": "and this?", "files": [handle_file(str(png))]},
+                     "gpt-oss:120b:cloud", api_name="/chat")
+    list(job)
+    assert "`ollama signin`" in job.outputs()[-1][0][-1]["content"]
+    assert srv.pull_requests == {}

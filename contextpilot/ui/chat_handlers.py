@@ -156,7 +156,8 @@ class ChatHandlers:
             name = await self._resolve_model(model)
             view.model = name
             caps = await self._prepare(name, download_anyway is True)
-            if files and caps is None:  # unknown until it is here: download, then look
+            cloud = cp.parse_name(name).is_cloud  # never downloaded, not even to look
+            if files and caps is None and not cloud:  # unknown until it is here: download
                 async for batch in batches(lambda t: cp.pull_model(
                         name, self.service.host, cancel=t), PULL_INTERVAL):
                     if not batch:  # Ollama is silent: a no-op lets Gradio see a closed tab
@@ -165,7 +166,9 @@ class ChatHandlers:
                     view.feed(batch)
                     yield view.messages(), render.progress_html(view.pull), skip, skip, skip
                 caps = await asyncio.to_thread(self.service.capabilities, name)
-            if files and "vision" not in (caps or ()):
+            # a cloud model ollama.com would not describe (signed out): let the chat say why
+            unknown_cloud = cloud and caps is None
+            if files and not unknown_cloud and "vision" not in (caps or ()):
                 view.error = vision_refusal(name)
                 yield (view.messages(), *(await asyncio.to_thread(self._after_turn, view)))
                 return

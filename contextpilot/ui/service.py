@@ -158,6 +158,9 @@ class Service:
         if have is not None:
             d = self.details(have.name, have.digest)
             return d.capabilities if d else None
+        if cp.parse_name(name).is_cloud:  # ollama.com's own word, through the local server
+            d = self.details(name)
+            return d.capabilities if d else None
         entry = catalog_entry(name)
         return entry.capabilities if entry else None
 
