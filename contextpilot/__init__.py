@@ -43,7 +43,7 @@ from .models import (
 from .names import ModelName, parse_name, same_model
 from .policy import AccessPolicy
 from .progress import throttle
-from .pull import active_pulls, cancel_pull, is_pulling, pull_model
+from .pull import active_pulls, cancel_pull, is_pulling, pull_model, recent_pulls
 from .types import (
     ChatDone,
     ChatEvent,
@@ -51,6 +51,7 @@ from .types import (
     FitVerdict,
     ModelDetails,
     ModelInfo,
+    PullOutcome,
     PullProgress,
     RunningModel,
     ServerStatus,
@@ -93,6 +94,7 @@ __all__ = [
     "OllamaUnavailable",
     "PullCancelled",
     "PullFailed",
+    "PullOutcome",
     "PullProgress",
     "RunningModel",
     "ServerStatus",
@@ -113,6 +115,7 @@ __all__ = [
     "print_chat",
     "pull_model",
     "pull_with_progress",
+    "recent_pulls",
     "running_models",
     "same_model",
     "server_status",
