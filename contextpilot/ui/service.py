@@ -182,7 +182,13 @@ class Service:
         if not self.may_pull(name):
             return f"⚠️ {render.escape(name)} is not installed, and downloads of it are " \
                    f"not allowed on this shared app."
-        return f"{text}\n\n{render_models.fit_note(cp.check_fit(name, self.host))}"
+        return f"{text}\n\n{render_models.fit_note(self.fit(name))}"
+
+    def fit(self, name: str, context_length: Optional[int] = None) -> cp.FitVerdict:
+        """The fit verdict; on a shared app only the default registry and the Hub are asked
+        (never a host a visitor named)."""
+        return cp.check_fit(name, self.host, context_length=context_length,
+                            trusted_only=self.policy.shared)
 
     def may_pull(self, name: str) -> bool:
         """Whether the policy lets visitors download ``name`` (False when it cannot tell)."""
@@ -196,7 +202,7 @@ class Service:
         self.policy.check_pull(name)
         if self.installed(name):
             return ""
-        return render_models.fit_refusal(cp.check_fit(name, self.host)) if not override else ""
+        return render_models.fit_refusal(self.fit(name)) if not override else ""
 
     def start_preload(self, name: str) -> None:
         """Load ``name`` into memory in the background, so the first answer is quick."""
