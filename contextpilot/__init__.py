@@ -11,6 +11,8 @@ from .chat import chat_stream
 from .hardware import check_fit
 from .errors import (
     ContextPilotError,
+    HubNotFound,
+    HubUnavailable,
     InvalidModelName,
     InvalidRequest,
     ModelNotFound,
@@ -20,6 +22,7 @@ from .errors import (
     PullCancelled,
     PullFailed,
 )
+from .hub import model_files, search_models
 from .models import (
     delete_model,
     list_models,
@@ -39,6 +42,8 @@ from .types import (
     ChatEvent,
     ContentDelta,
     FitVerdict,
+    HubModel,
+    HubQuant,
     ModelDetails,
     ModelInfo,
     PullProgress,
@@ -68,6 +73,10 @@ __all__ = [
     "ContentDelta",
     "ContextPilotError",
     "FitVerdict",
+    "HubModel",
+    "HubNotFound",
+    "HubQuant",
+    "HubUnavailable",
     "InvalidModelName",
     "InvalidRequest",
     "ModelDetails",
@@ -94,12 +103,14 @@ __all__ = [
     "load_model",
     "model_details",
     "model_exists",
+    "model_files",
     "parse_name",
     "print_chat",
     "pull_model",
     "pull_with_progress",
     "running_models",
     "same_model",
+    "search_models",
     "server_status",
     "throttle",
     "unload_model",
