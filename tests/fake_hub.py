@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
 import threading
 import time
 import urllib.parse
@@ -49,6 +50,7 @@ class FakeHub:
         self.status: Optional[int] = None
         self._httpd: Optional[ThreadingHTTPServer] = None
         self._stopped = threading.Event()
+        self._conns: set = set()
 
     def add(self, repo: FakeRepo) -> FakeRepo:
         self.repos[repo.id.lower()] = repo
@@ -72,6 +74,11 @@ class FakeHub:
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
+        for conn in list(self._conns):  # a dead Hub takes its keep-alive connections along
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def wait(self) -> None:
         """Hold an answer for ``slow`` seconds (ends early when the server stops)."""
@@ -111,6 +118,23 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, *args) -> None:
         pass
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.hub._conns.add(self.connection)  # type: ignore[attr-defined]
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except OSError:  # the connection was cut by stop()
+            self.close_connection = True
+
+    def finish(self) -> None:
+        self.server.hub._conns.discard(self.connection)  # type: ignore[attr-defined]
+        try:
+            super().finish()
+        except OSError:
+            pass
 
     def _json(self, status: int, obj, extra: Optional[dict] = None) -> None:
         body = json.dumps(obj).encode()

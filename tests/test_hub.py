@@ -217,3 +217,20 @@ def test_cli_errors_are_one_line_and_exit_1(hub, machine, capsys, argv, words):
     assert cli.main(argv) == 1
     err = capsys.readouterr().err
     assert words in err and "Traceback" not in err
+
+
+# -- the Find models tab, through the running app ----------------------------------------------
+
+@pytest.mark.usefixtures("roomy_machine")
+def test_find_tab_errors_are_sentences_and_the_app_keeps_working(hub, fake_ollama):
+    from tests.ui_helpers import call_event, running_app
+
+    with running_app(fake_ollama.url) as url:
+        status, *_ = call_event(url, "find_models", "llama 3.2")
+        assert status == "2 repositories. Choose one to see its quantisations."
+        with pytest.raises(RuntimeError, match="not in the list of choices"):
+            call_event(url, "model_files", "../../etc/passwd")  # only a search's results
+        hub.stop()
+        status, *_ = call_event(url, "find_models", "llama")
+        assert status.startswith("⚠️ The Hugging Face Hub at") and "cannot be reached" in status
+        assert call_event(url, "refresh_models", None)[0]  # the rest of the app still answers

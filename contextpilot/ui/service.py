@@ -190,6 +190,11 @@ class Service:
         return cp.check_fit(name, self.host, context_length=context_length,
                             trusted_only=self.policy.shared)
 
+    def quants(self, repo: str) -> list[cp.HubQuant]:
+        """A Hub repository's quantisations with a fit verdict for this Ollama's machine
+        (only the Hub is contacted)."""
+        return cp.model_files(repo, host=self.host)
+
     def may_pull(self, name: str) -> bool:
         """Whether the policy lets visitors download ``name`` (False when it cannot tell)."""
         try:
