@@ -8,6 +8,7 @@ errors are the exceptions in ``contextpilot.errors``, each with a message that s
 from .autostart import Autostart, AutostartResult, ensure_ollama
 from .cancel import CancelToken
 from .chat import chat_stream
+from .discovery import recommended_models
 from .hardware import check_fit
 from .errors import (
     ContextPilotError,
@@ -45,6 +46,7 @@ from .types import (
     HubModel,
     HubQuant,
     ModelDetails,
+    ModelRecommendation,
     ModelInfo,
     PullProgress,
     RunningModel,
@@ -83,6 +85,7 @@ __all__ = [
     "ModelInfo",
     "ModelName",
     "ModelNotFound",
+    "ModelRecommendation",
     "NotAllowed",
     "OllamaError",
     "OllamaUnavailable",
@@ -108,6 +111,7 @@ __all__ = [
     "print_chat",
     "pull_model",
     "pull_with_progress",
+    "recommended_models",
     "running_models",
     "same_model",
     "search_models",

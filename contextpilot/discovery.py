@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+import time
 from dataclasses import dataclass
 from typing import Optional
 
@@ -177,9 +179,34 @@ def _plain(body: bytes, limit: int = 160) -> str:
 
 # -- the probe -----------------------------------------------------------------------------
 
+PROBE_TTL = 600.0
+"Seconds a probe's answer is reused (a page that asks twice starts one probe)."
+_probed: dict[tuple[str, str], tuple[float, SizeLookup]] = {}
+_probed_lock = threading.Lock()
+
+
+def cached_probe(name: ModelName, host: Optional[str]) -> Optional[SizeLookup]:
+    """What a recent probe of ``name`` on ``host`` found, if one ran."""
+    from ._client import resolve_host
+
+    with _probed_lock:
+        hit = _probed.get((resolve_host(host), name.key))
+    return hit[1] if hit and time.monotonic() - hit[0] < PROBE_TTL else None
+
+
 def probe_size(name: ModelName, host: Optional[str]) -> SizeLookup:
     """Start the pull through Ollama, read the first layer's total (the weights, nearly the
     whole model) and stop at once; Ollama keeps the partial, so nothing is wasted."""
+    from ._client import resolve_host
+
+    found = _probe(name, host)
+    if found.size is not None or found.missing:
+        with _probed_lock:
+            _probed[(resolve_host(host), name.key)] = (time.monotonic(), found)
+    return found
+
+
+def _probe(name: ModelName, host: Optional[str]) -> SizeLookup:
     from .pull import pull_model  # pull imports hardware, which imports this module
 
     stream = pull_model(name.display, host, check_disk=False)
@@ -200,4 +227,42 @@ def probe_size(name: ModelName, host: Optional[str]) -> SizeLookup:
 
 
 __all__ = ["SizeLookup", "hub_endpoint", "is_cloud", "lookups_enabled", "manifest_total",
+           "recommended_models",
            "manifest_url", "probe_enabled", "probe_size", "registry_size", "registry_url"]
+
+
+# -- the server's own recommendations ------------------------------------------------------
+
+RECOMMENDATIONS_PATH = "/api/experimental/model-recommendations"
+
+
+def recommended_models(host: Optional[str] = None) -> list:
+    """The models this Ollama recommends for its machine, with their memory needs; [] when
+    the server is older than v0.22.1 (no such route). Raises OllamaUnavailable."""
+    from . import _client
+    from .types import ModelRecommendation
+
+    url = _client.resolve_host(host)
+    client = _client.get_client(url)
+    try:
+        with _client.translating(url, during="recommendations"):
+            data = client._request_raw("GET", RECOMMENDATIONS_PATH).json()
+    except ContextPilotError as exc:
+        if getattr(exc, "status_code", None) in (404, 405):
+            return []
+        raise
+    items = data.get("recommendations") if isinstance(data, dict) else None
+    out = []
+    for r in items if isinstance(items, list) else []:
+        if isinstance(r, dict) and isinstance(r.get("model"), str) and r["model"].strip():
+            out.append(ModelRecommendation(
+                model=r["model"].strip(), description=str(r.get("description") or ""),
+                context_length=_int(r.get("context_length")),
+                max_output_tokens=_int(r.get("max_output_tokens")),
+                vram_bytes=_int(r.get("vram_bytes")),
+                required_plan=str(r.get("required_plan") or "")))
+    return out
+
+
+def _int(value: object) -> Optional[int]:
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None

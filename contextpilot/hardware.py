@@ -96,8 +96,9 @@ def check_fit(name: str, host: Optional[str] = None, *, context_length: Optional
     the Hugging Face Hub (``hf.co/...``) or, when none answers, a probe (the pull started
     through Ollama and stopped at the first layer's size; Ollama keeps the partial).
     ``size_source`` says which. Memory = the file + the KV cache at ``context_length``
-    (default 4096). ``trusted_only`` (a shared app): ask only the default registry and the
-    Hub, and never probe a name on another host. Cloud models are not checked.
+    (default 4096). ``probe=False``: reuse a recent probe's answer but start none.
+    ``trusted_only`` (a shared app): ask only the default registry and the Hub, and never
+    probe a name on another host. Cloud models are not checked.
     """
     if discovery.is_cloud(name):
         return _cloud_verdict(name)
@@ -175,6 +176,9 @@ def _find_size(name: ModelName, host, probe: bool, trusted_only: bool):
     if found.size is not None or found.missing:
         return found, None
     trusted = name.host.lower() == DEFAULT_HOST or discovery.is_hf(name)
+    earlier = discovery.cached_probe(name, host)
+    if earlier is not None:
+        return earlier, None
     if probe and discovery.probe_enabled() and (trusted or not trusted_only):
         probed = discovery.probe_size(name, host)
         if probed.size is not None or probed.missing:

@@ -236,3 +236,18 @@ class HubQuant:
     def name(self) -> str:
         """The name to pull: ``hf.co/<repo>:<tag>``."""
         return f"hf.co/{self.repo}:{self.tag}"
+
+
+@dataclass(frozen=True)
+class ModelRecommendation:
+    """A model the Ollama server recommends for its machine
+    (/api/experimental/model-recommendations, Ollama v0.22.1+)."""
+
+    model: str
+    description: str = ""
+    context_length: Optional[int] = None
+    max_output_tokens: Optional[int] = None
+    vram_bytes: Optional[int] = None
+    "Memory it needs at that context, by Ollama's estimate."
+    required_plan: str = ""
+    "An ollama.com plan a cloud model needs ('' for local models)."

@@ -178,3 +178,28 @@ def test_context_length_grows_the_memory_needed(machine):
     assert big.kv_cache == 2 * 32 * 8 * 128 * 131072 * 2 and big.context_length == 131072
     assert small.fits_memory is True and big.fits_memory is False
     assert "KV cache for a 131,072-token context" in big.message
+
+
+RECS = [{"model": "gpt-oss:20b", "description": "OpenAI's open-weight model",
+         "context_length": 8192, "max_output_tokens": 4096, "vram_bytes": 14_000_000_000,
+         "required_plan": ""},
+        {"model": "qwen3-coder:480b-cloud", "description": "Coding, on ollama.com",
+         "context_length": 262144, "max_output_tokens": 65536, "vram_bytes": 0,
+         "required_plan": "pro"}]
+
+
+def test_ollamas_recommendations_come_first_with_their_memory_needs(fake_ollama):
+    from contextpilot.ui.service import Service
+
+    assert cp.recommended_models(fake_ollama.url) == []  # an older server: no such route
+    fake_ollama.recommendations = RECS
+    recs = cp.recommended_models(fake_ollama.url)
+    assert [(r.model, r.vram_bytes, r.context_length) for r in recs] == [
+        ("gpt-oss:20b", 14_000_000_000, 8192), ("qwen3-coder:480b-cloud", 0, 262144)]
+    choices = Service(fake_ollama.url, AccessPolicy(), preload=False).models().choices()
+    labels = [label for label, _ in choices]
+    installed = len(fake_ollama.installed_names())
+    assert labels[installed:installed + 2] == [
+        "gpt-oss:20b — recommended by Ollama · needs 14.0 GB",
+        "qwen3-coder:480b-cloud — recommended by Ollama · runs on ollama.com"]
+    assert [v for _, v in choices].count("gpt-oss:latest") == 1  # still in the catalog part
