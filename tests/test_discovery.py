@@ -203,3 +203,37 @@ def test_ollamas_recommendations_come_first_with_their_memory_needs(fake_ollama)
         "gpt-oss:20b — recommended by Ollama · needs 14.0 GB",
         "qwen3-coder:480b-cloud — recommended by Ollama · runs on ollama.com"]
     assert [v for _, v in choices].count("gpt-oss:latest") == 1  # still in the catalog part
+
+
+def test_the_app_offers_to_make_room_with_a_confirmation(fake_ollama, roomy_machine,
+                                                        monkeypatch):
+    from tests.ui_helpers import call_event, running_app
+
+    monkeypatch.setattr(roomy_machine, "free_disk", lambda path=None: 1_000_000)
+    fake_ollama.add_remote(FakeModel(name="someone/mid:latest", layers=[3_500_000, 100]))
+    fake_ollama.event_delay = 0.01
+    with running_app(fake_ollama.url) as url:
+        _, _, note, _ = call_event(url, "refresh_models", "someone/mid")  # probes once
+        assert "Removing llama3.2:latest (3.0 MB) would make room." in note
+        _, status = call_event(url, "ask_make_room", "someone/mid")
+        assert status.startswith("Remove llama3.2:latest to make room for someone/mid")
+        assert "llama3.2:latest" in fake_ollama.installed_names()  # not before confirming
+        _, _, status, _, _ = call_event(url, "make_room", "someone/mid")
+        assert status == "Deleted llama3.2:latest."
+        assert fake_ollama.installed_names() == ["qwen3:0.6b"]
+
+
+def test_a_shared_app_leaves_make_room_to_the_operator(fake_ollama, roomy_machine,
+                                                      monkeypatch):
+    from tests.ui_helpers import call_event, running_app
+
+    monkeypatch.setattr(roomy_machine, "free_disk", lambda path=None: 1_000_000)
+    fake_ollama.add_remote(FakeModel(name="someone/mid:latest", layers=[3_500_000, 100]))
+    fake_ollama.event_delay = 0.01  # the probe stops before the end
+    policy = AccessPolicy(shared=True, allowed_models=["someone/mid", "llama3.2", "qwen3:0.6b"])
+    with running_app(fake_ollama.url, policy=policy) as url:
+        call_event(url, "refresh_models", "someone/mid")
+        _, status = call_event(url, "ask_make_room", "someone/mid")
+        assert status == "Nothing needs removing for this model."
+        call_event(url, "make_room", "someone/mid")  # a crafted request changes nothing
+        assert sorted(fake_ollama.installed_names()) == ["llama3.2:latest", "qwen3:0.6b"]

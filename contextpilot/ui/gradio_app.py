@@ -21,6 +21,7 @@ from contextpilot.ui import render
 from contextpilot.ui.chat_handlers import ChatHandlers
 from contextpilot.ui.downloads import build_downloads
 from contextpilot.ui.find_tab import build_find_tab
+from contextpilot.ui.make_room import build_make_room
 from contextpilot.ui.models_tab import build_models_tab
 from contextpilot.ui.service import Service, key, preload_default
 
@@ -99,6 +100,7 @@ def _chat_tab(h: ChatHandlers, configured: str, status: gr.HTML):
         override = gr.Checkbox(False, label="Download anyway", elem_id="fit-override",
                                info="Download even if the model may not fit this machine.")
     note = gr.Markdown(elem_id="model-note")
+    build_make_room(h.service, model, note, dict(api_visibility="private"))
     pull_status = gr.HTML("", elem_id="pull-status")
     system = gr.Textbox(label="System prompt", value="", lines=2, render=False)
     temperature = gr.Slider(0.0, 2.0, value=0.7, step=0.05, label="Temperature", render=False)

@@ -238,6 +238,12 @@ class Service:
         # disk is too small; the note under the dropdown probed (and cached) already.
         return render_models.fit_refusal(self.fit(name, probe=False)) if not override else ""
 
+    def record_use(self, name: str) -> None:
+        """Remember when this app last chatted with ``name`` (for make-room advice)."""
+        from contextpilot import usage
+
+        usage.record_use(name)
+
     def start_preload(self, name: str) -> None:
         """Load ``name`` into memory in the background, so the first answer is quick."""
         if not self.preload:
