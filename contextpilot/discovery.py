@@ -179,6 +179,8 @@ def _plain(body: bytes, limit: int = 160) -> str:
 
 # -- the probe -----------------------------------------------------------------------------
 
+PROBE_TIMEOUT = 20.0
+"Seconds a probe waits for Ollama to announce the first layer's size."
 PROBE_TTL = 600.0
 "Seconds a probe's answer is reused (a page that asks twice starts one probe)."
 _probed: dict[tuple[str, str], tuple[float, SizeLookup]] = {}
@@ -209,19 +211,29 @@ def probe_size(name: ModelName, host: Optional[str]) -> SizeLookup:
 def _probe(name: ModelName, host: Optional[str]) -> SizeLookup:
     from .pull import pull_model  # pull imports hardware, which imports this module
 
-    stream = pull_model(name.display, host, check_disk=False)
+    from .cancel import CancelToken
+    from .errors import PullCancelled
+
+    token = CancelToken()  # a probe has a deadline: Ollama may be slow to reach its registry
+    timer = threading.Timer(PROBE_TIMEOUT, token.cancel)
+    timer.daemon = True
+    timer.start()
+    stream = pull_model(name.display, host, check_disk=False, cancel=token)
     try:
         for value in stream:
             if value.done or (value.step == "download" and value.total > 0):
                 return SizeLookup(size=value.total, source="probe",
                                   note="the size of its first layer, read by starting the "
                                        "download and stopping it at once")
+    except PullCancelled:
+        return SizeLookup(note=f"Ollama did not announce the size within {PROBE_TIMEOUT:g} s.")
     except ModelNotFound:
         return SizeLookup(missing=True, note=f"Ollama found no model {name.display} in its "
                                              f"registry (check the name and tag).")
     except ContextPilotError as exc:
         return SizeLookup(note=str(exc))
     finally:
+        timer.cancel()
         stream.close()
     return SizeLookup(note="Ollama's pull ended before it announced a size.")
 

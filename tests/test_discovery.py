@@ -237,3 +237,13 @@ def test_a_shared_app_leaves_make_room_to_the_operator(fake_ollama, roomy_machin
         assert status == "Nothing needs removing for this model."
         call_event(url, "make_room", "someone/mid")  # a crafted request changes nothing
         assert sorted(fake_ollama.installed_names()) == ["llama3.2:latest", "qwen3:0.6b"]
+
+
+def test_a_probe_has_a_deadline(machine, fake_ollama, monkeypatch):
+    monkeypatch.setattr(discovery, "PROBE_TIMEOUT", 0.3)
+    fake_ollama.add_remote(FakeModel(name="someone/slow:latest", layers=[5_000_000]))
+    fake_ollama.event_delay = 2.0  # "pulling manifest", then silence
+    v = cp.check_fit("someone/slow", host=fake_ollama.url)
+    assert v.download_size is None
+    assert "Ollama did not announce the size within 0.3 s." in v.message
+    assert fake_ollama.disconnected.wait(3)
