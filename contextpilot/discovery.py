@@ -21,7 +21,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import Optional
+from typing import Generator, Optional, cast
 
 import httpx
 
@@ -218,7 +218,7 @@ def _probe(name: ModelName, host: Optional[str]) -> SizeLookup:
     timer = threading.Timer(PROBE_TIMEOUT, token.cancel)
     timer.daemon = True
     timer.start()
-    stream = pull_model(name.display, host, check_disk=False, cancel=token)
+    stream = cast(Generator, pull_model(name.display, host, check_disk=False, cancel=token))
     try:
         for value in stream:
             if value.done or (value.step == "download" and value.total > 0):

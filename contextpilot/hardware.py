@@ -141,7 +141,7 @@ def fit_for_size(model: str, size: Optional[int], *, source: str = "unknown",
         notes.append(f"(The size is {lookup_note}.)")
     elif source == "hub" and lookup_note:
         notes.append(lookup_note)
-    if memory is not None:
+    if memory is not None and kv is not None:
         notes.append(_memory_how(ctx, kv, exact))
     if room:
         notes.append(_room_note(room))

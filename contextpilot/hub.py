@@ -14,12 +14,15 @@ import threading
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
-from typing import Iterator, Optional
+from typing import TYPE_CHECKING, Iterator, Optional
 
 from .discovery import SizeLookup, hub_endpoint
 from .errors import ContextPilotError, HubNotFound, HubUnavailable, InvalidRequest
 from .names import ModelName
 from .types import HubModel, HubQuant
+
+if TYPE_CHECKING:
+    from huggingface_hub import HfApi
 
 HUB_TIMEOUT = 8.0
 "Seconds the Hub may take to connect or answer one request."
@@ -149,7 +152,7 @@ class _Bounded:
 
 
 @contextmanager
-def _hub_call(repo: Optional[str] = None) -> Iterator[object]:
+def _hub_call(repo: Optional[str] = None) -> Iterator["HfApi"]:
     """An HfApi for the configured endpoint; huggingface_hub's errors become ours."""
     from huggingface_hub import HfApi, errors
 
