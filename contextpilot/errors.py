@@ -170,7 +170,7 @@ class HubUnavailable(ContextPilotError, ConnectionError):
         self.endpoint = endpoint
         self.reason = reason
         super().__init__(
-            f"The Hugging Face Hub at {endpoint} cannot be searched: {reason}. Check the "
+            f"The Hugging Face Hub at {endpoint} cannot be used now: {reason}. Check the "
             f"connection (or HF_ENDPOINT) and try again; installed models still work.")
 
 
