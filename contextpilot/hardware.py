@@ -20,7 +20,7 @@ import psutil
 from . import _client, discovery, models
 from .catalog import catalog_entry
 from .discovery import SizeLookup
-from .estimate import DEFAULT_CONTEXT, MARGIN_PER_4K, memory_needed
+from .estimate import DEFAULT_CONTEXT, memory_needed
 from .names import DEFAULT_HOST, ModelName, parse_name
 from .types import FitVerdict
 
@@ -157,8 +157,8 @@ def fit_for_size(model: str, size: Optional[int], *, source: str = "unknown",
 def _memory_how(ctx: int, kv: int, exact: bool) -> str:
     if exact:
         return f"Memory = the file + {gb(kv)} of KV cache for a {ctx:,}-token context."
-    return (f"Memory = the file + an estimated {gb(kv)} for a {ctx:,}-token context (a margin "
-            f"of {MARGIN_PER_4K:.0%} of the file per 4k tokens: the layer counts are not known).")
+    return (f"Memory = the file + an estimated {gb(kv)} of KV cache for a {ctx:,}-token "
+            f"context (a margin from the file size: its layer counts are not known).")
 
 
 def _find_size(name: ModelName, host, probe: bool, trusted_only: bool):
