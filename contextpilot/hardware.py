@@ -20,6 +20,7 @@ import psutil
 from . import _client, discovery, models
 from .catalog import catalog_entry
 from .discovery import SizeLookup
+from .errors import InvalidModelName
 from .estimate import DEFAULT_CONTEXT, memory_needed
 from .names import DEFAULT_HOST, ModelName, parse_name
 from .types import FitVerdict
@@ -100,15 +101,26 @@ def check_fit(name: str, host: Optional[str] = None, *, context_length: Optional
     ``trusted_only`` (a shared app): ask only the default registry and the Hub, and never
     probe a name on another host. Cloud models are not checked.
     """
-    if discovery.is_cloud(name):
-        return _cloud_verdict(name)
-    parsed = parse_name(name)
+    parsed = _parse_maybe_cloud(name)
     if discovery.is_cloud(name, parsed):
         return _cloud_verdict(name)
     display = parsed.display
     found, arch = _find_size(parsed, host, probe, trusted_only)
     return fit_for_size(display, found.size, source=found.source, host=host,
                         context_length=context_length, arch=arch, lookup_note=found.note)
+
+
+def _parse_maybe_cloud(name: str) -> ModelName:
+    """parse_name, also for ``model:tag:cloud`` before names.py knows that form (issue 10):
+    the rest of the name must still be valid. TODO: plain parse_name once merged."""
+    try:
+        return parse_name(name)
+    except InvalidModelName:
+        text = name.strip() if isinstance(name, str) else ""
+        if text.lower().endswith(":cloud") and text.count(":") >= 2:
+            parse_name(text[: -len(":cloud")])  # raises for anything else that is wrong
+            return parse_name(text[: -len(":cloud")].rsplit(":", 1)[0] + ":cloud")
+        raise
 
 
 def _cloud_verdict(name: str) -> FitVerdict:

@@ -247,3 +247,11 @@ def test_a_probe_has_a_deadline(machine, fake_ollama, monkeypatch):
     assert v.download_size is None
     assert "Ollama did not announce the size within 0.3 s." in v.message
     assert fake_ollama.disconnected.wait(3)
+
+
+def test_cloud_names_are_still_validated():
+    assert cp.check_fit("gpt-oss:20b:cloud").cloud
+    assert cp.check_fit("qwen3:cloud").cloud
+    for bad in ("../x:cloud", "a b:cloud", "x:y:z:cloud"):
+        with pytest.raises(cp.InvalidModelName):
+            cp.check_fit(bad)
