@@ -91,6 +91,8 @@ class SizeLookup:
     "Why the size is not known (a sentence), or a caveat about it."
     missing: bool = False
     "The registry (or Ollama) said there is no such model or tag: do not look further."
+    arch: Optional[tuple[int, int, int]] = None
+    "(layers, KV heads, head size) when the source knows them (a GGUF header)."
 
 
 # -- the registry --------------------------------------------------------------------------

@@ -186,7 +186,7 @@ def _find_size(name: ModelName, host, probe: bool, trusted_only: bool):
         return SizeLookup(have.size, "installed"), None
     found = _remote_size(name, trusted_only)
     if found.size is not None or found.missing:
-        return found, None
+        return found, found.arch
     trusted = name.host.lower() == DEFAULT_HOST or discovery.is_hf(name)
     earlier = discovery.cached_probe(name, host)
     if earlier is not None:

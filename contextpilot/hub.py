@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Iterator, Optional
 
 from .discovery import SizeLookup, hub_endpoint
 from .errors import ContextPilotError, HubNotFound, HubUnavailable, InvalidRequest
+from .gguf import arch_counts, read_metadata
 from .names import ModelName
 from .types import HubModel, HubQuant
 
@@ -260,10 +261,40 @@ def model_files(repo: str, quant: Optional[str] = None, *, context_length: Optio
     quants = quants_of(rid, repo_files(rid))
     if quant is not None:
         quants = [pick_quant(rid, quants, quant)]
+    # Every quantisation of a repository has the same layers: one header read serves all.
+    first = next((q for q in quants if q.pullable), None)
+    arch = file_arch(rid, first.files[0]) if first else None
     fitted = [q if not q.pullable else _with_fit(q, fit_for_size(
-        q.name, q.size, source="hub", host=host, context_length=context_length))
+        q.name, q.size, source="hub", host=host, context_length=context_length, arch=arch))
         for q in quants]
     return _recommend(fitted)
+
+
+HEADER_BYTES = 1_048_576
+"How much of a GGUF file is read for its layer counts (they come before the tokenizer)."
+
+
+def file_arch(repo: str, path: str) -> Optional[tuple[int, int, int]]:
+    """(layers, KV heads, head size) from the GGUF header of ``path`` (a ranged read of its
+    first HEADER_BYTES), or None when it cannot be read."""
+    from huggingface_hub import hf_hub_url
+    from huggingface_hub.utils import build_hf_headers, get_session
+
+    url = hf_hub_url(repo, path, endpoint=hub_endpoint())
+    headers = {**build_hf_headers(), "Range": f"bytes=0-{HEADER_BYTES - 1}"}
+    data = b""
+    try:
+        with _hub_call(repo):
+            with get_session().stream("GET", url, headers=headers) as response:
+                if response.status_code not in (200, 206):
+                    return None
+                for chunk in response.iter_bytes():
+                    data += chunk
+                    if len(data) >= HEADER_BYTES:
+                        break
+    except ContextPilotError:
+        return None
+    return arch_counts(read_metadata(data[:HEADER_BYTES]))
 
 
 def _with_fit(q: HubQuant, verdict) -> HubQuant:
@@ -314,7 +345,7 @@ def hub_size(name: ModelName) -> SizeLookup:
     if not q.pullable:
         return SizeLookup(size=q.size, source="hub", missing=True,
                           note=f"{q.name} is {q.reason}.")
-    return SizeLookup(size=q.size, source="hub")
+    return SizeLookup(size=q.size, source="hub", arch=file_arch(rid, q.files[0]))
 
 
 __all__ = ["hub_size", "model_files", "quant_label", "repo_id", "search_models"]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
+import struct
 import threading
 import time
 import urllib.parse
@@ -36,6 +37,34 @@ class FakeRepo:
     last_modified: str = "2025-06-01T12:00:00.000Z"
     private: bool = False
     architecture: str = "llama"
+    header: Optional[dict] = None
+    "GGUF metadata every .gguf file of the repository starts with (None: not a GGUF)."
+
+
+def write_header(meta: dict) -> bytes:
+    """A GGUF header holding ``meta`` (ints as u32, strings, lists of strings)."""
+    def s(text: str) -> bytes:
+        raw = text.encode()
+        return struct.pack("<Q", len(raw)) + raw
+
+    body = b""
+    for key, value in meta.items():
+        body += s(key)
+        if isinstance(value, str):
+            body += struct.pack("<I", 8) + s(value)
+        elif isinstance(value, list):
+            body += struct.pack("<IIQ", 9, 8, len(value)) + b"".join(s(v) for v in value)
+        else:
+            body += struct.pack("<II", 4, int(value))
+    return b"GGUF" + struct.pack("<IQQ", 3, 0, len(meta)) + body
+
+
+LLAMA_1B = {"general.architecture": "llama", "general.name": "Llama 3.2 1B Instruct",
+            "llama.block_count": 16, "llama.context_length": 131072,
+            "llama.embedding_length": 2048, "llama.attention.head_count": 32,
+            "llama.attention.head_count_kv": 8, "llama.attention.key_length": 64,
+            "tokenizer.ggml.model": "gpt2",
+            "tokenizer.ggml.tokens": [f"tok{i}" for i in range(128_256)]}
 
 
 def _oid(text: str) -> str:
@@ -46,6 +75,7 @@ class FakeHub:
     def __init__(self) -> None:
         self.repos: dict[str, FakeRepo] = {}
         self.requests: list[str] = []
+        self.resolved: list[str] = []
         self.slow = 0.0
         self.status: Optional[int] = None
         self._httpd: Optional[ThreadingHTTPServer] = None
@@ -162,6 +192,8 @@ class _Handler(BaseHTTPRequestHandler):
         parts = [urllib.parse.unquote(p) for p in url.path.strip("/").split("/")]
         if parts == ["api", "models"]:
             return self._search(hub, query)
+        if len(parts) >= 5 and parts[2] == "resolve":
+            return self._resolve(hub, parts)
         if len(parts) >= 4 and parts[:2] == ["api", "models"]:
             repo = hub.repos.get(f"{parts[2]}/{parts[3]}".lower())
             if repo is None or repo.private:
@@ -171,6 +203,31 @@ class _Handler(BaseHTTPRequestHandler):
             if len(parts) >= 6 and parts[4] == "tree":
                 return self._json(200, _tree_entries(repo))
         self._json(404, {"error": "Sorry, we can't find the page you are looking for."})
+
+    def _resolve(self, hub: FakeHub, parts: list) -> None:
+        """/{user}/{repo}/resolve/{revision}/{path}: the file's bytes, with Range support
+        (206), as the Hub serves them (after a redirect to its CDN, here the same host)."""
+        repo = hub.repos.get(f"{parts[0]}/{parts[1]}".lower())
+        path = "/".join(parts[4:])
+        if repo is None or repo.private:
+            return self._not_found()
+        if path not in repo.files:
+            return self._json(404, {"error": "Entry not found"},
+                              {"X-Error-Code": "EntryNotFound"})
+        hub.resolved.append(path)
+        data = write_header(repo.header) if repo.header and path.endswith(".gguf") else b""
+        start, end = 0, max(len(data) - 1, 0)
+        rng = self.headers.get("Range", "")
+        if rng.startswith("bytes="):
+            a, _, b = rng[6:].partition("-")
+            start, end = int(a or 0), min(int(b) if b else end, end)
+        body = data[start:end + 1]
+        self.send_response(206 if rng else 200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Range", f"bytes {start}-{end}/{repo.files[path]}")
+        self.end_headers()
+        self.wfile.write(body)
 
     def _search(self, hub: FakeHub, query: dict) -> None:
         words = " ".join(query.get("search", [""])).lower().split()
@@ -201,7 +258,7 @@ def sample_hub() -> FakeHub:
              1_321_082_528, 2_479_595_552]
     hub.add(FakeRepo("bartowski/Llama-3.2-1B-Instruct-GGUF", downloads=250_000, likes=120, files={
         **{f"Llama-3.2-1B-Instruct-{t}.gguf": s for t, s in zip(q, sizes)},
-        "README.md": 12_000, ".gitattributes": 2_500}))
+        "README.md": 12_000, ".gitattributes": 2_500}, header=LLAMA_1B))
     hub.add(FakeRepo("unsloth/Llama-3.2-1B-Instruct-GGUF", downloads=90_000, likes=60, files={
         "Llama-3.2-1B-Instruct-Q4_K_M.gguf": 807_694_464,
         "Llama-3.2-1B-Instruct-UD-Q8_K_XL.gguf": 1_600_000_000, "README.md": 9_000}))

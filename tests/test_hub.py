@@ -75,12 +75,12 @@ def test_quantisations_with_sizes_fit_and_the_recommended_one(hub, machine):
 
 
 def test_on_a_small_machine_the_largest_that_fits_is_recommended(hub, machine):
-    machine["ram"] = 1_100_000_000  # the file + a KV margin at 4k tokens
+    machine["ram"] = 1_100_000_000  # the file + 134 MB of KV cache at 4k tokens
     machine["free"] = 50_000_000_000
     quants = cp.model_files(BARTOWSKI)
     fitting = [q.tag for q in quants if q.fit.fits_memory]
-    assert fitting == ["Q2_K", "Q3_K_M", "Q4_K_M"]
-    machine["ram"] = 950_000_000  # Q4_K_M no longer fits: the largest that does
+    assert fitting == ["Q2_K", "Q3_K_M", "Q4_K_M", "Q5_K_M"]
+    machine["ram"] = 900_000_000  # Q4_K_M (942 MB) no longer fits: the largest that does
     quants = cp.model_files(BARTOWSKI)
     assert [q.tag for q in quants if q.recommended] == ["Q3_K_M"]
 
@@ -234,3 +234,27 @@ def test_find_tab_errors_are_sentences_and_the_app_keeps_working(hub, fake_ollam
         status, *_ = call_event(url, "find_models", "llama")
         assert status.startswith("⚠️ The Hugging Face Hub at") and "cannot be reached" in status
         assert call_event(url, "refresh_models", None)[0]  # the rest of the app still answers
+
+
+def test_the_kv_cache_comes_from_the_gguf_header(hub, machine, lookups):
+    quants = cp.model_files(BARTOWSKI, context_length=131072)
+    kv = 2 * 16 * 8 * 64 * 131072 * 2  # Llama 3.2 1B: 16 layers, 8 KV heads of 64
+    assert {q.fit.kv_cache for q in quants} == {kv}
+    assert len(hub.resolved) == 1  # one ranged read for the whole repository
+    assert "KV cache for a 131,072-token context." in quants[0].fit.message
+    v = cp.check_fit(f"hf.co/{BARTOWSKI}:Q8_0", host="http://127.0.0.1:9",
+                     context_length=8192)
+    assert v.kv_cache == 2 * 16 * 8 * 64 * 8192 * 2
+    gemma = cp.model_files("ggml-org/gemma-3-4b-it-GGUF")  # no header: the stated margin
+    assert "a margin from the file size" in gemma[0].fit.message
+
+
+def test_gguf_headers_that_are_cut_short_or_not_gguf():
+    from contextpilot.gguf import arch_counts, read_metadata
+    from tests.fake_hub import LLAMA_1B, write_header
+
+    header = write_header(LLAMA_1B)
+    assert arch_counts(read_metadata(header[:4096])) == (16, 8, 64)
+    assert arch_counts(read_metadata(header[:60])) is None  # cut before the counts
+    assert read_metadata(b"<html>not a model</html>") == {}
+    assert read_metadata(b"GGUF" + b"\xff" * 40) == {}  # absurd lengths: nothing read

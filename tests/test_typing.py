@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 CORE = ["_client", "cancel", "catalog", "chat", "errors", "hardware", "models", "names",
-        "policy", "progress", "pull", "types", "discovery", "estimate", "hub", "usage"]
+        "policy", "progress", "pull", "types", "discovery", "estimate", "gguf", "hub", "usage"]
 
 
 def test_core_type_checks():
