@@ -107,7 +107,8 @@ def check_fit(name: str, host: Optional[str] = None, *, context_length: Optional
     display = parsed.display
     found, arch = _find_size(parsed, host, probe, trusted_only)
     return fit_for_size(display, found.size, source=found.source, host=host,
-                        context_length=context_length, arch=arch, lookup_note=found.note)
+                        context_length=context_length, arch=arch, lookup_note=found.note,
+                        missing=found.missing)
 
 
 def _parse_maybe_cloud(name: str) -> ModelName:
@@ -133,7 +134,7 @@ def _cloud_verdict(name: str) -> FitVerdict:
 
 def fit_for_size(model: str, size: Optional[int], *, source: str = "unknown",
                  host: Optional[str] = None, context_length: Optional[int] = None,
-                 arch=None, lookup_note: str = "") -> FitVerdict:
+                 arch=None, lookup_note: str = "", missing: bool = False) -> FitVerdict:
     """The verdict for ``model`` once its download size is known (or not)."""
     ctx = int(context_length or DEFAULT_CONTEXT)
     memory = kv = None
@@ -147,8 +148,8 @@ def fit_for_size(model: str, size: Optional[int], *, source: str = "unknown",
     fits_memory = None if memory is None else memory <= max(ram, gpu or 0)
     room = make_room(model, size, free, host) if fits_disk is False else ()
     notes = _notes(model, size, memory, free, ram, gpu, fits_disk, fits_memory, local, host)
-    if size is None and lookup_note:
-        notes.insert(0, lookup_note)
+    if size is None and lookup_note:  # why it is unknown; "not found" replaces the promise
+        notes[0:1] = [lookup_note] if missing else [notes[0], lookup_note]
     elif source == "probe" and lookup_note:
         notes.append(f"(The size is {lookup_note}.)")
     elif source == "hub" and lookup_note:
