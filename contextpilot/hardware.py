@@ -20,7 +20,7 @@ import psutil
 from . import _client, discovery, models
 from .catalog import catalog_entry
 from .discovery import SizeLookup
-from .errors import InvalidModelName
+from .errors import InvalidModelName, InvalidRequest
 from .estimate import DEFAULT_CONTEXT, memory_needed
 from .names import DEFAULT_HOST, ModelName, parse_name
 from .types import FitVerdict
@@ -101,6 +101,7 @@ def check_fit(name: str, host: Optional[str] = None, *, context_length: Optional
     ``trusted_only`` (a shared app): ask only the default registry and the Hub, and never
     probe a name on another host. Cloud models are not checked.
     """
+    _check_context(context_length)
     parsed = _parse_maybe_cloud(name)
     if discovery.is_cloud(name, parsed):
         return _cloud_verdict(name)
@@ -109,6 +110,18 @@ def check_fit(name: str, host: Optional[str] = None, *, context_length: Optional
     return fit_for_size(display, found.size, source=found.source, host=host,
                         context_length=context_length, arch=arch, lookup_note=found.note,
                         missing=found.missing)
+
+
+MAX_CONTEXT = 10_000_000
+
+
+def _check_context(context_length: object) -> None:
+    if context_length is None:
+        return
+    if isinstance(context_length, bool) or not isinstance(context_length, int) or not (
+            0 < context_length <= MAX_CONTEXT):
+        raise InvalidRequest(f"The context length must be a whole number of tokens from 1 "
+                             f"to {MAX_CONTEXT:,} (got {context_length!r:.40}).")
 
 
 def _parse_maybe_cloud(name: str) -> ModelName:

@@ -108,9 +108,12 @@ def _install_bounded_session() -> None:
 
         def factory():
             client = _http.default_client_factory()
-            client._transport = _Bounded(client._transport)
-            client._mounts = {k: (_Bounded(v) if v is not None else v)
-                              for k, v in client._mounts.items()}
+            try:  # httpx2's transports are private attributes: if they move, go unbounded
+                client._transport = _Bounded(client._transport)
+                client._mounts = {k: (_Bounded(v) if v is not None else v)
+                                  for k, v in client._mounts.items()}
+            except AttributeError:
+                pass
             return client
 
         huggingface_hub.set_client_factory(factory)
@@ -190,7 +193,9 @@ def search_models(query: str, limit: int = 20) -> list[HubModel]:
     if len(text) > MAX_QUERY:
         raise InvalidRequest(f"The search is too long ({len(text)} characters; the limit is "
                              f"{MAX_QUERY}). Use a few words.")
-    count = max(1, min(int(limit or 20), MAX_LIMIT))
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise InvalidRequest(f"limit must be a whole number from 1 to {MAX_LIMIT}.")
+    count = max(1, min(limit, MAX_LIMIT))
     with _hub_call() as api:
         found = list(api.list_models(search=text, filter="gguf", sort="downloads", limit=count,
                                      expand=["downloads", "likes", "lastModified"]))
@@ -255,8 +260,9 @@ def model_files(repo: str, quant: Optional[str] = None, *, context_length: Optio
     """The quantisations of ``repo`` with their sizes, whether Ollama can pull each, a fit
     verdict for this machine and the recommended one. With ``quant``, that one only
     (HubNotFound when the repository has no such quantisation)."""
-    from .hardware import fit_for_size
+    from .hardware import _check_context, fit_for_size
 
+    _check_context(context_length)
     rid = repo_id(repo)
     quants = quants_of(rid, repo_files(rid))
     if quant is not None:

@@ -255,3 +255,9 @@ def test_cloud_names_are_still_validated():
     for bad in ("../x:cloud", "a b:cloud", "x:y:z:cloud"):
         with pytest.raises(cp.InvalidModelName):
             cp.check_fit(bad)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 10**9, "4096", 4096.5, True])
+def test_a_bad_context_length_is_a_clear_error(bad):
+    with pytest.raises(cp.InvalidRequest, match="The context length must be a whole number"):
+        cp.check_fit("mistral", context_length=bad)

@@ -258,3 +258,10 @@ def test_gguf_headers_that_are_cut_short_or_not_gguf():
     assert arch_counts(read_metadata(header[:60])) is None  # cut before the counts
     assert read_metadata(b"<html>not a model</html>") == {}
     assert read_metadata(b"GGUF" + b"\xff" * 40) == {}  # absurd lengths: nothing read
+
+
+@pytest.mark.parametrize("limit", ["5", 2.5, None, True])
+def test_a_bad_limit_is_a_clear_error(hub, limit):
+    with pytest.raises(cp.InvalidRequest, match="limit must be a whole number"):
+        cp.search_models("llama", limit=limit)
+    assert hub.requests == []
