@@ -37,7 +37,7 @@ from .models import (
 from .names import ModelName, parse_name, same_model
 from .policy import AccessPolicy
 from .progress import throttle
-from .pull import active_pulls, cancel_pull, is_pulling, pull_model
+from .pull import active_pulls, cancel_pull, is_pulling, pull_model, recent_pulls
 from .types import (
     ChatDone,
     ChatEvent,
@@ -48,6 +48,7 @@ from .types import (
     ModelDetails,
     ModelRecommendation,
     ModelInfo,
+    PullOutcome,
     PullProgress,
     RunningModel,
     ServerStatus,
@@ -91,6 +92,7 @@ __all__ = [
     "OllamaUnavailable",
     "PullCancelled",
     "PullFailed",
+    "PullOutcome",
     "PullProgress",
     "RunningModel",
     "ServerStatus",
@@ -111,6 +113,7 @@ __all__ = [
     "print_chat",
     "pull_model",
     "pull_with_progress",
+    "recent_pulls",
     "recommended_models",
     "running_models",
     "same_model",
