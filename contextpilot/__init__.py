@@ -14,11 +14,14 @@ logging.getLogger("contextpilot").addHandler(logging.NullHandler())
 from .autostart import Autostart, AutostartResult, ensure_ollama
 from .cancel import CancelToken
 from .chat import THINK_LEVELS, chat_stream, think_levels
+from .discovery import recommended_models
 from .hardware import check_fit
 from .errors import (
     CloudDisabled,
     CloudSignInRequired,
     ContextPilotError,
+    HubNotFound,
+    HubUnavailable,
     InvalidModelName,
     InvalidRequest,
     ModelCrashed,
@@ -30,6 +33,7 @@ from .errors import (
     PullCancelled,
     PullFailed,
 )
+from .hub import model_files, search_models
 from .models import (
     delete_model,
     list_models,
@@ -49,7 +53,10 @@ from .types import (
     ChatEvent,
     ContentDelta,
     FitVerdict,
+    HubModel,
+    HubQuant,
     ModelDetails,
+    ModelRecommendation,
     ModelInfo,
     PullOutcome,
     PullProgress,
@@ -81,6 +88,10 @@ __all__ = [
     "ContentDelta",
     "ContextPilotError",
     "FitVerdict",
+    "HubModel",
+    "HubNotFound",
+    "HubQuant",
+    "HubUnavailable",
     "InvalidModelName",
     "InvalidRequest",
     "ModelCrashed",
@@ -88,6 +99,7 @@ __all__ = [
     "ModelInfo",
     "ModelName",
     "ModelNotFound",
+    "ModelRecommendation",
     "NotAllowed",
     "OllamaBusy",
     "OllamaError",
@@ -111,13 +123,16 @@ __all__ = [
     "load_model",
     "model_details",
     "model_exists",
+    "model_files",
     "parse_name",
     "print_chat",
     "pull_model",
     "pull_with_progress",
     "recent_pulls",
+    "recommended_models",
     "running_models",
     "same_model",
+    "search_models",
     "server_status",
     "think_levels",
     "throttle",

@@ -81,6 +81,17 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--hide-thinking", action="store_true", help="print the answer only")
     chat.add_argument("--no-pull", dest="auto_pull", action="store_false",
                       help="fail instead of downloading a missing model")
+    search = command("search", cmd_search,
+                     "search Hugging Face for GGUF models Ollama can pull (or, with --files, "
+                     "list a repository's quantisations and which fit)")
+    search.add_argument("query", nargs="+", help="words to search for (or a user/repo)")
+    search.add_argument("--files", action="store_true",
+                        help="QUERY is a repository: list its quantisations")
+    search.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
+    fit = command("fit", cmd_fit, "say whether a model fits this machine, before downloading")
+    fit.add_argument("model")
+    fit.add_argument("--context", type=int, default=None, metavar="TOKENS",
+                     help="the context length to allow for (default 4096)")
     _serve_args(command("serve", cmd_serve, "run the web app"))
     return parser
 
@@ -181,6 +192,51 @@ def _repl(model: str, kw: dict) -> int:
         messages.append({"role": "user", "content": line.rstrip("\n")})
         answer = print_chat(model, list(messages), **kw)
         messages.append({"role": "assistant", "content": answer})
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from .hub import model_files, search_models
+
+    query = " ".join(args.query)
+    if args.files:
+        rows = [(q.name if q.pullable else q.tag, human_bytes(q.size), _fit_word(q),
+                 "recommended" if q.recommended else q.reason)
+                for q in model_files(query, host=args.ollama_host)]
+        _table(("NAME", "SIZE", "FIT", "NOTE"), rows)
+        return EXIT_OK
+    found = search_models(query, limit=args.limit)
+    if not found:
+        print(f"No GGUF models found for '{query}'.")
+        return EXIT_OK
+    _table(("REPOSITORY", "DOWNLOADS", "LIKES", "UPDATED"),
+           [(m.id, f"{m.downloads:,}", f"{m.likes:,}",
+             m.last_modified.strftime("%Y-%m-%d") if m.last_modified else "") for m in found])
+    print(f"\nSee the quantisations: {PROG} search --files <REPOSITORY>")
+    return EXIT_OK
+
+
+def _fit_word(q) -> str:
+    if q.projector:
+        return "projector"
+    if q.fit is None:
+        return ""
+    if q.fit.fits_disk is False:
+        return "no room on disk"
+    return {True: "fits", False: "too big for memory", None: "unknown"}[q.fit.fits_memory]
+
+
+_SOURCES = {"catalog": "the catalog", "registry": "the registry's manifest",
+            "hub": "the Hugging Face Hub", "probe": "a probe (a pull stopped at once)",
+            "installed": "the installed copy"}
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from .hardware import check_fit
+
+    v = check_fit(args.model, args.ollama_host, context_length=args.context)
+    source = _SOURCES.get(v.size_source)
+    print(v.message + (f" (size from {source})" if source and v.download_size else ""))
+    return EXIT_OK
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

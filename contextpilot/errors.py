@@ -236,3 +236,45 @@ def _show(name: object, limit: int = 60) -> str:
     """A safe, short rendering of a rejected name for messages."""
     text = repr(name)
     return text if len(text) <= limit else text[: limit - 4] + "...'"
+
+
+# -- the Hugging Face Hub (issue 11; kept at the end of the file for easy merges) ------------
+
+class HubUnavailable(ContextPilotError, ConnectionError):
+    """The Hugging Face Hub at ``endpoint`` cannot be used now (unreachable, slow, failing,
+    or offline mode); nothing was downloaded."""
+
+    def __init__(self, endpoint: str, reason: str) -> None:
+        self.endpoint = endpoint
+        self.reason = reason
+        super().__init__(
+            f"The Hugging Face Hub at {endpoint} cannot be used now: {reason}. Check the "
+            f"connection (or HF_ENDPOINT) and try again; installed models still work.")
+
+
+class HubNotFound(ContextPilotError, LookupError):
+    """The Hub has no such repository (``reason`` "missing"; the Hub answers 401 for a
+    private one too), no access ("gated"), no GGUF file ("no gguf"), or no ``quant``."""
+
+    def __init__(self, repo: str, *, reason: str = "missing", quant: str | None = None,
+                 available: tuple[str, ...] = ()) -> None:
+        self.repo = repo
+        self.reason = "no quant" if quant else reason
+        self.quant = quant
+        self.available = available
+        if quant:
+            have = ", ".join(available[:12]) or "none Ollama can pull"
+            msg = (f"hf.co/{repo} has no {quant} quantisation. Choose one it has: {have}.")
+        elif reason == "no gguf":
+            msg = (f"hf.co/{repo} has no GGUF files, so Ollama cannot run it. Search for a "
+                   f"GGUF version of it (the repository names usually end in -GGUF).")
+        elif reason == "gated":
+            msg = (f"hf.co/{repo} is gated: accept its terms on huggingface.co and log in "
+                   f"(HF_TOKEN) to use it.")
+        else:
+            msg = (f"No repository hf.co/{repo} is visible on the Hugging Face Hub: it does "
+                   f"not exist or it is private. Check the name (user/repo).")
+        super().__init__(msg)
+
+    def __str__(self) -> str:  # LookupError would repr() the message
+        return str(self.args[0])

@@ -1068,3 +1068,18 @@ def _stream_answer(h: _Handler, body: dict, req: str, thinking: str, text: str, 
             out.finish(final)
     finally:
         out.close()
+
+
+# --------------------------------------------------------------------------- recommendations
+# GET /api/experimental/model-recommendations (server/routes.go, v0.22.1+). The fake's version
+# predates it, so by default it is a 404 like any unknown route; set
+# `fake.recommendations = [...]` (dicts as the server sends them) to serve it.
+_Handler.ROUTES[("GET", "/api/experimental/model-recommendations")] = "h_recommendations"
+
+
+@_route
+def h_recommendations(self, body):
+    recs = getattr(self.fake, "recommendations", None)
+    if recs is None:
+        return self._send(404, b"404 page not found", "text/plain")
+    self._json(200, {"recommendations": list(recs)})

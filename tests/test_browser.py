@@ -104,7 +104,7 @@ def test_ollama_down_shows_the_fix_then_recovers(page, fake_ollama, artifacts):
 def test_models_tab_deletes_after_confirmation(page, fake_ollama, artifacts):
     with running_app(fake_ollama.url) as url:
         open_app(page, url)
-        page.get_by_role("tab", name="Models").click()
+        page.get_by_role("tab", name="Models", exact=True).click()
         table = page.locator("#models-table")
         table.get_by_text("qwen3:0.6b").wait_for()
         page.locator("#models-select input").click()

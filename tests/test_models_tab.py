@@ -116,7 +116,7 @@ def test_a_model_too_big_for_memory_needs_acknowledging(client, fake_ollama, roo
                                                         monkeypatch):
     monkeypatch.setattr(roomy_machine, "total_memory", lambda: 4 * 2**30)
     _, (messages, *_) = chat(client, "hi", "mistral")
-    assert ("mistral:latest needs about 5.8 GB of memory; this machine has 4.0 GB. It will "
+    assert ("mistral:latest needs about 4.7 GB of memory; this machine has 4.0 GB. It will "
             "be very slow or fail to load.") in messages[-1]["content"]
     assert fake_ollama.pull_requests == {}
     job = client.submit({"text": "hi", "files": []}, "mistral", "", 0.7, 4096, True, True,

@@ -200,6 +200,7 @@ class ChatHandlers:
                     yield view.messages(), bar, skip, skip, skip
             finally:
                 _streaming -= 1
+            await asyncio.to_thread(self.service.record_use, name)  # for make-room advice
         except cp.ContextPilotError as exc:
             view.error = str(exc)
         except Exception as exc:  # never a raw traceback in the page

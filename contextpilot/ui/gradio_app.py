@@ -20,6 +20,8 @@ from contextpilot.policy import AccessPolicy
 from contextpilot.ui import render
 from contextpilot.ui.chat_handlers import ChatHandlers
 from contextpilot.ui.downloads import build_downloads
+from contextpilot.ui.find_tab import build_find_tab
+from contextpilot.ui.make_room import build_make_room
 from contextpilot.ui.models_tab import build_models_tab
 from contextpilot.ui.service import Service, key, preload_default
 
@@ -55,7 +57,7 @@ def build_app(host: Optional[str] = None, default_model: Optional[str] = None,
         with gr.Row(equal_height=True):
             status = gr.HTML("Checking Ollama…", elem_id="ollama-status")
             refresh = gr.Button("↻ Refresh", elem_id="refresh-models", size="sm", scale=0)
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             with gr.Tab("Chat", id="chat") as chat_tab:
                 model, think, think_level, override, note, pull_status, pull_button = _chat_tab(
                     h, configured, status)
@@ -63,6 +65,8 @@ def build_app(host: Optional[str] = None, default_model: Optional[str] = None,
             with gr.Tab("Models", id="models") as models_tab:
                 refresh_tab, selected, tab_outputs, running_timer = build_models_tab(
                     service, model, private)
+            with gr.Tab("Find models", id="find"):
+                build_find_tab(service, model, note, tabs, private)
         gr.api(h.list_models_api, api_name="list_models")
         gr.api(h.pull_model_api, api_name="pull_model", concurrency_limit=STREAM_CONCURRENCY)
 
@@ -99,6 +103,7 @@ def _chat_tab(h: ChatHandlers, configured: str, status: gr.HTML):
         override = gr.Checkbox(False, label="Download anyway", elem_id="fit-override",
                                info="Download even if the model may not fit this machine.")
     note = gr.Markdown(elem_id="model-note")
+    build_make_room(h.service, model, note, dict(api_visibility="private"))
     pull_status = gr.HTML("", elem_id="pull-status")
     system = gr.Textbox(label="System prompt", value="", lines=2, render=False)
     temperature = gr.Slider(0.0, 2.0, value=0.7, step=0.05, label="Temperature", render=False)

@@ -141,11 +141,24 @@ def _download_row(p: PullProgress) -> str:
         f'</div></div><div style="font-size:0.85em">{facts}</div></div>')
 
 
+def recommendation_label(r) -> str:
+    """A dropdown label for one of Ollama's recommendations, with its memory need."""
+    where = ("runs on ollama.com" if r.required_plan or r.model.endswith("cloud")
+             else f"needs {human_bytes(r.vram_bytes)}" if r.vram_bytes else "")
+    return f"{r.model} — recommended by Ollama" + (f" · {where}" if where else "")
+
+
+SOURCES = {"catalog": "size from the catalog", "registry": "size from the registry",
+           "hub": "size from Hugging Face", "probe": "size from a probe",
+           "installed": "size of the installed copy"}
+
+
 def fit_note(v: FitVerdict) -> str:
     """The fit verdict under the dropdown, before a download (escaped Markdown)."""
     figures = [f"download {human_bytes(v.download_size)}" if v.download_size else "",
                f"free disk {human_bytes(v.free_disk)}" if v.free_disk is not None else "",
                f"memory needed ≈ {human_bytes(v.memory_needed)}" if v.memory_needed else ""]
+    figures.append(SOURCES.get(v.size_source, "") if v.download_size else "")
     shown = " · ".join(f for f in figures if f)
     sign = "⚠️ " if v.fits_disk is False or v.fits_memory is False else ""
     return f"{sign}{escape(v.message)}" + (f" ({shown})" if shown else "")

@@ -24,6 +24,8 @@ log = logging.getLogger("contextpilot")
 
 _details_cache: dict[tuple[str, str, str], cp.ModelDetails] = {}
 _details_lock = threading.Lock()
+_recommendations_cache: dict[str, tuple[float, list]] = {}
+RECOMMENDATIONS_TTL = 600.0
 
 
 def key(name: str) -> str:
@@ -44,6 +46,7 @@ class Models:
         self.service = service
         self.installed: list[cp.ModelInfo] = []
         self.capabilities: dict[str, tuple[str, ...]] = {}
+        self.recommendations: list = []
         self.error = ""
 
     def refresh(self, with_capabilities: bool = True) -> "Models":
@@ -51,6 +54,8 @@ class Models:
             self.installed, self.error = cp.list_models(self.service.host), ""
         except cp.ContextPilotError as exc:
             self.installed, self.error = [], str(exc)
+        if not self.error:
+            self.recommendations = self.service.recommendations()
         if with_capabilities:
             for m in self.installed:
                 d = self.service.details(m.name, m.digest)
@@ -72,6 +77,10 @@ class Models:
         out = [(f"{render.installed_label(m)}"
                 f"{render_models.badges(self.capabilities.get(m.name))}", m.name)
                for m in self.installed]
+        for r in self.recommendations:  # the server's own picks for its machine come first
+            if key(r.model) not in keys and self.service.may_pull(r.model):
+                keys.add(key(r.model))
+                out.append((render_models.recommendation_label(r), r.model))
         for e in catalog():
             if key(e.name) not in keys and self.service.may_pull(e.name):
                 out.append((f"{e.short_name} — download {render.human_bytes(e.size)}"
@@ -85,6 +94,7 @@ class Models:
             "version": status.version,
             "error": self.error,
             "installed": [_info_json(m) for m in self.installed],
+            "recommendations": [dict(vars(r)) for r in self.recommendations],
             "catalog": [_entry_json(e, key(e.name) in keys) for e in catalog()],
         }
 
@@ -193,7 +203,35 @@ class Service:
         if not self.may_pull(name):
             return f"⚠️ {render.escape(name)} is not installed, and downloads of it are " \
                    f"not allowed on this shared app."
-        return f"{text}\n\n{render_models.fit_note(cp.check_fit(name, self.host))}"
+        return f"{text}\n\n{render_models.fit_note(self.fit(name))}"
+
+    def fit(self, name: str, context_length: Optional[int] = None,
+            probe: bool = True) -> cp.FitVerdict:
+        """The fit verdict; on a shared app only the default registry and the Hub are asked
+        (never a host a visitor named)."""
+        return cp.check_fit(name, self.host, context_length=context_length, probe=probe,
+                            trusted_only=self.policy.shared)
+
+    def quants(self, repo: str) -> list[cp.HubQuant]:
+        """A Hub repository's quantisations with a fit verdict for this Ollama's machine
+        (only the Hub is contacted)."""
+        return cp.model_files(repo, host=self.host)
+
+    def recommendations(self) -> list:
+        """Ollama's recommendations for its machine ([] on servers without them), asked at
+        most every RECOMMENDATIONS_TTL seconds."""
+        now = time.monotonic()
+        with _details_lock:
+            cached = _recommendations_cache.get(self.host or "")
+        if cached and now - cached[0] < RECOMMENDATIONS_TTL:
+            return cached[1]
+        try:
+            found = cp.recommended_models(self.host)
+        except cp.ContextPilotError:
+            found = []
+        with _details_lock:
+            _recommendations_cache[self.host or ""] = (now, found)
+        return found
 
     def may_pull(self, name: str) -> bool:
         """Whether the policy lets visitors download ``name`` (False when it cannot tell)."""
@@ -207,7 +245,15 @@ class Service:
         self.policy.check_pull(name)
         if self.installed(name) or cp.parse_name(name).is_cloud:  # cloud: runs on ollama.com
             return ""
-        return render_models.fit_refusal(cp.check_fit(name, self.host)) if not override else ""
+        # No probe here: the pull starts now anyway, and stops at its first layer when the
+        # disk is too small; the note under the dropdown probed (and cached) already.
+        return render_models.fit_refusal(self.fit(name, probe=False)) if not override else ""
+
+    def record_use(self, name: str) -> None:
+        """Remember when this app last chatted with ``name`` (for make-room advice)."""
+        from contextpilot import usage
+
+        usage.record_use(name)
 
     def start_preload(self, name: str) -> None:
         """Load ``name`` into memory in the background, so the first answer is quick."""
