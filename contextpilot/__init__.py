@@ -5,21 +5,35 @@ generators of typed values (``PullProgress``, ``ContentDelta``, ``ThinkingDelta`
 errors are the exceptions in ``contextpilot.errors``, each with a message that says what to do.
 """
 
+import logging
+
+# The library never prints: without a handler of the application's, Python's last resort
+# would write our warnings (a failed pull) to stderr next to the front end's own message.
+logging.getLogger("contextpilot").addHandler(logging.NullHandler())
+
 from .autostart import Autostart, AutostartResult, ensure_ollama
 from .cancel import CancelToken
-from .chat import chat_stream
+from .chat import THINK_LEVELS, chat_stream, think_levels
+from .discovery import recommended_models
 from .hardware import check_fit
 from .errors import (
+    CloudDisabled,
+    CloudSignInRequired,
     ContextPilotError,
+    HubNotFound,
+    HubUnavailable,
     InvalidModelName,
     InvalidRequest,
+    ModelCrashed,
     ModelNotFound,
     NotAllowed,
+    OllamaBusy,
     OllamaError,
     OllamaUnavailable,
     PullCancelled,
     PullFailed,
 )
+from .hub import model_files, search_models
 from .models import (
     delete_model,
     list_models,
@@ -40,7 +54,10 @@ from .types import (
     ChatEvent,
     ContentDelta,
     FitVerdict,
+    HubModel,
+    HubQuant,
     ModelDetails,
+    ModelRecommendation,
     ModelInfo,
     PullOutcome,
     PullProgress,
@@ -67,16 +84,25 @@ __all__ = [
     "CancelToken",
     "ChatDone",
     "ChatEvent",
+    "CloudDisabled",
+    "CloudSignInRequired",
     "ContentDelta",
     "ContextPilotError",
     "FitVerdict",
+    "HubModel",
+    "HubNotFound",
+    "HubQuant",
+    "HubUnavailable",
     "InvalidModelName",
     "InvalidRequest",
+    "ModelCrashed",
     "ModelDetails",
     "ModelInfo",
     "ModelName",
     "ModelNotFound",
+    "ModelRecommendation",
     "NotAllowed",
+    "OllamaBusy",
     "OllamaError",
     "OllamaUnavailable",
     "PullCancelled",
@@ -85,6 +111,7 @@ __all__ = [
     "PullProgress",
     "RunningModel",
     "ServerStatus",
+    "THINK_LEVELS",
     "ThinkingDelta",
     "active_pulls",
     "cancel_pull",
@@ -99,14 +126,18 @@ __all__ = [
     "load_model",
     "model_details",
     "model_exists",
+    "model_files",
     "parse_name",
     "print_chat",
     "pull_model",
     "pull_with_progress",
     "recent_pulls",
+    "recommended_models",
     "running_models",
     "same_model",
+    "search_models",
     "server_status",
+    "think_levels",
     "throttle",
     "unload_model",
 ]

@@ -8,6 +8,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Optional
 
+from .estimate import memory_needed
 from .names import parse_name
 
 
@@ -20,15 +21,24 @@ class CatalogEntry:
     size: int
     "Download size in bytes."
     memory: int
-    "Estimated memory to run it, in bytes."
+    "Estimated memory to run it at the default context (file + KV cache), in bytes."
     parameters: str
     capabilities: tuple[str, ...]
     description: str
+    arch: Optional[tuple[int, int, int]] = None
+    "(layers, KV heads, head size), for the KV cache at any context; None when not known."
 
     @property
     def short_name(self) -> str:
         """``mistral`` for ``mistral:latest``, else the full name."""
         return self.name[: -len(":latest")] if self.name.endswith(":latest") else self.name
+
+
+@lru_cache(maxsize=1)
+def about() -> str:
+    """Where the catalog's figures come from, and when."""
+    data = json.loads(resources.files(__package__).joinpath("catalog.json").read_text("utf-8"))
+    return str(data.get("_about", ""))
 
 
 @lru_cache(maxsize=1)
@@ -38,11 +48,13 @@ def catalog() -> tuple[CatalogEntry, ...]:
     entries = []
     for model in data["models"]:
         for tag, facts in model["tags"].items():
+            arch = tuple(int(x) for x in facts["arch"]) if facts.get("arch") else None
+            size = int(facts["size"])
             entries.append(CatalogEntry(
-                name=f"{model['name']}:{tag}", size=int(facts["size"]),
-                memory=int(facts["memory"]), parameters=facts.get("parameters", ""),
+                name=f"{model['name']}:{tag}", size=size, memory=memory_needed(size, arch)[0],
+                parameters=facts.get("parameters", ""),
                 capabilities=tuple(model.get("capabilities", ())),
-                description=model.get("description", ""),
+                description=model.get("description", ""), arch=arch,  # type: ignore[arg-type]
             ))
     return tuple(entries)
 

@@ -14,6 +14,7 @@ from typing import Callable, Optional, Sequence
 
 from . import __version__
 from .console import print_chat, pull_with_progress
+from .chat import THINK_LEVELS
 from .errors import ContextPilotError
 from .models import delete_model, list_models, running_models
 from .units import format_size
@@ -40,6 +41,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_FAILURE
     except BrokenPipeError:  # `contextpilot list | head`
         return EXIT_FAILURE
+    except Exception as exc:  # a bug of ours: still one line, never a traceback
+        print(f"Error: something went wrong ({type(exc).__name__}: {exc}). "
+              f"Please report it.", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,18 +64,35 @@ def build_parser() -> argparse.ArgumentParser:
 
     command("list", cmd_list, "list installed models")
     command("ps", cmd_ps, "list models loaded in memory")
-    command("pull", cmd_pull, "download a model, with a progress bar").add_argument("model")
+    pull = command("pull", cmd_pull, "download a model, with a progress bar")
+    pull.add_argument("model")
+    pull.add_argument("--insecure", action="store_true",
+                      help="allow a plain-HTTP registry (http://host:port/namespace/model)")
     command("rm", cmd_rm, "delete an installed model").add_argument("model")
     chat = command("chat", cmd_chat,
                    "ask a model (pulled first if missing); without PROMPT, read lines from stdin")
     chat.add_argument("model")
     chat.add_argument("prompt", nargs="?", help="the question (default: a REPL on stdin)")
     chat.add_argument("--system", help="a system prompt")
-    chat.add_argument("--think", action=argparse.BooleanOptionalAction, default=None,
-                      help="ask a thinking model to think (default: the model's own)")
+    chat.add_argument("--think", nargs="?", const=True, default=None, type=_think,
+                      metavar="LEVEL", help="ask a thinking model to think; gpt-oss takes a "
+                      "level: low, medium, high (or max). Default: the model's own")
+    chat.add_argument("--no-think", dest="think", action="store_const", const=False,
+                      help="ask a thinking model not to think")
     chat.add_argument("--hide-thinking", action="store_true", help="print the answer only")
     chat.add_argument("--no-pull", dest="auto_pull", action="store_false",
                       help="fail instead of downloading a missing model")
+    search = command("search", cmd_search,
+                     "search Hugging Face for GGUF models Ollama can pull (or, with --files, "
+                     "list a repository's quantisations and which fit)")
+    search.add_argument("query", nargs="+", help="words to search for (or a user/repo)")
+    search.add_argument("--files", action="store_true",
+                        help="QUERY is a repository: list its quantisations")
+    search.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
+    fit = command("fit", cmd_fit, "say whether a model fits this machine, before downloading")
+    fit.add_argument("model")
+    fit.add_argument("--context", type=int, default=None, metavar="TOKENS",
+                     help="the context length to allow for (default 4096)")
     _serve_args(command("serve", cmd_serve, "run the web app"))
     return parser
 
@@ -84,6 +106,19 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
                    type=_auth, help="require a login (default: $CONTEXTPILOT_AUTH)")
     p.add_argument("--no-autostart", dest="autostart", action="store_false",
                    help="do not start a local 'ollama serve' when nothing answers")
+
+
+def _think(value: str) -> object:
+    """``--think high`` -> "high"; ``--think on``/``off`` -> True/False."""
+    text = value.strip().lower()
+    if text in ("on", "true", "yes"):
+        return True
+    if text in ("off", "false", "no"):
+        return False
+    if text in THINK_LEVELS:
+        return text
+    raise argparse.ArgumentTypeError(
+        f"expected one of {', '.join(THINK_LEVELS)} (or on/off), not {value!r}")
 
 
 def _auth(value: Optional[str]) -> Optional[tuple[str, str]]:
@@ -102,8 +137,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     if not models:
         print("No models installed. Pull one: contextpilot pull llama3.2")
         return EXIT_OK
-    rows = [(m.name, format_size(m.size), m.parameter_size, m.quantization, _ago(m.modified_at))
-            for m in models]
+    rows = [(m.name, "cloud" if m.is_cloud else format_size(m.size), m.parameter_size,
+             m.quantization, _ago(m.modified_at)) for m in models]
     _table(("NAME", "SIZE", "PARAMS", "QUANT", "MODIFIED"), rows)
     return EXIT_OK
 
@@ -120,7 +155,8 @@ def cmd_ps(args: argparse.Namespace) -> int:
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
-    final = pull_with_progress(args.model, args.ollama_host, file=sys.stderr)
+    final = pull_with_progress(args.model, args.ollama_host, file=sys.stderr,
+                               insecure=args.insecure)
     print(f"Model '{final.model}' is ready ({format_size(final.total)}).")
     return EXIT_OK
 
@@ -157,6 +193,51 @@ def _repl(model: str, kw: dict) -> int:
         messages.append({"role": "user", "content": line.rstrip("\n")})
         answer = print_chat(model, list(messages), **kw)
         messages.append({"role": "assistant", "content": answer})
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from .hub import model_files, search_models
+
+    query = " ".join(args.query)
+    if args.files:
+        rows = [(q.name if q.pullable else q.tag, format_size(q.size), _fit_word(q),
+                 "recommended" if q.recommended else q.reason)
+                for q in model_files(query, host=args.ollama_host)]
+        _table(("NAME", "SIZE", "FIT", "NOTE"), rows)
+        return EXIT_OK
+    found = search_models(query, limit=args.limit)
+    if not found:
+        print(f"No GGUF models found for '{query}'.")
+        return EXIT_OK
+    _table(("REPOSITORY", "DOWNLOADS", "LIKES", "UPDATED"),
+           [(m.id, f"{m.downloads:,}", f"{m.likes:,}",
+             m.last_modified.strftime("%Y-%m-%d") if m.last_modified else "") for m in found])
+    print(f"\nSee the quantisations: {PROG} search --files <REPOSITORY>")
+    return EXIT_OK
+
+
+def _fit_word(q) -> str:
+    if q.projector:
+        return "projector"
+    if q.fit is None:
+        return ""
+    if q.fit.fits_disk is False:
+        return "no room on disk"
+    return {True: "fits", False: "too big for memory", None: "unknown"}[q.fit.fits_memory]
+
+
+_SOURCES = {"catalog": "the catalog", "registry": "the registry's manifest",
+            "hub": "the Hugging Face Hub", "probe": "a probe (a pull stopped at once)",
+            "installed": "the installed copy"}
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from .hardware import check_fit
+
+    v = check_fit(args.model, args.ollama_host, context_length=args.context)
+    source = _SOURCES.get(v.size_source)
+    print(v.message + (f" (size from {source})" if source and v.download_size else ""))
+    return EXIT_OK
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

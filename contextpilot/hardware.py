@@ -1,35 +1,30 @@
 """Will it fit? Disk, memory and GPU figures for a model, before anything is downloaded.
 
-The download size comes from the catalog, else from an installed copy, else from the
-registry's manifest when it can be reached; when none is known the verdict says so, and a
-pull started with ``stop_if_no_room`` ends as soon as the first (weights) layer's size shows
-it cannot fit.
+The download size comes from the catalog, an installed copy, the registry's manifest, the
+Hugging Face Hub or a probe (see ``discovery``); when none is known the verdict says so, and
+a pull ends as soon as the first (weights) layer's size shows it cannot fit the disk.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 import shutil
 import subprocess
 import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Optional
 
 import psutil
 
-from . import _client, models
+from . import _client, discovery, models
 from .catalog import catalog_entry
-from .names import parse_name
+from .discovery import SizeLookup
+from .errors import InvalidRequest
+from .estimate import DEFAULT_CONTEXT, memory_needed
+from .names import DEFAULT_HOST, ModelName, parse_name
 from .types import FitVerdict
 from .units import format_size
-
-MEMORY_OVERHEAD = 1.2
-"Running a model takes about its weights plus 20% (KV cache at the default context, runtime)."
-MEMORY_BASE = 500_000_000
-REGISTRY_TIMEOUT = 3.0
 
 
 def is_local_host(host: Optional[str] = None) -> bool:
@@ -95,64 +90,164 @@ def gpu_memory() -> Optional[int]:
         return None
 
 
-def registry_size(name: str) -> Optional[int]:
-    """The download size from the registry's manifest, or None when it cannot be reached.
+def check_fit(name: str, host: Optional[str] = None, *, context_length: Optional[int] = None,
+              probe: bool = True, trusted_only: bool = False) -> FitVerdict:
+    """Whether ``name`` fits this machine's disk and memory, with the figures and a message.
 
-    Set CONTEXTPILOT_REGISTRY_LOOKUP=0 to never ask (offline machines, tests).
+    The download size comes from the catalog, an installed copy, the registry's manifest,
+    the Hugging Face Hub (``hf.co/...``) or, when none answers, a probe (the pull started
+    through Ollama and stopped at the first layer's size; Ollama keeps the partial).
+    ``size_source`` says which. Memory = the file + the KV cache at ``context_length``
+    (default 4096). ``probe=False``: reuse a recent probe's answer but start none.
+    ``trusted_only`` (a shared app): ask only the default registry and the Hub, and never
+    probe a name on another host. Cloud models are not checked.
     """
-    if os.environ.get("CONTEXTPILOT_REGISTRY_LOOKUP", "1") == "0":
-        return None
-    n = parse_name(name)
-    url = f"https://{n.host}/v2/{n.namespace}/{n.model}/manifests/{n.tag}"
-    request = urllib.request.Request(
-        url, headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
-    try:
-        with urllib.request.urlopen(request, timeout=REGISTRY_TIMEOUT) as response:
-            manifest = json.load(response)
-    except (OSError, ValueError):
-        return None
-    try:
-        layers = list(manifest.get("layers") or []) + [manifest.get("config") or {}]
-        return sum(int(layer.get("size") or 0) for layer in layers) or None
-    except (AttributeError, TypeError, ValueError):  # not a manifest we understand
-        return None
+    _check_context(context_length)
+    parsed = parse_name(name)
+    if parsed.is_cloud:
+        return _cloud_verdict(name)
+    display = parsed.display
+    found, arch = _find_size(parsed, host, probe, trusted_only)
+    return fit_for_size(display, found.size, source=found.source, host=host,
+                        context_length=context_length, arch=arch, lookup_note=found.note,
+                        missing=found.missing)
 
 
-def estimate_memory(download_size: int) -> int:
-    return int(download_size * MEMORY_OVERHEAD + MEMORY_BASE)
+MAX_CONTEXT = 10_000_000
 
 
-def check_fit(name: str, host: Optional[str] = None) -> FitVerdict:
-    """Whether ``name`` fits this machine's disk and memory, with the figures and a message."""
-    display = parse_name(name).display
-    size, memory, source = _sizes(display, host)
+def _check_context(context_length: object) -> None:
+    if context_length is None:
+        return
+    if isinstance(context_length, bool) or not isinstance(context_length, int) or not (
+            0 < context_length <= MAX_CONTEXT):
+        raise InvalidRequest(f"The context length must be a whole number of tokens from 1 "
+                             f"to {MAX_CONTEXT:,} (got {context_length!r:.40}).")
+
+
+def _cloud_verdict(name: str) -> FitVerdict:
+    shown = str(name).strip()
+    note = f"{shown} runs on ollama.com: nothing is downloaded, and it needs no memory here."
+    return FitVerdict(model=shown, download_size=None, memory_needed=None, free_disk=None,
+                      total_memory=None, message=note, size_source="unknown", notes=(note,),
+                      cloud=True)
+
+
+def fit_for_size(model: str, size: Optional[int], *, source: str = "unknown",
+                 host: Optional[str] = None, context_length: Optional[int] = None,
+                 arch=None, lookup_note: str = "", missing: bool = False) -> FitVerdict:
+    """The verdict for ``model`` once its download size is known (or not)."""
+    ctx = int(context_length or DEFAULT_CONTEXT)
+    memory = kv = None
+    exact = False
+    if size is not None:
+        memory, kv, exact = memory_needed(size, arch, ctx)
     local = is_local_host(host)
     free = free_disk() if local else None
     ram, gpu = total_memory(), gpu_memory()
     fits_disk = None if size is None or free is None else size <= free
     fits_memory = None if memory is None else memory <= max(ram, gpu or 0)
-    notes = _notes(display, size, memory, free, ram, gpu, fits_disk, fits_memory, local, host)
+    room = make_room(model, size, free, host) if fits_disk is False else ()
+    notes = _notes(model, size, memory, free, ram, gpu, fits_disk, fits_memory, local, host)
+    if size is None and lookup_note:  # why it is unknown; "not found" replaces the promise
+        notes[0:1] = [lookup_note] if missing else [notes[0], lookup_note]
+    elif source == "probe" and lookup_note:
+        notes.append(f"(The size is {lookup_note}.)")
+    elif source == "hub" and lookup_note:
+        notes.append(lookup_note)
+    if memory is not None and kv is not None:
+        notes.append(_memory_how(ctx, kv, exact))
+    if room:
+        notes.append(_room_note(room))
     return FitVerdict(
-        model=display, download_size=size, memory_needed=memory, free_disk=free,
+        model=model, download_size=size, memory_needed=memory, free_disk=free,
         total_memory=ram, gpu_memory=gpu, fits_disk=fits_disk, fits_memory=fits_memory,
-        message=" ".join(notes), size_source=source, notes=tuple(notes),
+        message=" ".join(notes), size_source=source if size is not None else "unknown",
+        notes=tuple(notes), context_length=ctx, kv_cache=kv,
+        make_room=tuple(m.name for m in room),
     )
 
 
-def _sizes(display: str, host: Optional[str]) -> tuple[Optional[int], Optional[int], str]:
-    entry = catalog_entry(display)
+def _memory_how(ctx: int, kv: int, exact: bool) -> str:
+    kv_ = format_size(kv)
+    if exact:
+        return f"Memory = the file + {kv_} of KV cache for a {ctx:,}-token context."
+    return (f"Memory = the file + an estimated {kv_} of KV cache for a {ctx:,}-token "
+            f"context (a margin from the file size: its layer counts are not known).")
+
+
+def _find_size(name: ModelName, host, probe: bool, trusted_only: bool):
+    """(SizeLookup, arch) from the first source that knows."""
+    entry = catalog_entry(name.display)
     if entry is not None:
-        return entry.size, entry.memory, "catalog"
+        return SizeLookup(entry.size, "catalog"), entry.arch
     try:
-        have = models.installed(display, host)
+        have = models.installed(name.display, host)
     except Exception:  # an unreachable host must not stop a fit check
         have = None
     if have is not None:
-        return have.size, estimate_memory(have.size), "installed"
-    size = registry_size(display)
-    if size is not None:
-        return size, estimate_memory(size), "registry"
-    return None, None, ""
+        return SizeLookup(have.size, "installed"), None
+    found = _remote_size(name, trusted_only)
+    if found.size is not None or found.missing:
+        return found, found.arch
+    trusted = name.host.lower() == DEFAULT_HOST or discovery.is_hf(name)
+    earlier = discovery.cached_probe(name, host)
+    if earlier is not None:
+        return earlier, None
+    if probe and discovery.probe_enabled() and (trusted or not trusted_only):
+        probed = discovery.probe_size(name, host)
+        if probed.size is not None or probed.missing:
+            return probed, None
+        return SizeLookup(note=f"{found.note} {probed.note}".strip()), None
+    return found, None
+
+
+def _remote_size(name: ModelName, trusted_only: bool) -> SizeLookup:
+    """The registry's manifest, or the Hub for hf.co names; never a visitor's host when
+    ``trusted_only``."""
+    if not discovery.lookups_enabled():
+        return SizeLookup(note="")
+    if discovery.is_hf(name):
+        from .hub import hub_size
+
+        return hub_size(name)
+    if trusted_only and name.host.lower() != DEFAULT_HOST:
+        return SizeLookup(note="")
+    return discovery.registry_size(name)
+
+
+def estimate_memory(download_size: int) -> int:
+    """Memory for a file of ``download_size`` at the default context (layer counts unknown)."""
+    return memory_needed(download_size)[0]
+
+
+def make_room(model: str, size: Optional[int], free: Optional[int], host: Optional[str]):
+    """Installed models whose removal would free enough disk for ``model`` (never itself):
+    least recently used first (the app's chat times), the largest first among equals."""
+    if size is None or free is None:
+        return ()
+    from . import usage
+
+    try:
+        installed = models.list_models(host)
+    except Exception:  # Ollama down: no advice, still a verdict
+        return ()
+    last = usage.last_used()
+    me = parse_name(model).key
+    others = [m for m in installed if parse_name(m.name).key != me]
+    others.sort(key=lambda m: (last.get(parse_name(m.name).key, 0.0), -m.size))
+    chosen, room = [], free
+    for m in others:
+        if room >= size:
+            break
+        chosen.append(m)
+        room += m.size
+    return tuple(chosen) if room >= size else ()
+
+
+def _room_note(room) -> str:
+    names = ", ".join(f"{m.name} ({format_size(m.size)})" for m in room)
+    return f"Removing {names} would make room."
 
 
 def _notes(model, size, memory, free, ram, gpu, fits_disk, fits_memory, local, host):
@@ -185,4 +280,5 @@ def gb(n: Optional[int], binary: bool = False) -> str:
     return format_size(n)
 
 
-__all__ = ["check_fit", "free_disk", "gpu_memory", "is_local_host", "models_dir", "gb"]
+__all__ = ["check_fit", "fit_for_size", "free_disk", "gpu_memory", "is_local_host", "make_room",
+           "models_dir", "gb"]

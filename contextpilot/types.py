@@ -23,6 +23,20 @@ class ModelInfo:
     quantization: str = ""
     "e.g. ``Q4_K_M``."
     format: str = ""
+    remote_model: str = ""
+    "For a cloud model's stub: the model it runs on ``remote_host``."
+    remote_host: str = ""
+    "For a cloud model's stub: where it runs, e.g. ``https://ollama.com:443``."
+    capabilities: tuple[str, ...] = ()
+    "As /api/tags reports them (today's servers), e.g. ('completion', 'thinking')."
+    context_length: Optional[int] = None
+    "The model's own context length, when /api/tags reports it."
+
+    @property
+    def is_cloud(self) -> bool:
+        """Runs on ollama.com, not on this machine (a cloud stub or a cloud name)."""
+        tag = self.name.rpartition(":")[2].lower()
+        return bool(self.remote_host) or tag == "cloud" or tag.endswith("-cloud")
 
 
 @dataclass(frozen=True)
@@ -92,6 +106,8 @@ class ThinkingDelta:
     """A piece of a thinking model's reasoning, apart from the answer."""
 
     text: str
+    elapsed: float = 0.0
+    "Seconds since the model began thinking, at this piece."
 
 
 @dataclass(frozen=True)
@@ -107,6 +123,8 @@ class ChatDone:
     load_duration: int = 0
     prompt_eval_duration: int = 0
     eval_duration: int = 0
+    thinking_seconds: Optional[float] = None
+    "How long the model thought (first thought to first word of the answer); None: it did not."
 
     @property
     def tokens_per_second(self) -> Optional[float]:
@@ -167,6 +185,8 @@ class ServerStatus:
     version: str = ""
     error: str = ""
     "The library's message when not reachable."
+    cloud: Optional[bool] = None
+    "Cloud models available (/api/status): True, False (switched off), None (not known)."
 
 
 @dataclass(frozen=True)
@@ -187,8 +207,70 @@ class FitVerdict:
     fits_memory: Optional[bool] = None
     message: str = ""
     size_source: str = ""
-    "Where the download size came from: catalog, registry, pull or installed."
+    "Where the download size came from: catalog, registry, hub, probe, installed or unknown."
     notes: tuple[str, ...] = field(default_factory=tuple)
+    context_length: Optional[int] = None
+    "The context the memory estimate allows for (tokens)."
+    kv_cache: Optional[int] = None
+    "Bytes of that estimate for the KV cache at ``context_length``."
+    make_room: tuple[str, ...] = ()
+    """Installed models whose removal would make room on the disk (least recently used and
+    largest first); empty when the disk is not the problem."""
+    cloud: bool = False
+    "An ollama.com cloud model: it runs there, nothing is downloaded or checked."
+
+
+@dataclass(frozen=True)
+class HubModel:
+    """A GGUF repository on the Hugging Face Hub, as a search finds it."""
+
+    id: str
+    "``user/repo``; Ollama pulls its files as ``hf.co/<id>:<QUANT>``."
+    downloads: int = 0
+    likes: int = 0
+    last_modified: Optional[datetime] = None
+
+
+@dataclass(frozen=True)
+class HubQuant:
+    """One quantisation of a Hub repository (or its vision projector)."""
+
+    repo: str
+    tag: str
+    "Ollama's tag, e.g. ``Q4_K_M``."
+    size: int
+    "Bytes to download (split files summed)."
+    files: tuple[str, ...] = ()
+    pullable: bool = True
+    "Whether Ollama can pull it (a sharded GGUF or a projector cannot be pulled alone)."
+    reason: str = ""
+    "Why it cannot be pulled, when it cannot."
+    projector: bool = False
+    "A vision projector (``mmproj-*``), not a model."
+    fit: Optional[FitVerdict] = None
+    recommended: bool = False
+    """The one to choose: the largest that fits in memory with room for the context (Q4_K_M
+    when several do)."""
+
+    @property
+    def name(self) -> str:
+        """The name to pull: ``hf.co/<repo>:<tag>``."""
+        return f"hf.co/{self.repo}:{self.tag}"
+
+
+@dataclass(frozen=True)
+class ModelRecommendation:
+    """A model the Ollama server recommends for its machine
+    (/api/experimental/model-recommendations, Ollama v0.22.1+)."""
+
+    model: str
+    description: str = ""
+    context_length: Optional[int] = None
+    max_output_tokens: Optional[int] = None
+    vram_bytes: Optional[int] = None
+    "Memory it needs at that context, by Ollama's estimate."
+    required_plan: str = ""
+    "An ollama.com plan a cloud model needs ('' for local models)."
 
 
 @dataclass(frozen=True)

@@ -78,9 +78,10 @@ def artifacts():
 
 
 @pytest.fixture(autouse=True)
-def offline_registry(clean_env, monkeypatch):
-    """Tests never reach out to the public registry."""
+def offline_registry(clean_env, monkeypatch, tmp_path):
+    """Tests never reach out to the public registry, nor write the user's usage file."""
     monkeypatch.setenv("CONTEXTPILOT_REGISTRY_LOOKUP", "0")
+    monkeypatch.setenv("CONTEXTPILOT_USAGE_FILE", str(tmp_path / "usage.json"))
 
 
 @pytest.fixture

@@ -60,10 +60,11 @@ def test_think_off_sends_think_false(client, fake_ollama):
                         api_name="/chat")
     messages = job.result()[0]
     assert fake_ollama.chat_requests[-1]["think"] is False
-    assert not titled(messages, "Thinking") and answers(messages) == ["You said: why?"]
+    assert not titled(messages, "Thought for") and not titled(messages, "Thinking")
+    assert answers(messages) == ["You said: why?"]
     _, (messages, *_) = chat(client, "why?", "qwen3:0.6b")  # Think is on by default
     assert fake_ollama.chat_requests[-1]["think"] is True
-    assert titled(messages, "Thinking")
+    assert titled(messages, "Thought for")
 
 
 def test_think_is_not_sent_to_a_model_that_cannot_think(client, fake_ollama):
@@ -115,7 +116,7 @@ def test_a_model_too_big_for_memory_needs_acknowledging(client, fake_ollama, roo
                                                         monkeypatch):
     monkeypatch.setattr(roomy_machine, "total_memory", lambda: 4 * 10**9)
     _, (messages, *_) = chat(client, "hi", "mistral")
-    assert ("mistral:latest needs about 5.8 GB of memory; this machine has 4.0 GB. It will "
+    assert ("mistral:latest needs about 4.7 GB of memory; this machine has 4.0 GB. It will "
             "be very slow or fail to load.") in messages[-1]["content"]
     assert fake_ollama.pull_requests == {}
     job = client.submit({"text": "hi", "files": []}, "mistral", "", 0.7, 4096, True, True,

@@ -21,6 +21,8 @@ from contextpilot.policy import AccessPolicy
 from contextpilot.ui import render, theme
 from contextpilot.ui.chat_handlers import ChatHandlers
 from contextpilot.ui.downloads import build_downloads
+from contextpilot.ui.find_tab import build_find_tab
+from contextpilot.ui.make_room import build_make_room
 from contextpilot.ui.models_tab import build_models_tab
 from contextpilot.ui.service import Service, key, preload_default
 
@@ -59,22 +61,24 @@ def build_app(host: Optional[str] = None, default_model: Optional[str] = None,
                              elem_id="ollama-status", scale=4, padding=False, container=False)
             refresh = gr.Button("↻ Refresh", elem_id="refresh-models", size="sm", scale=0,
                                 min_width=96, variant="secondary")
-        with gr.Tabs(elem_id="cp-tabs"):
+        with gr.Tabs(elem_id="cp-tabs") as tabs:
             with gr.Tab("Chat", id="chat") as chat_tab:
-                model, think, override, note, pull_status, pull_button = _chat_tab(
+                model, think, think_level, override, note, pull_status, pull_button = _chat_tab(
                     h, configured, status)
                 build_downloads(service, private, started=pull_status)
             with gr.Tab("Models", id="models") as models_tab:
                 refresh_tab, selected, tab_outputs, running_timer = build_models_tab(
                     service, model, private)
+            with gr.Tab("Find models", id="find"):
+                build_find_tab(service, model, note, tabs, private)
         gr.api(h.list_models_api, api_name="list_models")
         gr.api(h.pull_model_api, api_name="pull_model", concurrency_limit=STREAM_CONCURRENCY)
 
-        page = [model, status, note, think]
+        page = [model, status, note, think, think_level]
         quiet = dict(show_progress="hidden", **private)  # these lines change in place
         demo.load(h.refresh_models, [model], page, api_name="refresh_models", **quiet)
         refresh.click(h.refresh_models, [model], page, **quiet)
-        model.input(h.model_changed, [model], [note, think, override], **quiet)
+        model.input(h.model_changed, [model], [note, think, think_level, override], **quiet)
         note.change(h.controls, [model], [override, pull_button], **quiet)
         pull_button.click(h.download, [model, override], [pull_status, model, note, status],
                           api_name="download", concurrency_limit=STREAM_CONCURRENCY,
@@ -125,14 +129,20 @@ def _chat_tab(h: ChatHandlers, configured: str, status: gr.HTML):
                        container=False)
         think = gr.Checkbox(True, label="Think", elem_id="think-toggle", visible=False,
                             scale=0, min_width=100, container=False)
+        # Levels for a model that takes them (gpt-oss): a compact select, no label block.
+        think_level = gr.Dropdown([("Think: low", "low"), ("Think: medium", "medium"),
+                                   ("Think: high", "high")], value="medium", label="Think",
+                                  show_label=False, container=False, elem_id="think-level",
+                                  visible=False, scale=0, min_width=150)
         override = gr.Checkbox(False, label="Download anyway", elem_id="fit-override",
                                visible=False, scale=0, min_width=170, container=False)
+    build_make_room(h.service, model, note, dict(api_visibility="private"))
     pull_status = gr.HTML("", elem_id="pull-status", padding=False, container=False)
     system = gr.Textbox(label="System prompt", value="", lines=2, render=False)
     temperature = gr.Slider(0.0, 2.0, value=0.7, step=0.05, label="Temperature", render=False)
     num_ctx = gr.Slider(512, 131072, value=4096, step=512, label="Context length (num_ctx)",
                         render=False)
-    additional = [model, system, temperature, num_ctx, think, override]
+    additional = [model, system, temperature, num_ctx, think, override, think_level]
     gr.ChatInterface(
         h.chat,
         multimodal=True,
@@ -152,7 +162,7 @@ def _chat_tab(h: ChatHandlers, configured: str, status: gr.HTML):
         save_history=True,
         fill_height=True,
     )
-    return model, think, override, note, pull_status, pull_button
+    return model, think, think_level, override, note, pull_status, pull_button
 
 
 MAX_UPLOAD = "20mb"

@@ -21,7 +21,7 @@ from ..units import format_duration, format_size, format_speed
 STEP_WORDS = {
     "manifest": "Pulling manifest",
     "download": "Downloading",
-    "verify": "Verifying",
+    "verify": "Verifying sha256 digest",
     "write": "Writing manifest",
     "done": "Ready",
 }
@@ -111,6 +111,8 @@ def unescape_markdown_html(text: str) -> str:
 
 
 def step_words(p: PullProgress) -> str:
+    if p.status.startswith("removing"):  # a re-pull replaced blobs (step "write")
+        return "Removing unused layers"
     return STEP_WORDS.get(p.step) or p.status.capitalize()
 
 
@@ -185,6 +187,8 @@ class ChatView:
     answer: list[str] = field(default_factory=list)
     error: str = ""
     stats: Optional[ChatDone] = None
+    thought: float = 0.0
+    "Seconds the model had been thinking at its latest thought."
 
     def feed(self, events: Iterable[Any]) -> None:
         for event in events:
@@ -192,6 +196,7 @@ class ChatView:
                 self.answer.append(event.text)
             elif isinstance(event, ThinkingDelta):
                 self.thinking.append(event.text)
+                self.thought = event.elapsed
             elif isinstance(event, PullProgress):
                 self.pull = event
             elif isinstance(event, ChatDone):
@@ -203,8 +208,11 @@ class ChatView:
             out.append(self._pull_message())
         if self.thinking:
             done = bool(self.answer) or self.stats is not None or bool(self.error)
+            seconds = self.stats.thinking_seconds if self.stats else None
+            title = thought_title(self.thought if seconds is None else seconds) if done \
+                else "Thinking…"
             out.append({"role": "assistant", "content": escape("".join(self.thinking)),
-                        "metadata": {"title": "Thinking", "status": "done" if done else "pending"}})
+                        "metadata": {"title": title, "status": "done" if done else "pending"}})
         if self.answer:
             out.append({"role": "assistant",
                         "content": escape_markdown_html("".join(self.answer))})
@@ -234,25 +242,29 @@ class ChatView:
                 "metadata": {"title": title, "status": "done" if ok else "pending"}}
 
 
+def thought_title(seconds: float) -> str:
+    """The Thinking message's title once the answer begins: ``thought_title(4.2) ==
+    'Thought for 4 s'``."""
+    return "Thought for less than a second" if seconds < 0.5 else \
+        f"Thought for {format_duration(seconds)}"
+
+
 # ----------------------------------------------------------------------------- models and status
 
 INSTALL_URL = "https://ollama.com/download"
-SECTIONS = ("Installed", "Cloud", "Download")
+SECTIONS = ("Installed", "Recommended", "Cloud", "Download")
 "The picker's groups, in order; each choice label starts with its group's word."
 CAPABILITIES = ("vision", "tools", "thinking", "embedding")
-ICONS = {"ok": "✓", "fits": "✓", "info": "ℹ", "warn": "⚠", "stop": "⛔", "busy": "↻"}
+ICONS = {"ok": "✓", "fits": "✓", "info": "ℹ", "warn": "⚠", "stop": "⛔", "busy": "↻",
+         "cloud": "☁"}
 
 
 def is_cloud(name: str) -> bool:
-    """A model that runs on ollama.com (a ``:cloud`` tag or a tag ending ``-cloud``)."""
+    """A model that runs on ollama.com (``ModelName.is_cloud``); False for a bad name."""
     try:
-        n = parse_name(name)
+        return parse_name(name).is_cloud
     except Exception:
         return False
-    flag = getattr(n, "is_cloud", None)  # ModelName.is_cloud (issue 10) once it is there
-    if flag is not None:
-        return bool(flag)
-    return n.tag == "cloud" or n.tag.endswith("-cloud")
 
 
 def capability_words(capabilities: Optional[Iterable[str]]) -> list[str]:
@@ -267,7 +279,8 @@ def chips_html(capabilities: Optional[Iterable[str]]) -> str:
 def choice_label(section: str, name: str, size: Optional[int] = None,
                  capabilities: Optional[Iterable[str]] = None) -> str:
     """``'Installed · llama3.2:latest · 3.0 MB · tools'``: the group, the name, the size
-    (cloud models have none worth saying) and the capabilities, plain text for the dropdown."""
+    (a cloud model has none here: it runs on ollama.com) and the capabilities, plain text
+    for the dropdown."""
     parts = [section, name]
     if size and section != "Cloud":
         parts.append(format_size(size))
@@ -276,18 +289,27 @@ def choice_label(section: str, name: str, size: Optional[int] = None,
 
 def model_choices(installed: Sequence[ModelInfo], catalog: Sequence[CatalogEntry],
                   installed_keys: set[str], catalog_key,
-                  capabilities: Optional[dict] = None, may_pull=None) -> list[tuple[str, str]]:
-    """Dropdown ``(label, value)``, grouped by where a model lives: installed, cloud, then
-    the catalog's downloads (those ``may_pull`` allows). The value is the model's name, so
-    /chat's model argument is unchanged."""
+                  capabilities: Optional[dict] = None, may_pull=None,
+                  recommendations: Sequence = ()) -> list[tuple[str, str]]:
+    """Dropdown ``(label, value)``, grouped by where a model lives: installed, Ollama's
+    recommendations for its machine, cloud, then the catalog's downloads (those
+    ``may_pull`` allows). The value is the model's name, so /chat's model argument is
+    unchanged."""
     caps = capabilities or {}
+    keys = set(installed_keys)
     groups: dict[str, list[tuple[str, str]]] = {s: [] for s in SECTIONS}
     for m in installed:
-        section = "Cloud" if is_cloud(m.name) else "Installed"
+        section = "Cloud" if m.is_cloud or is_cloud(m.name) else "Installed"
         groups[section].append((choice_label(section, m.name, m.size, caps.get(m.name)),
                                 m.name))
+    for r in recommendations:  # the server's own picks for its machine
+        if catalog_key(r.model) in keys or (may_pull and not may_pull(r.model)):
+            continue
+        keys.add(catalog_key(r.model))
+        groups["Recommended" if not (r.required_plan or is_cloud(r.model)) else "Cloud"].append(
+            (recommendation_label(r), r.model))
     for e in catalog:
-        if catalog_key(e.name) in installed_keys or (may_pull and not may_pull(e.name)):
+        if catalog_key(e.name) in keys or (may_pull and not may_pull(e.name)):
             continue
         section = "Cloud" if is_cloud(e.name) else "Download"
         groups[section].append((choice_label(section, e.short_name, e.size, e.capabilities),
@@ -295,11 +317,28 @@ def model_choices(installed: Sequence[ModelInfo], catalog: Sequence[CatalogEntry
     return [c for s in SECTIONS for c in groups[s]]
 
 
+def recommendation_label(r) -> str:
+    """``'Recommended · gpt-oss:20b · needs 14 GB'``; a cloud pick: ``'Cloud · name ·
+    recommended by Ollama'``."""
+    if r.required_plan or is_cloud(r.model):
+        return f"Cloud · {r.model} · recommended by Ollama"
+    need = f" · needs {format_size(r.vram_bytes)}" if r.vram_bytes else ""
+    return f"Recommended · {r.model}{need}"
+
+
 def note_html(kind: str, text: str, extra: str = "", role: str = "status") -> str:
     """One line with an icon (``text`` and ``extra`` are HTML, already escaped)."""
     return (f'<div class="cp-note" data-kind="{kind}" role="{role}"><span class="cp-icon" '
             f'aria-hidden="true">{ICONS[kind]}</span><span class="cp-note-text">{text}</span>'
             f'{extra}</div>')
+
+
+def cloud_note(model: str, capabilities: Optional[Iterable[str]] = None) -> str:
+    chips = chips_html(capabilities)
+    return note_html("cloud", f"{escape(model)} is a cloud model: it runs on ollama.com "
+                              f"through your Ollama, so nothing is downloaded (sign in first: "
+                              f"<code>ollama signin</code>).",
+                     f'<span class="cp-chips">{chips}</span>' if chips else "")
 
 
 def model_note(model: str, installed: Optional[ModelInfo], entry: Optional[CatalogEntry],
@@ -328,9 +367,11 @@ def status_html(s: ServerStatus, note: str = "", hint: str = "", shared: Optiona
     if s.reachable:
         host = s.host.split("://", 1)[-1]
         version = f" {escape(s.version)}" if s.version else ""
-        cloud = getattr(s, "cloud", None)  # ServerStatus.cloud (issue 10) once it is there
-        cloud_chip = ("" if cloud is None else '<span class="cp-chip" data-cloud="yes">cloud</span>'
-                      if cloud else '<span class="cp-chip" data-cloud="no">no cloud</span>')
+        cloud_chip = {
+            True: '<span class="cp-chip" data-cloud="yes" title="cloud models available">'
+                  '☁ cloud</span>',
+            False: '<span class="cp-chip" data-cloud="no" title="cloud models switched off">'
+                   'cloud off</span>', None: ""}[s.cloud]
         extra = f'<span class="cp-status-note">{escape(note)}</span>' if note else ""
         return (f'<div class="cp-status" data-state="ok"><span class="cp-dot" '
                 f'aria-hidden="true"></span><span class="cp-status-text">Ollama{version} · '

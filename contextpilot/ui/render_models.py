@@ -135,17 +135,26 @@ def _download_row(p: PullProgress) -> str:
             f'{progress_bar(p, label)}<div class="cp-facts">{facts}</div></div>')
 
 
+SOURCES = {"catalog": "size from the catalog", "registry": "size from the registry",
+           "hub": "size from Hugging Face", "probe": "size from a probe",
+           "installed": "size of the installed copy"}
+
+
 def needs_override(v: FitVerdict) -> bool:
     """Whether a download waits for "Download anyway" (the model may not fit)."""
     return v.fits_disk is False or v.fits_memory is False
 
 
 def fit_line(v: FitVerdict, refused: bool = False) -> str:
-    """The fit verdict, once, as one line with an icon (HTML). ``refused``: a download was
-    just asked for without the override, so the line says what to tick."""
+    """The fit verdict, once, as one line with an icon (HTML), where the size came from in
+    quiet text. ``refused``: a download was just asked for without the override, so the
+    line says what to tick."""
     kind = ("stop" if v.fits_disk is False else "warn" if v.fits_memory is False
             else "fits" if v.fits_disk and v.fits_memory else "info")
     text = escape(v.message)
+    source = SOURCES.get(v.size_source, "") if v.download_size else ""
+    if source:
+        text += f' <span class="cp-quiet">({source})</span>'
     if refused and needs_override(v):
         text += " <strong>Tick “Download anyway” to download it regardless.</strong>"
     return note_html(kind, text, role="alert" if refused else "status")

@@ -26,6 +26,8 @@ log = logging.getLogger("contextpilot")
 
 _details_cache: dict[tuple[str, str, str], cp.ModelDetails] = {}
 _details_lock = threading.Lock()
+_recommendations_cache: dict[str, tuple[float, list]] = {}
+RECOMMENDATIONS_TTL = 600.0
 
 
 def key(name: str) -> str:
@@ -56,6 +58,7 @@ class Models:
         self.service = service
         self.installed: list[cp.ModelInfo] = []
         self.capabilities: dict[str, tuple[str, ...]] = {}
+        self.recommendations: list = []
         self.error = ""
 
     def refresh(self, with_capabilities: bool = True) -> "Models":
@@ -63,6 +66,8 @@ class Models:
             self.installed, self.error = cp.list_models(self.service.host), ""
         except cp.ContextPilotError as exc:
             self.installed, self.error = [], str(exc)
+        if not self.error:
+            self.recommendations = self.service.recommendations()
         if with_capabilities:
             for m in self.installed:
                 d = self.service.details(m.name, m.digest)
@@ -80,9 +85,11 @@ class Models:
         return [m.name for m in self.installed]
 
     def choices(self) -> list[tuple[str, str]]:
-        """The picker's choices, grouped Installed / Cloud / Download (see render)."""
+        """The picker's choices, grouped Installed / Recommended / Cloud / Download (see
+        render)."""
         return render.model_choices(self.installed, catalog(), self.keys(), key,
-                                    self.capabilities, self.service.may_pull)
+                                    self.capabilities, self.service.may_pull,
+                                    self.recommendations)
 
     def as_json(self, status: cp.ServerStatus) -> dict:
         keys = self.keys()
@@ -91,6 +98,7 @@ class Models:
             "version": status.version,
             "error": self.error,
             "installed": [_info_json(m) for m in self.installed],
+            "recommendations": [dict(vars(r)) for r in self.recommendations],
             "catalog": [_entry_json(e, key(e.name) in keys) for e in catalog()],
         }
 
@@ -160,14 +168,23 @@ class Service:
     def capabilities(self, name: str) -> Optional[tuple[str, ...]]:
         """Installed: Ollama's word; else the catalog's; None when nobody knows yet."""
         have = _models.installed(name, self.host)
+        if have is not None and have.capabilities:  # today's /api/tags says them itself
+            return have.capabilities
         if have is not None:
             d = self.details(have.name, have.digest)
+            return d.capabilities if d else None
+        if cp.parse_name(name).is_cloud:  # ollama.com's own word, through the local server
+            d = self.details(name)
             return d.capabilities if d else None
         entry = catalog_entry(name)
         return entry.capabilities if entry else None
 
     def installed(self, name: str) -> bool:
         return cp.model_exists(name, self.host)
+
+    def family(self, name: str) -> str:
+        have = _models.installed(name, self.host)
+        return have.family if have is not None else ""
 
     def note(self, model: Optional[str], data: Optional[Models] = None) -> str:
         """The line under the picker (HTML): see ``note_state``."""
@@ -187,6 +204,9 @@ class Service:
         if data.error:
             return Note("")
         have = data.find(name)
+        if cp.parse_name(name).is_cloud:  # never downloaded nor fit-checked here
+            caps = data.capabilities.get(have.name) if have is not None else None
+            return Note(render.cloud_note(name, caps), installed=True)  # no Download
         if have is not None:
             caps = data.capabilities.get(have.name)
             if caps is None:
@@ -200,10 +220,38 @@ class Service:
             return Note(render.note_html(
                 "stop", f"{render.escape(name)} is not installed, and downloads of it are "
                         f"not allowed on this shared app."))
-        verdict = cp.check_fit(name, self.host)
+        verdict = self.fit(name)
         return Note(render.model_note(name, None, catalog_entry(name))
                     + render_models.fit_line(verdict, refused),
                     needs_override=render_models.needs_override(verdict))
+
+    def fit(self, name: str, context_length: Optional[int] = None,
+            probe: bool = True) -> cp.FitVerdict:
+        """The fit verdict; on a shared app only the default registry and the Hub are asked
+        (never a host a visitor named)."""
+        return cp.check_fit(name, self.host, context_length=context_length, probe=probe,
+                            trusted_only=self.policy.shared)
+
+    def quants(self, repo: str) -> list[cp.HubQuant]:
+        """A Hub repository's quantisations with a fit verdict for this Ollama's machine
+        (only the Hub is contacted)."""
+        return cp.model_files(repo, host=self.host)
+
+    def recommendations(self) -> list:
+        """Ollama's recommendations for its machine ([] on servers without them), asked at
+        most every RECOMMENDATIONS_TTL seconds."""
+        now = time.monotonic()
+        with _details_lock:
+            cached = _recommendations_cache.get(self.host or "")
+        if cached and now - cached[0] < RECOMMENDATIONS_TTL:
+            return cached[1]
+        try:
+            found = cp.recommended_models(self.host)
+        except cp.ContextPilotError:
+            found = []
+        with _details_lock:
+            _recommendations_cache[self.host or ""] = (now, found)
+        return found
 
     def may_pull(self, name: str) -> bool:
         """Whether the policy lets visitors download ``name`` (False when it cannot tell)."""
@@ -215,9 +263,17 @@ class Service:
     def before_pull(self, name: str, override: bool) -> str:
         """Policy (raises NotAllowed), then the fit check: '' to go, else why it waits."""
         self.policy.check_pull(name)
-        if self.installed(name):
+        if self.installed(name) or cp.parse_name(name).is_cloud:  # cloud: runs on ollama.com
             return ""
-        return render_models.fit_refusal(cp.check_fit(name, self.host)) if not override else ""
+        # No probe here: the pull starts now anyway, and stops at its first layer when the
+        # disk is too small; the note under the dropdown probed (and cached) already.
+        return render_models.fit_refusal(self.fit(name, probe=False)) if not override else ""
+
+    def record_use(self, name: str) -> None:
+        """Remember when this app last chatted with ``name`` (for make-room advice)."""
+        from contextpilot import usage
+
+        usage.record_use(name)
 
     def start_preload(self, name: str) -> None:
         """Load ``name`` into memory in the background, so the first answer is quick."""
