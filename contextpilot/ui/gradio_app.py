@@ -10,6 +10,7 @@ this function's argument (operator configuration), never an input of any event.
 
 from __future__ import annotations
 
+import inspect
 import os
 from typing import Optional
 
@@ -21,6 +22,7 @@ from contextpilot.ui import render
 from contextpilot.ui.chat_handlers import ChatHandlers
 from contextpilot.ui.downloads import build_downloads
 from contextpilot.ui.models_tab import build_models_tab
+from contextpilot.ui.serving import current_visit
 from contextpilot.ui.service import Service, key, preload_default
 
 # Chat and pulls wait on Ollama, not on this process: each runs in its own bridge thread and
@@ -45,12 +47,15 @@ def build_app(host: Optional[str] = None, default_model: Optional[str] = None,
     model list and status are filled on page load.
     """
     configured = default_model or os.environ.get("CONTEXTPILOT_DEFAULT_MODEL", "").strip()
-    service = Service(host, policy or AccessPolicy.from_env(host=host),
-                      preload_default() if preload is None else preload)
+    policy = policy or AccessPolicy.from_env(host=host)
+    if policy.visit is None:  # every request is judged again: see contextpilot.policy
+        policy.visit = current_visit
+    service = Service(host, policy, preload_default() if preload is None else preload,
+                      login_required=auth_from_env() is not None)
     h = ChatHandlers(service, configured)
     private = dict(api_visibility="private")
 
-    with gr.Blocks(title="ContextPilot", fill_height=True) as demo:
+    with App(title="ContextPilot", fill_height=True) as demo:
         gr.Markdown("## ContextPilot — chat with local Ollama models")
         with gr.Row(equal_height=True):
             status = gr.HTML("Checking Ollama…", elem_id="ollama-status")
@@ -120,7 +125,22 @@ def _chat_tab(h: ChatHandlers, configured: str, status: gr.HTML):
 
 
 MAX_UPLOAD = "20mb"
-"The largest file a visitor may attach (images for vision models); pass to launch()."
+"The largest file a visitor may attach (images for vision models); launch() defaults to it."
+
+
+class App(gr.Blocks):
+    """The app's Blocks: ``launch()`` defaults ``auth`` to CONTEXTPILOT_AUTH and
+    ``max_file_size`` to MAX_UPLOAD, whoever calls it (app.py, the CLI, a notebook, a
+    script), so the operator's login holds on every launch path."""
+
+    def launch(self, *args, **kwargs):
+        bound = inspect.signature(gr.Blocks.launch).bind(self, *args, **kwargs)
+        given = bound.arguments
+        if given.get("auth") is None and given.get("auth_dependency") is None:
+            given["auth"] = auth_from_env()
+        if given.get("max_file_size") is None:
+            given["max_file_size"] = MAX_UPLOAD
+        return super().launch(*bound.args[1:], **bound.kwargs)
 
 
 def auth_from_env() -> Optional[tuple[str, str]]:

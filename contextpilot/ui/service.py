@@ -19,6 +19,7 @@ from contextpilot import models as _models
 from contextpilot.catalog import catalog, catalog_entry
 from contextpilot.policy import AccessPolicy
 from contextpilot.ui import render, render_models
+from contextpilot.ui.serving import require_login
 
 log = logging.getLogger("contextpilot")
 
@@ -98,13 +99,22 @@ class Models:
 class Service:
     """The library and the rules for one host; see the module docstring."""
 
-    def __init__(self, host: Optional[str], policy: AccessPolicy, preload: bool) -> None:
-        self.host = host
+    def __init__(self, host: Optional[str], policy: AccessPolicy, preload: bool,
+                 login_required: bool = False) -> None:
+        self._host = host
+        self.login_required = login_required
         self.policy = policy
         self.preload = preload
         self._autostart_lock = threading.Lock()
         self._autostart_at: Optional[float] = None
         self._autostart_result: Optional[cp.AutostartResult] = None
+
+    @property
+    def host(self) -> Optional[str]:
+        """The Ollama host; every call to Ollama asks for it, so this is where a request
+        without the login CONTEXTPILOT_AUTH requires is refused (see serving.require_login)."""
+        require_login(self.login_required)
+        return self._host
 
     def status_html(self) -> str:
         """The status line: Ollama's host and version, or what is wrong and how to fix it.
@@ -202,10 +212,11 @@ class Service:
         """Load ``name`` into memory in the background, so the first answer is quick."""
         if not self.preload:
             return
+        host = self.host  # here, in the request's context (the thread has none)
 
         def run() -> None:
             try:
-                cp.load_model(name, host=self.host)
+                cp.load_model(name, host=host)
             except cp.ContextPilotError as exc:
                 log.warning("Pre-loading %s failed: %s", name, exc)
 
