@@ -429,3 +429,29 @@ def test_contextpilot_auth_holds_when_mounted_without_auth(fake_ollama, monkeypa
                            0.7, 4096, True, False)
     assert "requires a login" in said
     assert len(fake_ollama.installed_names()) == 2 and fake_ollama.chat_requests == []
+
+
+# -- 7. operator-only side effects: the fit override, the server's own details ---------------
+
+def test_download_anyway_is_the_operators_on_a_shared_app(fake_ollama, roomy_machine,
+                                                          monkeypatch):
+    monkeypatch.setattr(roomy_machine, "free_disk", lambda path=None: 1_000)  # nearly full
+    policy = AccessPolicy(shared=True, allowed_models=["mistral"], host=fake_ollama.url)
+    with running_app(fake_ollama.url, policy=policy) as url:
+        said = queue_call(url, "download", "mistral", True)  # the hidden override, ticked
+        said += queue_call(url, "chat", {"text": "hi", "files": []}, None, "mistral", "",
+                           0.7, 4096, True, True)
+    assert "only the operator can download a model that may not fit" in said
+    assert fake_ollama.pull_requests == {}
+
+
+def test_the_status_line_does_not_show_a_visitor_server_paths(fake_ollama, mocker):
+    from contextpilot import autostart
+
+    fake_ollama.faults.refuse = True  # Ollama installed here but not running
+    mocker.patch.object(autostart.shutil, "which", return_value="/opt/operator/bin/ollama")
+    mocker.patch.object(autostart, "_spawn", side_effect=PermissionError(
+        13, "Permission denied", "/opt/operator/bin/ollama"))
+    with launched(fake_ollama, server_name="0.0.0.0") as url:
+        said = queue_call(url, "refresh_models", "llama3.2")
+    assert "Could not start" in said and "/opt/operator" not in said

@@ -16,6 +16,7 @@ from typing import Optional
 
 import contextpilot as cp
 from contextpilot import models as _models
+from contextpilot._client import redact
 from contextpilot.catalog import catalog, catalog_entry
 from contextpilot.policy import AccessPolicy
 from contextpilot.ui import render, render_models
@@ -123,9 +124,12 @@ class Service:
         if status.reachable:
             return render.status_html(status)
         result = self._autostart()
+        # A visitor learns that Ollama is down and what to ask for, not where its binary and
+        # log live on the server.
+        said = redact(result.message) if self.policy.shared else result.message
         if result.reachable:
-            return render.status_html(cp.server_status(self.host), note=result.message)
-        return render.status_html(status, hint=result.message)
+            return render.status_html(cp.server_status(self.host), note=said)
+        return render.status_html(status, hint=said)
 
     def _autostart(self) -> cp.AutostartResult:
         # One attempt a minute at most: a page load or message must not start a server
@@ -202,11 +206,19 @@ class Service:
             return False
 
     def before_pull(self, name: str, override: bool) -> str:
-        """Policy (raises NotAllowed), then the fit check: '' to go, else why it waits."""
+        """Policy (raises NotAllowed), then the fit check: '' to go, else why it waits.
+        On a shared app the override is the operator's: a visitor cannot fill their disk."""
         self.policy.check_pull(name)
         if self.installed(name):
             return ""
-        return render_models.fit_refusal(cp.check_fit(name, self.host)) if not override else ""
+        if override and not self.policy.shared:
+            return ""
+        verdict = cp.check_fit(name, self.host)
+        refusal = render_models.fit_refusal(verdict)
+        if refusal and self.policy.shared:
+            return (f"{verdict.message} Not downloading {verdict.model}: on this shared app "
+                    f"only the operator can download a model that may not fit.")
+        return refusal
 
     def start_preload(self, name: str) -> None:
         """Load ``name`` into memory in the background, so the first answer is quick."""
