@@ -161,8 +161,9 @@ class Visit:
             return "the request came through a proxy"
         if not _loopback_host(h.get("host")):
             return "the request named another host"
-        origin = h.get("origin", "")
-        if origin and origin != "null" and not _loopback_host(origin.partition("://")[2]):
+        origin = h.get("origin", "")  # "null" too: a sandboxed frame or a file:// page
+        if (origin and not _loopback_host(origin.partition("://")[2])) \
+                or h.get("sec-fetch-site") == "cross-site":
             return "the request came from another site"
         if self.root_path:
             return "the app is mounted behind a proxy path"

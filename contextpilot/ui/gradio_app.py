@@ -51,7 +51,7 @@ def build_app(host: Optional[str] = None, default_model: Optional[str] = None,
     if policy.visit is None:  # every request is judged again: see contextpilot.policy
         policy.visit = current_visit
     service = Service(host, policy, preload_default() if preload is None else preload,
-                      login_required=auth_from_env() is not None)
+                      login_required=bool(os.environ.get("CONTEXTPILOT_AUTH", "").strip()))
     h = ChatHandlers(service, configured)
     private = dict(api_visibility="private")
 
