@@ -131,7 +131,28 @@ MAX_UPLOAD = "20mb"
 class App(gr.Blocks):
     """The app's Blocks: ``launch()`` defaults ``auth`` to CONTEXTPILOT_AUTH and
     ``max_file_size`` to MAX_UPLOAD, whoever calls it (app.py, the CLI, a notebook, a
-    script), so the operator's login holds on every launch path."""
+    script), so the operator's login holds on every launch path.
+
+    ``has_launched`` is set from the start: Gradio checks that a file in a request was
+    uploaded (or, for outputs, is in an allowed place) only once it is True, which launch()
+    does but ``gr.mount_gradio_app`` never does, so a mounted app copied any server path a
+    request named into its cache and served it back."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.has_launched = True
+
+    # Gradio shows the text of any exception to the visitor when show_error is on, which
+    # Blocks() and mount_gradio_app() turn on by default; those texts name server paths
+    # (e.g. the working directory in a refused file's path). Our handlers answer with their
+    # own messages, so only gr.Error texts (always shown) remain; details go to the log.
+    @property
+    def show_error(self) -> bool:
+        return False
+
+    @show_error.setter
+    def show_error(self, value: bool) -> None:
+        pass
 
     def launch(self, *args, **kwargs):
         bound = inspect.signature(gr.Blocks.launch).bind(self, *args, **kwargs)
