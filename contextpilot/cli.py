@@ -51,8 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    def command(name: str, func: Callable[[argparse.Namespace], int], text: str):
-        p = sub.add_parser(name, parents=[host_opt], help=text, description=text)
+    def command(name: str, func: Callable[[argparse.Namespace], int], text: str,
+                aliases: Sequence[str] = ()):
+        p = sub.add_parser(name, parents=[host_opt], help=text, description=text,
+                           aliases=list(aliases))
         p.set_defaults(func=func)
         return p
 
@@ -70,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--hide-thinking", action="store_true", help="print the answer only")
     chat.add_argument("--no-pull", dest="auto_pull", action="store_false",
                       help="fail instead of downloading a missing model")
-    _serve_args(command("serve", cmd_serve, "run the web app"))
+    _serve_args(command("serve", cmd_serve, "run the web app", aliases=["app"]))
     return parser
 
 

@@ -500,3 +500,14 @@ def test_a_refused_relative_path_does_not_reveal_the_working_directory(fake_olla
     with mounted(fake_ollama, bind="127.0.0.1", server_name="127.0.0.1") as url:
         said = _chat_with_files(url, "app.py")  # Gradio resolves it against its cwd
     assert os.getcwd() not in said and _sent_images(fake_ollama) == []
+
+
+def test_the_cli_app_command_on_0000_is_shared(ollama_env, mocker):
+    """`python -m contextpilot app --host 0.0.0.0` (an alias of serve) gets the shared rules."""
+    import contextpilot.ui
+    from contextpilot import cli
+
+    build = mocker.patch.object(contextpilot.ui, "build_app")
+    assert cli.main(["app", "--host", "0.0.0.0", "--no-autostart"]) == 0
+    assert build.call_args.kwargs["policy"].shared
+    assert build.return_value.launch.call_args.kwargs["server_name"] == "0.0.0.0"
