@@ -511,3 +511,20 @@ def test_the_cli_app_command_on_0000_is_shared(ollama_env, mocker):
     assert cli.main(["app", "--host", "0.0.0.0", "--no-autostart"]) == 0
     assert build.call_args.kwargs["policy"].shared
     assert build.return_value.launch.call_args.kwargs["server_name"] == "0.0.0.0"
+
+
+def test_a_visitor_never_learns_the_ollama_address(fake_ollama):
+    """With it, a visitor could use Ollama directly, past every rule of the app (a Space's
+    OLLAMA_HOST secret pointing at an open Ollama)."""
+    from gradio_client import Client
+
+    address = fake_ollama.url.split("://")[1]
+    with launched(fake_ollama, server_name="0.0.0.0") as url:
+        said = queue_call(url, "refresh_models", "llama3.2")
+        said += json.dumps(Client(url, verbose=False).predict(api_name="/list_models"))
+        fake_ollama.faults.refuse = True  # Ollama goes away: the errors name no host either
+        said += queue_call(url, "chat", {"text": "hi", "files": []}, None, "llama3.2", "",
+                           0.7, 4096, True, False)
+        said += queue_call(url, "unload_model", "llama3.2")
+        said += queue_call(url, "refresh", "llama3.2")
+    assert "at the configured host" in said and address not in said

@@ -198,7 +198,7 @@ class ChatHandlers:
             finally:
                 _streaming -= 1
         except cp.ContextPilotError as exc:
-            view.error = str(exc)
+            view.error = self.service.public(str(exc))
         except Exception:  # never a raw traceback, path or setting in the page: the log has it
             log.exception("chat failed")
             view.error = SOMETHING_WRONG
@@ -259,7 +259,7 @@ class ChatHandlers:
             if last is not None and last.done:
                 self.service.start_preload(name)
         except cp.ContextPilotError as exc:
-            yield render.error_html(str(exc)), skip, skip, skip
+            yield render.error_html(self.service.public(str(exc))), skip, skip, skip
         except Exception:
             log.exception("download failed")
             yield render.error_html(SOMETHING_WRONG), skip, skip, skip
@@ -291,12 +291,12 @@ class ChatHandlers:
             self.service.start_preload(display)
             yield render.pull_result_text(last, display)
         except cp.ContextPilotError as exc:
-            yield str(exc)
+            yield self.service.public(str(exc))
         except Exception:
             log.exception("pull failed")
             yield SOMETHING_WRONG
 
     def list_models_api(self) -> dict:
         """Installed models and the catalog of popular models (with download sizes)."""
-        status = cp.server_status(self.service.host)
+        status = self.service.server_status()
         return self.service.models(with_capabilities=False).as_json(status)

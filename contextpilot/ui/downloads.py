@@ -49,7 +49,7 @@ def build_downloads(service: Service, private: dict) -> None:
         try:
             return render.escape(await asyncio.to_thread(service.cancel, name))
         except cp.ContextPilotError as exc:
-            return f"⚠️ {render.escape(str(exc))}"
+            return f"⚠️ {render.escape(service.public(str(exc)))}"
 
     events = dict(show_progress="hidden", concurrency_limit=None, **private)
     timer.tick(tick, [which, seen], [panel, which, controls, seen], api_name="downloads_panel",

@@ -8,6 +8,7 @@ them in a thread. Nothing here formats UI beyond the pure ``render`` helpers.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -16,13 +17,16 @@ from typing import Optional
 
 import contextpilot as cp
 from contextpilot import models as _models
-from contextpilot._client import redact
+from contextpilot._client import redact, resolve_host
 from contextpilot.catalog import catalog, catalog_entry
 from contextpilot.policy import AccessPolicy
 from contextpilot.ui import render, render_models
 from contextpilot.ui.serving import require_login
 
 log = logging.getLogger("contextpilot")
+
+HIDDEN_HOST = "the configured host"
+"What a shared app's visitors see instead of the Ollama server's address."
 
 _details_cache: dict[tuple[str, str, str], cp.ModelDetails] = {}
 _details_lock = threading.Lock()
@@ -52,7 +56,7 @@ class Models:
         try:
             self.installed, self.error = cp.list_models(self.service.host), ""
         except cp.ContextPilotError as exc:
-            self.installed, self.error = [], str(exc)
+            self.installed, self.error = [], self.service.public(str(exc))
         if with_capabilities:
             for m in self.installed:
                 d = self.service.details(m.name, m.digest)
@@ -117,18 +121,34 @@ class Service:
         require_login(self.login_required)
         return self._host
 
+    def public(self, text: str) -> str:
+        """``text`` as a visitor of a shared app may see it: without the Ollama server's
+        address (with it they could use Ollama directly, past every rule here) and without
+        the server's paths. Unchanged on a private app."""
+        if not text or not self.policy.shared:
+            return text
+        url = resolve_host(self._host)
+        for form in sorted({url, url.split("://", 1)[-1]}, key=len, reverse=True):
+            text = text.replace(form, HIDDEN_HOST)
+        return redact(text)
+
+    def server_status(self) -> cp.ServerStatus:
+        """cp.server_status for this host, its host and error as ``public`` shows them."""
+        s = cp.server_status(self.host)
+        if not self.policy.shared:
+            return s
+        return dataclasses.replace(s, host=HIDDEN_HOST, error=self.public(s.error))
+
     def status_html(self) -> str:
         """The status line: Ollama's host and version, or what is wrong and how to fix it.
         When nothing answers at a local host, start 'ollama serve' if we can, and say so."""
-        status = cp.server_status(self.host)
+        status = self.server_status()
         if status.reachable:
             return render.status_html(status)
         result = self._autostart()
-        # A visitor learns that Ollama is down and what to ask for, not where its binary and
-        # log live on the server.
-        said = redact(result.message) if self.policy.shared else result.message
+        said = self.public(result.message)
         if result.reachable:
-            return render.status_html(cp.server_status(self.host), note=said)
+            return render.status_html(self.server_status(), note=said)
         return render.status_html(status, hint=said)
 
     def _autostart(self) -> cp.AutostartResult:
@@ -196,7 +216,7 @@ class Service:
         if not self.may_pull(name):
             return f"⚠️ {render.escape(name)} is not installed, and downloads of it are " \
                    f"not allowed on this shared app."
-        return f"{text}\n\n{render_models.fit_note(cp.check_fit(name, self.host))}"
+        return f"{text}\n\n{self.public(render_models.fit_note(cp.check_fit(name, self.host)))}"
 
     def may_pull(self, name: str) -> bool:
         """Whether the policy lets visitors download ``name`` (False when it cannot tell)."""
@@ -216,8 +236,9 @@ class Service:
         verdict = cp.check_fit(name, self.host)
         refusal = render_models.fit_refusal(verdict)
         if refusal and self.policy.shared:
-            return (f"{verdict.message} Not downloading {verdict.model}: on this shared app "
-                    f"only the operator can download a model that may not fit.")
+            return self.public(
+                f"{verdict.message} Not downloading {verdict.model}: on this shared app "
+                f"only the operator can download a model that may not fit.")
         return refusal
 
     def start_preload(self, name: str) -> None:
