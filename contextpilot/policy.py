@@ -150,8 +150,14 @@ class Visit:
     served: bool = False
 
     def why_shared(self) -> Optional[str]:
-        """The first reason this request counts as a visitor's, else None (checked in order
-        of cost: the socket table is read last)."""
+        """The first reason this request counts as a visitor's, else None (worked out once
+        per Visit: the front end keeps one per request, and policy checks ask many times)."""
+        if "_why" not in self.__dict__:
+            object.__setattr__(self, "_why", self._reason())
+        return self.__dict__["_why"]
+
+    def _reason(self) -> Optional[str]:
+        # in order of cost: the socket table is read last
         h = {k.lower(): v for k, v in self.headers.items()}
         if self.served or served_by_environment():
             return "the server is public"
