@@ -41,8 +41,9 @@ def build_app(host: Optional[str] = None, default_model: Optional[str] = None,
               ) -> gr.Blocks:
     """Build the app for the Ollama at ``host`` (None: OLLAMA_HOST, else localhost).
 
-    ``policy``: the shared-app rules (default: from the environment, private unless
-    SPACE_ID or GRADIO_SHARE says otherwise). ``preload``: load a model into memory after
+    ``policy``: the shared-app rules (default: from the environment); whatever it says,
+    every request is judged again from how it arrived (``serving.current_visit``), so a
+    launch or mount by other code cannot give visitors the operator's rights. ``preload``: load a model into memory after
     its download (default: CONTEXTPILOT_PRELOAD, on). Nothing here talks to Ollama: the
     model list and status are filled on page load.
     """
