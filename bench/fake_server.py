@@ -8,7 +8,12 @@ until stdin closes. Two extra routes drive it from the benchmark process:
   ``faults`` (a dict of fault switches); ``{"reset": true}`` turns every fault off.
 - ``GET /bench/stats``: when each model's pull wrote "success" and every client disconnect,
   as ``time.monotonic()`` values (one system-wide clock on Linux, comparable across
-  processes), plus the request counters.
+  processes), plus the request counters, and for each ``cadence-*`` pull when each progress
+  event was written, with its layer and byte count.
+
+``cadence-*`` models are pulled at the real server's pace (server/download.go): a 60 ms
+ticker reports each layer's bytes so far, with no final completed == total tick (the next
+status line says the layer is done; a layer done within 60 ms sends nothing).
 """
 
 from __future__ import annotations
@@ -27,6 +32,10 @@ from tests.fake_ollama import FakeModel, FakeOllama  # noqa: E402
 PULL_EVENTS = 100_000
 CHUNK = 1_000
 PULL_MODELS = 24  # bench-pull-0 … : each run pulls a fresh one (a pulled model is installed)
+CADENCE_MODELS = 8
+CADENCE_LAYERS = [30_000_000, 12_000, 500]
+CADENCE_RATE = 10_000_000  # bytes/s: the weights take 3 s, 50 reports
+TICK = 0.06
 TOKENS = {"tokens-2k": 2_000, "tokens-8k": 8_000, "tokens-600": 600, "tokens-100": 100,
           "tokens-1": 1}
 
@@ -43,11 +52,44 @@ def models() -> tuple[list[FakeModel], list[FakeModel]]:
     remote = [FakeModel(name=f"bench-pull-{i}:latest", layers=[PULL_EVENTS * CHUNK, 1_000, 500])
               for i in range(PULL_MODELS)]
     remote.append(FakeModel(name="stall-pull:latest", layers=[10_000_000, 100]))
+    remote += [FakeModel(name=f"cadence-{i}:latest", layers=CADENCE_LAYERS)
+               for i in range(CADENCE_MODELS)]
     return installed, remote
 
 
+def _cadence_layers(h, out, m: FakeModel, log: list) -> None:
+    """download.go's pace: the bytes of each layer reported every 60 ms, never the last tick."""
+    for digest, size in zip(m.digests, m.layers):
+        start = time.monotonic()
+        tick = start + TICK
+        while True:
+            h._wait(max(0.0, tick - time.monotonic()))
+            done = int((time.monotonic() - start) * CADENCE_RATE)
+            if done >= size:
+                break
+            out.emit(fo._progress(f"pulling {digest[7:19]}", digest, size, done), delay=0)
+            log.append((time.monotonic(), digest, done))
+            tick += TICK
+
+
+def _cadence_pull(h, body: dict, log: list) -> None:
+    n = fo.parse_name(body.get("model") or "")
+    m = h.fake._remote[n.key]
+    with h.fake._lock:
+        h.fake.pull_requests[n.short] += 1
+    out = fo._Out(h, True, 0.0)
+    try:
+        out.emit({"status": "pulling manifest"})
+        _cadence_layers(h, out, m, log)
+        for status in ("verifying sha256 digest", "writing manifest", "success"):
+            out.emit({"status": status}, delay=0)
+        out.finish()
+    finally:
+        out.close()
+
+
 def _install_instrumentation(fake: FakeOllama) -> dict:
-    stats = {"success": {}, "disconnects": []}
+    stats = {"success": {}, "disconnects": [], "cadence": {}}
     emit = fo._Out.emit
 
     def timed_emit(self, obj, delay=None):
@@ -67,6 +109,8 @@ def _install_instrumentation(fake: FakeOllama) -> dict:
 
     def h_pull(self, body):
         self._bench_model = fo.parse_name(body.get("model") or body.get("name") or "").short
+        if self._bench_model.startswith("cadence-"):
+            return _cadence_pull(self, body, stats["cadence"].setdefault(self._bench_model, []))
         pull(self, body)
 
     def h_config(self, body):

@@ -24,6 +24,7 @@ import ollama  # noqa: E402
 from gradio_client import Client  # noqa: E402
 
 import contextpilot as cp  # noqa: E402
+from bench.engine import bench_engine  # noqa: E402
 from bench.harness import (App, Fake, Proxy, RssSampler, first_disconnect_after,  # noqa: E402
                            median)
 from contextpilot import models as cp_models  # noqa: E402
@@ -451,6 +452,7 @@ def main() -> int:
     fake = Fake()
     app = bare = None
     try:
+        bench_engine(fake, row, q)  # first: no other thread in this process yet
         if q:  # 10,000 pull events instead of 100,000
             fake.config(chunk_size=10_000)
         app, bare = bench_startup(fake, 1 if q else 3)

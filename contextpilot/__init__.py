@@ -33,7 +33,7 @@ from .models import (
 from .names import ModelName, parse_name, same_model
 from .policy import AccessPolicy
 from .progress import throttle
-from .pull import active_pulls, cancel_pull, is_pulling, pull_model
+from .pull import active_pulls, cancel_pull, is_pulling, pull_model, recent_pulls
 from .types import (
     ChatDone,
     ChatEvent,
@@ -41,6 +41,7 @@ from .types import (
     FitVerdict,
     ModelDetails,
     ModelInfo,
+    PullOutcome,
     PullProgress,
     RunningModel,
     ServerStatus,
@@ -79,6 +80,7 @@ __all__ = [
     "OllamaUnavailable",
     "PullCancelled",
     "PullFailed",
+    "PullOutcome",
     "PullProgress",
     "RunningModel",
     "ServerStatus",
@@ -98,6 +100,7 @@ __all__ = [
     "print_chat",
     "pull_model",
     "pull_with_progress",
+    "recent_pulls",
     "running_models",
     "same_model",
     "server_status",

@@ -189,3 +189,23 @@ class FitVerdict:
     size_source: str = ""
     "Where the download size came from: catalog, registry, pull or installed."
     notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class PullOutcome:
+    """How a pull that ran in this process ended (see ``recent_pulls``)."""
+
+    model: str
+    "The model pulled (display form)."
+    host: str
+    "The Ollama host it was pulled from (a URL)."
+    outcome: str
+    "``done``, ``failed`` or ``cancelled``."
+    message: str
+    "The error's message (what went wrong and what to do); '' when done."
+    ended_at: datetime
+    "When it ended (UTC, timezone-aware)."
+    completed: int = 0
+    "Bytes present over all layers seen when it ended."
+    total: int = 0
+    "Sum of the sizes of all layers seen (0 when none was announced)."

@@ -179,3 +179,53 @@ def test_thinking_is_collapsible_and_history_survives_a_refresh(page, fake_ollam
         open_app(page, url)
         page.get_by_text("why is the sky blue").first.click()  # the saved conversation
         chat.get_by_text("You said: why is the sky blue").wait_for()
+
+
+@pytest.mark.usefixtures("roomy_machine")
+def test_a_download_that_fails_with_its_page_closed_says_why_on_a_new_page(
+        browser, fake_ollama, artifacts, monkeypatch):
+    """Also: the Download click lists its pull at once, and a page shows the panel as it
+    loads; the panel's timer is slowed down here so that it can do neither."""
+    import contextpilot as cp
+    from contextpilot import pull
+    from contextpilot.ui import downloads
+    from tests.ui_helpers import wait_until
+
+    pull._outcomes.clear()  # outcomes of earlier tests in this process
+    monkeypatch.setattr(downloads, "TICK", 60.0)
+    fake_ollama.chunk_size, fake_ollama.event_delay = 10_000, 0.05  # ~20 s download
+    with running_app(fake_ollama.url) as url:
+        first = browser.new_context(viewport={"width": 1200, "height": 1100})
+        page = first.new_page()
+        page.set_default_timeout(15_000)
+        open_app(page, url)
+        page.locator("#model-dropdown input").click()
+        page.get_by_role("option", name="mistral — download 4.1 GB").click()
+        page.locator("#model-note").get_by_text("fits").wait_for()
+        page.locator("#pull-button").click()
+        page.locator('#downloads-panel [data-model="mistral:latest"] [role=progressbar]'
+                     ).wait_for()
+        first.close()  # the Download button's pull is detached: it goes on without the page
+
+        wait_until(lambda: fake_ollama.partial_bytes("mistral") > 0, what="bytes flowing")
+        assert cp.is_pulling("mistral", fake_ollama.url)
+        fake_ollama.faults.drop_pull_after = fake_ollama.partial_bytes("mistral") + 30_000
+        wait_until(lambda: cp.recent_pulls(fake_ollama.url), timeout=10, what="the failure")
+
+        second = browser.new_context(viewport={"width": 1200, "height": 1100})
+        try:
+            page = second.new_page()
+            page.set_default_timeout(15_000)
+            open_app(page, url)
+            panel = page.locator("#downloads-panel")
+            failed = panel.locator('[data-model="mistral:latest"][data-outcome="failed"]')
+            failed.wait_for()
+            page.screenshot(path=str(artifacts / "browser-downloads-failed-while-closed.png"),
+                            full_page=True)
+            text = failed.inner_text()
+            assert text.startswith("mistral:latest — Failed "), text
+            assert "connection lost" in text and "ollama pull mistral:latest" in text, text
+            assert panel.get_by_text("No download is running.").is_visible()
+        finally:
+            second.close()
+    assert fake_ollama.pull_requests["mistral:latest"] == 1

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 CORE = ["_client", "cancel", "catalog", "chat", "errors", "hardware", "models", "names",
-        "policy", "progress", "pull", "types"]
+        "policy", "progress", "pull", "pull_broadcast", "pull_disk", "pull_job", "pull_reader",
+        "pull_registry", "pull_watchdog", "types"]
 
 
 def test_core_type_checks():

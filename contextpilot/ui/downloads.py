@@ -1,9 +1,11 @@
 """The downloads panel: every pull running in this process (any tab, any user, a chat's
-auto-pull), refreshed by a timer, with a Cancel control.
+auto-pull), refreshed by a timer, with a Cancel control, and under them how the downloads of
+the last hour ended ("Failed 3 min ago: ...").
 
-It reads ``active_pulls()`` — the process's registry of shared pulls — not anything the
-page started, so a reopened page shows a download still running (the Download button's
-pulls are detached: closing the page does not stop them).
+It reads ``active_pulls()`` and ``recent_pulls()`` — the process's registry of shared pulls
+and their outcomes — not anything the page started, so a reopened page shows a download still
+running, or why it failed while the page was closed (the Download button's pulls are
+detached: closing the page does not stop them).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 from typing import Optional
 
 import gradio as gr
+from gradio.context import Context
 
 import contextpilot as cp
 from contextpilot.ui import render, render_models
@@ -20,8 +23,11 @@ from contextpilot.ui.service import Service
 TICK = 0.5  # seconds between refreshes of the panel
 
 
-def build_downloads(service: Service, private: dict) -> None:
-    """Render the panel where it is called (inside a Blocks) and wire its events."""
+def build_downloads(service: Service, private: dict,
+                    started: Optional[gr.HTML] = None) -> None:
+    """Render the panel where it is called (inside a Blocks) and wire its events. With
+    ``started`` (the Download button's progress area), a download started in this page is
+    listed as soon as it runs, not at the next tick."""
     with gr.Accordion("Downloads", open=True, elem_id="downloads"):
         panel = gr.HTML(render_models.downloads_html([]), elem_id="downloads-panel")
         with gr.Row(equal_height=True, visible=False) as controls:  # shown while any runs
@@ -36,12 +42,19 @@ def build_downloads(service: Service, private: dict) -> None:
 
     def tick(current: Optional[str], last: list):
         pulls = cp.active_pulls(service.host)
+        html = render_models.downloads_html(pulls, cp.recent_pulls(service.host))
         names = [p.model for p in pulls]
         if names == last:
-            return render_models.downloads_html(pulls), gr.skip(), gr.skip(), last
+            return html, gr.skip(), gr.skip(), last
         value = current if current in names else (names[0] if names else None)
-        return (render_models.downloads_html(pulls),
-                gr.Dropdown(choices=names, value=value), gr.Row(visible=bool(names)), names)
+        return html, gr.Dropdown(choices=names, value=value), gr.Row(visible=bool(names)), names
+
+    def on_started(current: Optional[str], last: list):
+        # The Download button's progress changed: a pull started in this page shows now,
+        # not at the next tick; otherwise nothing to send.
+        if [p.model for p in cp.active_pulls(service.host)] == last:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        return tick(current, last)
 
     async def cancel_download(name: Optional[str]) -> str:
         if not name:
@@ -54,4 +67,10 @@ def build_downloads(service: Service, private: dict) -> None:
     events = dict(show_progress="hidden", concurrency_limit=None, **private)
     timer.tick(tick, [which, seen], [panel, which, controls, seen], api_name="downloads_panel",
                **events)
+    # As the page loads, not at the first tick (private: a callable value would be public).
+    if Context.root_block is not None:
+        Context.root_block.load(tick, [which, seen], [panel, which, controls, seen], **events)
+    if started is not None:
+        started.change(on_started, [which, seen], [panel, which, controls, seen], **events)
     cancel.click(cancel_download, [which], [result], api_name="cancel_download", **private)
+

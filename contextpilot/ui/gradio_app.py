@@ -65,7 +65,7 @@ def build_app(host: Optional[str] = None, default_model: Optional[str] = None,
             with gr.Tab("Chat", id="chat") as chat_tab:
                 model, think, override, note, pull_status, pull_button = _chat_tab(
                     h, configured, status)
-                build_downloads(service, private)
+                build_downloads(service, private, started=pull_status)
             with gr.Tab("Models", id="models") as models_tab:
                 refresh_tab, selected, tab_outputs, running_timer = build_models_tab(
                     service, model, private)

@@ -7,7 +7,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Iterable, Optional, Sequence
 
-from ..types import FitVerdict, ModelDetails, ModelInfo, PullProgress, RunningModel
+from ..types import (FitVerdict, ModelDetails, ModelInfo, PullOutcome, PullProgress,
+                     RunningModel)
 from .render import escape, human_bytes, human_eta, percent, progress_facts, step_words
 
 TABLE_HEADERS = ["Name", "Size", "Parameters", "Quantization", "Modified"]
@@ -74,12 +75,54 @@ def running_html(running: Sequence[RunningModel], now: Optional[datetime] = None
     return f'<div class="cp-running" data-count="{len(running)}"><ul>{items}</ul></div>'
 
 
-def downloads_html(pulls: Sequence[PullProgress]) -> str:
-    """The downloads panel: every running download with its bar."""
-    if not pulls:
-        return '<div class="cp-downloads" data-count="0">No download is running.</div>'
-    rows = "".join(_download_row(p) for p in pulls)
+def downloads_html(pulls: Sequence[PullProgress], recent: Sequence[PullOutcome] = (),
+                   now: Optional[datetime] = None) -> str:
+    """The downloads panel: every running download with its bar, then how the recent ones
+    ended (the newest of each model not running now), e.g. "Failed 3 min ago: ..."."""
+    running = {p.model for p in pulls}
+    ended = _newest_per_model(o for o in recent if o.model not in running)
+    rows = "".join(_download_row(p) for p in pulls) if pulls else (
+        '<div class="cp-idle">No download is running.</div>')
+    if ended:
+        now = now or datetime.now(timezone.utc)
+        rows += ('<div class="cp-recent" style="margin-top:6px">'
+                 + "".join(_outcome_row(o, now) for o in ended) + "</div>")
     return f'<div class="cp-downloads" data-count="{len(pulls)}">{rows}</div>'
+
+
+OUTCOME_WORDS = {"done": "Done", "failed": "Failed", "cancelled": "Cancelled"}
+
+
+def _newest_per_model(outcomes: Iterable[PullOutcome]) -> list[PullOutcome]:
+    seen: dict[str, PullOutcome] = {}
+    for o in outcomes:  # newest first already
+        seen.setdefault(o.model, o)
+    return list(seen.values())
+
+
+def ago(then: datetime, now: datetime) -> str:
+    """``'just now'``, ``'40 s ago'``, ``'3 min ago'``, ``'2 h ago'``."""
+    s = max(0, int((now - then).total_seconds()))
+    if s < 10:
+        return "just now"
+    if s < 60:
+        return f"{s} s ago"
+    if s < 3600:
+        return f"{s // 60} min ago"
+    return f"{s // 3600} h ago"
+
+
+def _outcome_row(o: PullOutcome, now: datetime) -> str:
+    head = f"{OUTCOME_WORDS.get(o.outcome, o.outcome.capitalize())} {ago(o.ended_at, now)}"
+    if o.outcome == "done":
+        detail = f" · {human_bytes(o.total)}" if o.total else ""
+    else:
+        where = f" at {human_bytes(o.completed)} of {human_bytes(o.total)}" if o.total else ""
+        detail = where + ("; downloading it again resumes it." if o.outcome == "cancelled"
+                          else f": {o.message}" if o.message else "")
+    return (f'<div class="cp-outcome" data-model="{escape(o.model)}" '
+            f'data-outcome="{escape(o.outcome)}" style="font-size:0.9em;margin:2px 0">'
+            f"<strong>{escape(o.model)}</strong> — {escape(head + detail)}</div>")
 
 
 def _download_row(p: PullProgress) -> str:

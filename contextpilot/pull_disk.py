@@ -1,0 +1,33 @@
+"""The disk guard: stop a pull as soon as a layer's size shows it cannot fit.
+
+A layer announces its size when it starts (the first is the weights, nearly the whole model),
+so the check runs once per new layer, in the pull thread, with no lock held: measuring the
+disk may take a while, and nobody else must wait for it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+from . import hardware
+from .types import PullProgress
+
+
+class DiskGuard:
+    """Whether what is left of a pull fits on Ollama's disk (a local host only)."""
+
+    def __init__(self, host: str, enabled: bool = True) -> None:
+        self.enabled = enabled and hardware.is_local_host(host) and (
+            os.environ.get("CONTEXTPILOT_DISK_CHECK", "1") != "0")
+
+    def refusal(self, previous: Optional[PullProgress], value: PullProgress) -> Optional[str]:
+        """Why the pull must stop (the abort reason), or None to go on."""
+        if not self.enabled or value.total <= (previous.total if previous else 0):
+            return None
+        missing = value.total - value.completed
+        free = hardware.guard_disk()
+        if free is None or missing <= free:
+            return None
+        return (f"no space left on device: {hardware.gb(missing)} more is needed and only "
+                f"{hardware.gb(free)} is free")
