@@ -121,16 +121,16 @@ class Service:
         require_login(self.login_required)
         return self._host
 
-    def public(self, text: str) -> str:
+    def public(self, text: str, paths: bool = True) -> str:
         """``text`` as a visitor of a shared app may see it: without the Ollama server's
-        address (with it they could use Ollama directly, past every rule here) and without
-        the server's paths. Unchanged on a private app."""
+        address (with it they could use Ollama directly, past every rule here) and, unless
+        ``paths`` is False (HTML), without the server's paths. Unchanged on a private app."""
         if not text or not self.policy.shared:
             return text
         url = resolve_host(self._host)
         for form in sorted({url, url.split("://", 1)[-1]}, key=len, reverse=True):
             text = text.replace(form, HIDDEN_HOST)
-        return redact(text)
+        return redact(text) if paths else text
 
     def server_status(self) -> cp.ServerStatus:
         """cp.server_status for this host, its host and error as ``public`` shows them."""
