@@ -11,7 +11,7 @@ no request to look at, and the answer is the fail-closed one: a visitor's.
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+from typing import Any
 
 from contextpilot.errors import NotAllowed
 from contextpilot.policy import MAX_FILE_BYTES, UNKNOWN_VISIT, Visit, is_loopback_bind
