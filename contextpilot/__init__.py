@@ -5,16 +5,26 @@ generators of typed values (``PullProgress``, ``ContentDelta``, ``ThinkingDelta`
 errors are the exceptions in ``contextpilot.errors``, each with a message that says what to do.
 """
 
+import logging
+
+# The library never prints: without a handler of the application's, Python's last resort
+# would write our warnings (a failed pull) to stderr next to the front end's own message.
+logging.getLogger("contextpilot").addHandler(logging.NullHandler())
+
 from .autostart import Autostart, AutostartResult, ensure_ollama
 from .cancel import CancelToken
-from .chat import chat_stream
+from .chat import THINK_LEVELS, chat_stream, think_levels
 from .hardware import check_fit
 from .errors import (
+    CloudDisabled,
+    CloudSignInRequired,
     ContextPilotError,
     InvalidModelName,
     InvalidRequest,
+    ModelCrashed,
     ModelNotFound,
     NotAllowed,
+    OllamaBusy,
     OllamaError,
     OllamaUnavailable,
     PullCancelled,
@@ -66,16 +76,20 @@ __all__ = [
     "CancelToken",
     "ChatDone",
     "ChatEvent",
+    "CloudDisabled",
+    "CloudSignInRequired",
     "ContentDelta",
     "ContextPilotError",
     "FitVerdict",
     "InvalidModelName",
     "InvalidRequest",
+    "ModelCrashed",
     "ModelDetails",
     "ModelInfo",
     "ModelName",
     "ModelNotFound",
     "NotAllowed",
+    "OllamaBusy",
     "OllamaError",
     "OllamaUnavailable",
     "PullCancelled",
@@ -84,6 +98,7 @@ __all__ = [
     "PullProgress",
     "RunningModel",
     "ServerStatus",
+    "THINK_LEVELS",
     "ThinkingDelta",
     "active_pulls",
     "cancel_pull",
@@ -104,6 +119,7 @@ __all__ = [
     "running_models",
     "same_model",
     "server_status",
+    "think_levels",
     "throttle",
     "unload_model",
 ]

@@ -10,22 +10,29 @@ the read at once and the server sees the disconnect.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
 import re
 import socket
+import ssl
 import threading
-from typing import Any, Callable, Iterator, Optional
+import time
+from typing import Any, Callable, Iterator, Optional, Sequence, TypeVar
 
 import httpx
 import ollama
 from ollama._client import _parse_host
 
 from .errors import (
+    CloudDisabled,
+    CloudSignInRequired,
     ContextPilotError,
     InvalidRequest,
+    ModelCrashed,
     ModelNotFound,
+    OllamaBusy,
     OllamaError,
     OllamaUnavailable,
     PullCancelled,
@@ -45,6 +52,7 @@ READ_TIMEOUT = float(os.environ.get("CONTEXTPILOT_READ_TIMEOUT", "30"))
 _clients: dict[tuple[str, bool], ollama.Client] = {}
 _clients_lock = threading.Lock()
 _capture = threading.local()
+T = TypeVar("T")
 
 
 def resolve_host(host: Optional[str] = None) -> str:
@@ -69,10 +77,11 @@ def get_client(host: Optional[str] = None, *, streaming: bool = False) -> ollama
     with _clients_lock:
         client = _clients.get((url, streaming))
         if client is None:
-            extra: dict[str, Any] = {}
+            hooks: dict[str, list] = {"response": [_keep_error_body]}
+            extra: dict[str, Any] = {"event_hooks": hooks}
             if streaming:
-                extra = dict(limits=httpx.Limits(max_keepalive_connections=0),
-                             event_hooks={"request": [_trace_stream]})
+                hooks["request"] = [_trace_stream]
+                extra["limits"] = httpx.Limits(max_keepalive_connections=0)
             read = None if streaming else READ_TIMEOUT
             client = ollama.Client(
                 host=url, timeout=httpx.Timeout(read, connect=CONNECT_TIMEOUT), **extra)
@@ -94,11 +103,16 @@ class Stream:
     from ``get_client(host, streaming=True)``.
     """
 
-    def __init__(self, call: Callable[[], Iterator[Any]]) -> None:
+    def __init__(self, call: Callable[[], Iterator[Any]],
+                 delays: Optional[Sequence[float]] = None) -> None:
         self._call = call
+        self._delays = delays
         self._sock: Optional[socket.socket] = None
         self._lock = threading.Lock()
+        self._aborted_event = threading.Event()
         self.aborted: Optional[str] = None
+        self.busy_retries = 0
+        "How many 503 busy answers were retried before the stream started."
 
     def _trace(self, event: str, info: dict) -> None:
         # TLS wraps the TCP socket (the plain one is detached): take the wrapped one then.
@@ -115,22 +129,38 @@ class Stream:
             if self.aborted is None:
                 self.aborted = reason
             _shutdown(self._sock)
+        self._aborted_event.set()  # also ends a back-off wait at once
 
     def __iter__(self) -> Iterator[Any]:
         if self.aborted:
             return
-        _capture.stream = self
-        try:
-            iterator = self._call()
-            first = next(iterator, _END)
-        finally:
-            _capture.stream = None
+        iterator, first = self._start()
         if first is _END:
             return
         yield first
         # After abort() the socket is shut down, so the next read fails even on a server
         # that keeps talking; only lines already buffered are still parsed.
         yield from iterator
+
+
+    def _start(self) -> tuple[Iterator[Any], Any]:
+        """Open the stream and read its first value. 503 busy (nothing received yet) is
+        retried after each of the back-off delays; an abort ends the wait at once."""
+        waits = list(BUSY_DELAYS if self._delays is None else self._delays)
+        while True:
+            _capture.stream = self
+            try:
+                iterator = self._call()
+                return iterator, next(iterator, _END)
+            except ollama.ResponseError as exc:
+                if exc.status_code != 503 or not waits:
+                    raise
+                self.busy_retries += 1
+                log.info("Ollama is busy (503); retrying in %g s", waits[0])
+                if self._aborted_event.wait(waits.pop(0)):
+                    raise
+            finally:
+                _capture.stream = None
 
 
 _END = object()
@@ -144,16 +174,41 @@ def _shutdown(sock: Optional[socket.socket]) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Error translation: every ollama/httpx error becomes one of ours, here and nowhere else.
+# The one error table: every ollama/httpx/pydantic error becomes one of ours, here and nowhere
+# else, the way httpx's map_httpcore_exceptions maps httpcore's. ``map_error`` is the table;
+# ``call`` (quick calls), ``Stream`` (pull and chat), ``pull_error`` and ``status_error``
+# all go through it. It also decides what is retried: 503 busy, before the first byte.
 
 _TRANSPORT_LOST = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError,
-                   ConnectionAbortedError)
+                   ConnectionAbortedError, ConnectionResetError, BrokenPipeError)
 _UNREACHABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, ConnectionError,
                 httpx.TransportError)
 # An absolute path where Go puts one: after the start, a space or a quote (so neither a URL's
 # "//" nor "user/model" matches), up to the ": " that ends it in "op path: reason", a quote,
 # ", " or the end. Spaces inside the path ("/Users/John Smith/...") are part of it.
 _PATH = re.compile(r"""(?:(?<=^)|(?<=[\s"'(]))(?:[A-Za-z]:\\|/)(?!/)[^"'\n]*?(?=: |["']|, |$)""")
+
+BUSY_DELAYS: tuple[float, ...] = (0.5, 1.0, 2.0)
+"Seconds to wait before each retry of a 503 busy answer (nothing received yet): 3 retries."
+# llm/server.go ErrLoadRequiredFull, llm/llama_server.go, and servers before v0.30.0.
+_OUT_OF_MEMORY = ("unable to load full model on gpu", "out-of-memory", "out of memory",
+                  "requires more system memory", "cudamalloc failed", "insufficient memory")
+_RUNNER_STOPPED = ("model runner has unexpectedly stopped", "runner process has terminated",
+                   "an error was encountered while running the model")
+
+
+@dataclasses.dataclass(frozen=True)
+class Context:
+    """What a call was doing when it failed: the row of the table depends on it."""
+
+    host: str
+    op: str = "call"
+    "call (list, show, ps, delete, load...), pull or chat."
+    model: Optional[str] = None
+    during: Optional[str] = None
+    "For 'lost the connection during the ...'."
+    stream: Optional["Stream"] = None
+    "A pull's or chat's stream: an abort says why it ended."
 
 
 def redact(text: str) -> str:
@@ -173,84 +228,221 @@ def redact(text: str) -> str:
     return _PATH.sub("<path>", text)
 
 
-def status_error(status: str, model: str) -> Exception:
-    """A pull line whose status is "error: ..." (the newer registry client's way)."""
-    reason = redact(status.split(":", 1)[1].strip() if ":" in status else status)
-    if "not found" in reason or "file does not exist" in reason:
+def map_error(exc: BaseException, ctx: Context) -> Exception:
+    """The one table: ``exc`` raised while doing ``ctx`` -> the error the user sees."""
+    stream = ctx.stream
+    if stream is not None and stream.aborted:  # we ended it: the abort says why
+        return _aborted(stream.aborted, ctx)
+    if isinstance(exc, ContextPilotError):  # already ours: keep its words
+        return exc
+    if isinstance(exc, ollama.ResponseError):
+        return _response(exc, ctx)
+    if isinstance(exc, json.JSONDecodeError):
+        return _malformed(ctx)
+    if isinstance(exc, (ValueError, TypeError)):  # pydantic's ValidationError is a ValueError
+        return InvalidRequest(f"The request could not be sent to Ollama: {_short(exc)}")
+    if isinstance(exc, httpx.ProxyError):
+        return OllamaUnavailable(ctx.host, message=(
+            f"Could not reach Ollama at {ctx.host} through the proxy ({_short(exc)}). Check "
+            f"HTTPS_PROXY / HTTP_PROXY / ALL_PROXY, or add the host to NO_PROXY."))
+    if _is_tls(exc):
+        return OllamaUnavailable(ctx.host, message=(
+            f"The secure (TLS) connection to {ctx.host} failed ({_short(_tls_cause(exc))}). "
+            f"Check the https:// address and its certificate (SSL_CERT_FILE), or use http:// "
+            f"for a local Ollama."))
+    return _transport(exc, ctx)
+
+
+def _aborted(reason: str, ctx: Context) -> Exception:
+    model = ctx.model or ""
+    if reason == "cancelled":
+        return PullCancelled(model)
+    kind = "stalled" if reason.startswith("stalled") else (
+        "disk full" if "no space left" in reason else "other")
+    return PullFailed(model, reason, kind=kind)
+
+
+def _transport(exc: BaseException, ctx: Context) -> Exception:
+    if isinstance(exc, (httpx.ReadTimeout, httpx.WriteTimeout)) and ctx.op == "call":
+        return OllamaError("no answer", None, ctx.model, message=(
+            f"Ollama at {ctx.host} did not answer within {READ_TIMEOUT:g} s; it may be busy "
+            f"(loading a model). Try again in a moment"))
+    refused = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout,
+                               ConnectionRefusedError)) or (
+        isinstance(exc, ConnectionError) and "Failed to connect" in str(exc))
+    if refused:
+        return OllamaUnavailable(ctx.host)
+    if isinstance(exc, (*_TRANSPORT_LOST, httpx.TimeoutException, ConnectionError)):
+        if ctx.op == "pull":
+            return PullFailed(ctx.model or "", "connection lost: Ollama closed the stream",
+                              kind="connection lost")
+        return OllamaUnavailable(ctx.host, during=ctx.during or (
+            "answer" if ctx.op == "chat" else "request"))
+    if isinstance(exc, httpx.TransportError):
+        return OllamaUnavailable(ctx.host)
+    if isinstance(exc, httpx.HTTPError):
+        return OllamaError(f"unexpected answer from Ollama ({type(exc).__name__})", None,
+                           ctx.model)
+    if ctx.op == "pull":
+        return PullFailed(ctx.model or "", f"{type(exc).__name__}: {_short(exc)}", kind="other")
+    return OllamaError(f"{type(exc).__name__}: {_short(exc)}", None, ctx.model)
+
+
+def _malformed(ctx: Context) -> Exception:
+    if ctx.op == "pull":
+        return PullFailed(ctx.model or "", "Ollama sent a malformed progress line", kind="other")
+    return OllamaError("Ollama sent a malformed line", None, ctx.model)
+
+
+def _response(exc: ollama.ResponseError, ctx: Context) -> Exception:
+    """Ollama answered with an error: by its status (-1: an error line inside a stream)."""
+    status, reason, model = exc.status_code, _reason(exc), ctx.model
+    low = reason.lower()
+    cloud = _is_cloud(model or "")
+    if status == 503:
+        return OllamaBusy(reason, model)
+    if status == 401:
+        return CloudSignInRequired(reason, model, signin_url=_signin_url(exc),
+                                   direct=_is_ollama_com(ctx.host))
+    if status == 403 and "cloud is disabled" in low:
+        return CloudDisabled(reason, model)
+    if status == 499:
+        return OllamaError(reason, 499, model, message=(
+            f"Ollama cancelled the request ({reason}): the connection closed before it "
+            f"answered. Send it again."))
+    if any(k in low for k in _OUT_OF_MEMORY):
+        return ModelCrashed(reason, model, status_code=status, out_of_memory=True)
+    if any(k in low for k in _RUNNER_STOPPED):
+        return ModelCrashed(reason, model, status_code=status,
+                            mid_answer=ctx.op == "chat" and status == -1)
+    if ctx.op == "pull":
+        return _pull_response(status, reason, model or "")
+    if status == 404 and model:
+        return ModelNotFound(model, installed_only=not cloud, cloud=cloud)
+    return OllamaError(reason, status, model)
+
+
+def _pull_response(status: int, reason: str, model: str) -> Exception:
+    low = reason.lower()
+    if status == 404 or "file does not exist" in low or "not found" in low:
+        # "pull model manifest: file does not exist", and the newer registry client's
+        # {"code": "not_found", "error": "model \"x\" not found"} line
         return ModelNotFound(model)
-    return PullFailed(model, reason)
+    if status == 400:
+        return OllamaError(reason, status, model)
+    if "no space left" in low or "not enough space" in low:
+        return PullFailed(model, reason, kind="disk full")
+    return PullFailed(model, reason, kind="other")
 
 
 def _reason(exc: ollama.ResponseError) -> str:
     return redact(str(exc.error).strip()) or f"HTTP {exc.status_code}"
 
 
+def _short(exc: BaseException, limit: int = 300) -> str:
+    text = redact(str(exc).strip()) or type(exc).__name__
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _is_cloud(model: str) -> bool:
+    from .names import parse_name  # names imports errors only; no cycle at import time
+
+    if not model:
+        return False
+    try:
+        return parse_name(model).is_cloud
+    except ValueError:
+        return False
+
+
+def _is_ollama_com(host: str) -> bool:
+    return (httpx.URL(host).host or "").lower() in ("ollama.com", "www.ollama.com")
+
+
+def _is_tls(exc: BaseException) -> bool:
+    return isinstance(_tls_cause(exc), ssl.SSLError)
+
+
+def _tls_cause(exc: BaseException) -> BaseException:
+    seen: BaseException | None = exc
+    for _ in range(5):  # httpx wraps httpcore wraps ssl
+        if seen is None or isinstance(seen, ssl.SSLError):
+            break
+        seen = seen.__cause__ or seen.__context__
+    return seen if isinstance(seen, ssl.SSLError) else exc
+
+
+def _signin_url(exc: ollama.ResponseError) -> str:
+    """The 401 body's ``signin_url``: ollama-python keeps only "error", so the response
+    hook (``_keep_error_body``) keeps the raw body of the last error on this thread."""
+    body = getattr(_capture, "error_body", "") or ""
+    with contextlib.suppress(ValueError, AttributeError):
+        url = json.loads(body).get("signin_url") or ""
+        if isinstance(url, str) and url.startswith("https://"):
+            return url
+    return ""
+
+
+def _keep_error_body(response: httpx.Response) -> None:
+    if response.status_code >= 400:
+        response.read()  # small: an error body; ollama-python reads it again (cached)
+        _capture.error_body = response.text[:4000]
+
+
 @contextlib.contextmanager
-def translating(host: str, *, model: Optional[str] = None, during: Optional[str] = None):
-    """Map ollama/httpx errors to ours for a non-pull call."""
+def mapping(ctx: Context) -> Iterator[None]:
+    """Map any error raised inside to ours (``raise ... from exc``)."""
     try:
         yield
-    except ollama.ResponseError as exc:
-        if exc.status_code == 404 and model:
-            raise ModelNotFound(model, installed_only=True) from exc
-        raise OllamaError(_reason(exc), exc.status_code, model) from exc
-    except (httpx.ReadTimeout, httpx.WriteTimeout) as exc:
-        raise OllamaError(f"Ollama at {host} did not answer within {READ_TIMEOUT:g} s; it may be "
-                          f"busy (loading a model). Try again in a moment") from exc
-    except _TRANSPORT_LOST as exc:
-        raise OllamaUnavailable(host, during=during or "request") from exc
-    except _UNREACHABLE as exc:
-        raise OllamaUnavailable(host) from exc
-    except (httpx.HTTPError, json.JSONDecodeError) as exc:
-        raise OllamaError(f"unexpected answer from Ollama ({type(exc).__name__})") from exc
+    except Exception as exc:
+        raise map_error(exc, ctx) from exc
 
 
-def pull_error(exc: BaseException, host: str, model: str, stream: Stream) -> Exception:
+def translating(host: str, *, model: Optional[str] = None, during: Optional[str] = None):
+    """The table for a quick call, as a context manager (the older name of ``mapping``)."""
+    return mapping(Context(host, model=model, during=during))
+
+
+def call(fn: Callable[[], T], ctx: Context, delays: Optional[Sequence[float]] = None) -> T:
+    """Run a quick call: 503 busy is retried after each of ``delays`` (default BUSY_DELAYS),
+    every other error is mapped at once."""
+    waits = list(BUSY_DELAYS if delays is None else delays)
+    with mapping(ctx):
+        while True:
+            try:
+                return fn()
+            except ollama.ResponseError as exc:
+                if exc.status_code != 503 or not waits:
+                    raise
+                log.info("Ollama is busy (503); retrying in %g s", waits[0])
+                time.sleep(waits.pop(0))
+
+
+def installed_list(url: str) -> list[tuple[Any, dict]]:
+    """/api/tags as (the client's typed entry, the raw entry) pairs: ollama-python 0.6.3
+    drops remote_model, remote_host, capabilities and details.context_length, which
+    today's server sends (api.ListModelResponse), so the raw body is read too."""
+    ctx = Context(url, during="listing")
+    raw = call(lambda: get_client(url)._request_raw("GET", "/api/tags").json(), ctx)
+    rows = [r for r in (raw.get("models") if isinstance(raw, dict) else None) or []
+            if isinstance(r, dict)]
+    with mapping(ctx):
+        typed = ollama.ListResponse.model_validate({"models": rows}).models
+    return list(zip(typed, rows))
+
+
+def status_error(status: str, model: str) -> Exception:
+    """A pull line whose status is "error: ..." (the newer registry client's way)."""
+    reason = status.split(":", 1)[1].strip() if ":" in status else status
+    return map_error(ollama.ResponseError(reason), Context("", "pull", model))
+
+
+def pull_error(exc: BaseException, host: str, model: str, stream: "Stream") -> Exception:
     """The exception a pull ends with, given what went wrong."""
-    if stream.aborted == "cancelled":
-        return PullCancelled(model)
-    if stream.aborted:
-        return PullFailed(model, stream.aborted)
-    if isinstance(exc, ContextPilotError):  # already ours: keep its words
-        return exc
-    if isinstance(exc, ollama.ResponseError):
-        reason = _reason(exc)
-        if "file does not exist" in reason or exc.status_code == 404:
-            return ModelNotFound(model)
-        if exc.status_code in (400,) and "invalid" in reason:
-            return OllamaError(reason, exc.status_code, model)
-        return PullFailed(model, reason)
-    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, ConnectionRefusedError)):
-        return OllamaUnavailable(host)
-    if isinstance(exc, ConnectionError) and "Failed to connect" in str(exc):
-        return OllamaUnavailable(host)
-    if isinstance(exc, (*_TRANSPORT_LOST, ConnectionError, httpx.TimeoutException)):
-        return PullFailed(model, "connection lost: Ollama closed the stream")
-    if isinstance(exc, httpx.TransportError):
-        return OllamaUnavailable(host)
-    if isinstance(exc, json.JSONDecodeError):
-        return PullFailed(model, "Ollama sent a malformed progress line")
-    return PullFailed(model, f"{type(exc).__name__}: {exc}")
+    return map_error(exc, Context(host, "pull", model, stream=stream))
 
 
-def chat_error(exc: BaseException, host: str, model: str) -> Exception:
+def chat_error(exc: BaseException, host: str, model: str,
+               stream: Optional["Stream"] = None) -> Exception:
     """The exception a chat stream ends with."""
-    if isinstance(exc, ContextPilotError):
-        return exc
-    if isinstance(exc, ollama.ResponseError):
-        if exc.status_code == 404:
-            return ModelNotFound(model, installed_only=True)
-        return OllamaError(_reason(exc), exc.status_code, model)
-    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
-        return OllamaUnavailable(host)
-    if isinstance(exc, ConnectionError) and "Failed to connect" in str(exc):
-        return OllamaUnavailable(host)
-    if isinstance(exc, (*_TRANSPORT_LOST, ConnectionError, httpx.TimeoutException)):
-        return OllamaUnavailable(host, during="answer")
-    if isinstance(exc, httpx.TransportError):
-        return OllamaUnavailable(host)
-    if isinstance(exc, json.JSONDecodeError):
-        return OllamaError("Ollama sent a malformed line", None, model)
-    if isinstance(exc, (ValueError, TypeError)):  # the client refused our request itself
-        return InvalidRequest(f"The message could not be sent: {exc}")
-    return OllamaError(f"{type(exc).__name__}: {exc}", None, model)
+    return map_error(exc, Context(host, "chat", model, "answer", stream))

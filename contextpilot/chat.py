@@ -1,23 +1,61 @@
 """chat_stream(): auto-pull a missing model (yielding PullProgress), then stream the answer
 as typed deltas, then the stats. Ollama answering 404 to the chat itself (the model was
-removed between the check and the call) pulls and retries once.
+removed between the check and the call) pulls and retries once. A cloud model
+(``gpt-oss:120b:cloud``) is never pulled: the local server proxies it to ollama.com.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Generator, Iterable, Iterator, Mapping, Optional, Sequence
+from typing import Any, Generator, Iterable, Iterator, Mapping, Optional, Sequence, Union
 
 from . import _client, models
 from .cancel import CancelToken
-from .errors import ModelNotFound, OllamaError, OllamaUnavailable, PullCancelled, PullFailed
+from .errors import (InvalidRequest, ModelNotFound, OllamaError, OllamaUnavailable,
+                     PullCancelled, PullFailed)
 from .names import parse_name
 from .progress import Clock
 from .pull import pull_model
 from .types import ChatDone, ChatEvent, ContentDelta, ThinkingDelta
 
 log = logging.getLogger("contextpilot")
+
+THINK_LEVELS = ("low", "medium", "high", "max")
+"What ``think`` takes besides True/False (gpt-oss; Ollama maps max to high for it)."
+Think = Union[bool, str, None]
+
+
+def think_levels(model: str, family: str = "") -> tuple[str, ...]:
+    """The levels ``model`` takes for ``think`` (the gpt-oss family: low, medium, high;
+    Ollama maps max to high for it); () for models that only think or not.
+
+    >>> think_levels("gpt-oss:120b-cloud"), think_levels("qwen3:0.6b")
+    (('low', 'medium', 'high'), ())
+    """
+    base = model.rpartition("/")[2].split(":", 1)[0].lower()
+    if base.startswith("gpt-oss") or family.lower() in ("gptoss", "gpt-oss"):
+        return THINK_LEVELS[:3]
+    return ()
+
+
+def think_value(think: object) -> Think:
+    """Validate ``think``: None (the model's default), True/False, or a level.
+
+    >>> think_value("High"), think_value(False), think_value(None)
+    ('high', False, None)
+    >>> think_value("hard")
+    Traceback (most recent call last):
+    ...
+    contextpilot.errors.InvalidRequest: think must be True, False or one of low, medium, high, max (not 'hard').
+    """
+    if think is None or think is True or think is False:
+        return think
+    if isinstance(think, str) and think.strip().lower() in THINK_LEVELS:
+        return think.strip().lower()
+    shown = repr(think)[:40]
+    raise InvalidRequest(f"think must be True, False or one of {', '.join(THINK_LEVELS)} "
+                         f"(not {shown}).")
 
 
 def chat_stream(
@@ -26,7 +64,7 @@ def chat_stream(
     *,
     system: Optional[str] = None,
     options: Optional[Mapping[str, Any]] = None,
-    think: Optional[bool] = None,
+    think: Think = None,
     auto_pull: bool = True,
     host: Optional[str] = None,
     stall_timeout: Optional[float] = None,
@@ -38,27 +76,32 @@ def chat_stream(
     the answer streams, then one ChatDone. ``messages`` are Ollama chat messages
     (role, content, optionally images); ``system`` is prepended as a system message.
     A ``cancel`` token ends the stream (and closes it to Ollama) from another thread.
+    ``think``: True/False, or a level ("low", "medium", "high", "max") for models that take
+    one (gpt-oss); None leaves it to the model. A cloud model is never downloaded.
     """
-    name = parse_name(model).display  # invalid names never reach Ollama
+    parsed = parse_name(model)  # invalid names never reach Ollama
+    name = parsed.display
+    think = think_value(think)
     url = _client.resolve_host(host)
     payload = _messages(messages, system)
     pull_args = dict(host=url, stall_timeout=stall_timeout, cancel=cancel, clock=clock)
-    if not models.model_exists(name, url):
+    answer = (url, name, payload, options, think, keep_alive, cancel, clock)
+    if not parsed.is_cloud and not models.model_exists(name, url):
         if not auto_pull:
             raise ModelNotFound(name, installed_only=True)
         if not (yield from _auto_pull(name, pull_args, cancel)):
             return
     try:
-        yield from _answer(url, name, payload, options, think, keep_alive, cancel)
+        yield from _answer(*answer)
     except ModelNotFound:
-        if not auto_pull:
+        if not auto_pull or parsed.is_cloud:  # a cloud 404 is an answer, not a pull trigger
             raise
         # Removed between our check and the call: pull it again, then retry once.
         models.invalidate_cache(url)
         if not (yield from _auto_pull(name, pull_args, cancel)):
             return
         log.info("Model '%s' pulled successfully, retrying request...", name)
-        yield from _answer(url, name, payload, options, think, keep_alive, cancel)
+        yield from _answer(*answer)
 
 
 def _messages(messages: Iterable[Mapping[str, Any]], system: Optional[str]) -> list[dict]:
@@ -87,37 +130,40 @@ def _auto_pull(name: str, pull_args: dict, cancel: Optional[CancelToken]
 
 
 def _answer(url: str, name: str, payload: list[dict], options, think, keep_alive,
-            cancel: Optional[CancelToken]) -> Iterator[ChatEvent]:
+            cancel: Optional[CancelToken], clock: Clock) -> Iterator[ChatEvent]:
     try:
-        yield from _stream_answer(url, name, payload, options, think, keep_alive, cancel)
+        yield from _stream_answer(url, name, payload, options, think, keep_alive, cancel, clock)
     except OllamaError as exc:
         # Asking a model without the capability to think is a 400 before any output: answer
         # without thinking rather than fail the message.
         if not (think and exc.status_code == 400 and "support thinking" in exc.reason):
             raise
         log.info("Model '%s' does not support thinking; answering without it", name)
-        yield from _stream_answer(url, name, payload, options, None, keep_alive, cancel)
+        yield from _stream_answer(url, name, payload, options, None, keep_alive, cancel, clock)
 
 
 def _stream_answer(url: str, name: str, payload: list[dict], options, think, keep_alive,
-                   cancel: Optional[CancelToken]) -> Iterator[ChatEvent]:
+                   cancel: Optional[CancelToken], clock: Clock) -> Iterator[ChatEvent]:
     client = _client.get_client(url, streaming=True)
     stream = _client.Stream(lambda: client.chat(
         model=name, messages=payload, stream=True, options=options, think=think,
         keep_alive=keep_alive))
     unregister = cancel.on_cancel(lambda: stream.abort("cancelled")) if cancel else None
     finished = False
+    timer = _ThinkTimer(clock)
     try:
         for part in stream:
             message = part.message
             if message is not None:
                 if message.thinking:
-                    yield ThinkingDelta(message.thinking)
+                    yield ThinkingDelta(message.thinking, timer.thought())
                 if message.content:
+                    timer.answered()
                     yield ContentDelta(message.content)
             if part.done:
                 finished = True
-                yield _done(name, part)
+                timer.answered()
+                yield _done(name, part, timer.seconds)
         if not finished and not stream.aborted:  # closed cleanly, but the answer never ended
             raise OllamaUnavailable(url, during="answer")
     except OllamaUnavailable:
@@ -125,14 +171,34 @@ def _stream_answer(url: str, name: str, payload: list[dict], options, think, kee
     except Exception as exc:
         if stream.aborted:  # the consumer asked to stop: end quietly
             return
-        raise _client.chat_error(exc, url, name) from exc
+        raise _client.chat_error(exc, url, name, stream) from exc
     finally:
         if unregister:
             unregister()
 
 
-def _done(name: str, part: Any) -> ChatDone:
+class _ThinkTimer:
+    """How long the model thought: from its first thought to the first word of the answer."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._start: Optional[float] = None
+        self.seconds: Optional[float] = None
+
+    def thought(self) -> float:
+        now = self._clock()
+        if self._start is None:
+            self._start = now
+        return now - self._start
+
+    def answered(self) -> None:
+        if self._start is not None and self.seconds is None:
+            self.seconds = self._clock() - self._start
+
+
+def _done(name: str, part: Any, thinking_seconds: Optional[float]) -> ChatDone:
     return ChatDone(
+        thinking_seconds=thinking_seconds,
         model=name,
         done_reason=part.done_reason or "",
         eval_count=part.eval_count or 0,

@@ -14,6 +14,7 @@ from typing import Callable, Optional, Sequence
 
 from . import __version__
 from .console import human_bytes, print_chat, pull_with_progress
+from .chat import THINK_LEVELS
 from .errors import ContextPilotError
 from .models import delete_model, list_models, running_models
 
@@ -39,6 +40,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_FAILURE
     except BrokenPipeError:  # `contextpilot list | head`
         return EXIT_FAILURE
+    except Exception as exc:  # a bug of ours: still one line, never a traceback
+        print(f"Error: something went wrong ({type(exc).__name__}: {exc}). "
+              f"Please report it.", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,15 +65,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     command("list", cmd_list, "list installed models")
     command("ps", cmd_ps, "list models loaded in memory")
-    command("pull", cmd_pull, "download a model, with a progress bar").add_argument("model")
+    pull = command("pull", cmd_pull, "download a model, with a progress bar")
+    pull.add_argument("model")
+    pull.add_argument("--insecure", action="store_true",
+                      help="allow a plain-HTTP registry (http://host:port/namespace/model)")
     command("rm", cmd_rm, "delete an installed model").add_argument("model")
     chat = command("chat", cmd_chat,
                    "ask a model (pulled first if missing); without PROMPT, read lines from stdin")
     chat.add_argument("model")
     chat.add_argument("prompt", nargs="?", help="the question (default: a REPL on stdin)")
     chat.add_argument("--system", help="a system prompt")
-    chat.add_argument("--think", action=argparse.BooleanOptionalAction, default=None,
-                      help="ask a thinking model to think (default: the model's own)")
+    chat.add_argument("--think", nargs="?", const=True, default=None, type=_think,
+                      metavar="LEVEL", help="ask a thinking model to think; gpt-oss takes a "
+                      "level: low, medium, high (or max). Default: the model's own")
+    chat.add_argument("--no-think", dest="think", action="store_const", const=False,
+                      help="ask a thinking model not to think")
     chat.add_argument("--hide-thinking", action="store_true", help="print the answer only")
     chat.add_argument("--no-pull", dest="auto_pull", action="store_false",
                       help="fail instead of downloading a missing model")
@@ -87,6 +98,19 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
                    help="do not start a local 'ollama serve' when nothing answers")
 
 
+def _think(value: str) -> object:
+    """``--think high`` -> "high"; ``--think on``/``off`` -> True/False."""
+    text = value.strip().lower()
+    if text in ("on", "true", "yes"):
+        return True
+    if text in ("off", "false", "no"):
+        return False
+    if text in THINK_LEVELS:
+        return text
+    raise argparse.ArgumentTypeError(
+        f"expected one of {', '.join(THINK_LEVELS)} (or on/off), not {value!r}")
+
+
 def _auth(value: Optional[str]) -> Optional[tuple[str, str]]:
     if not value:
         return None
@@ -103,8 +127,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     if not models:
         print("No models installed. Pull one: contextpilot pull llama3.2")
         return EXIT_OK
-    rows = [(m.name, human_bytes(m.size), m.parameter_size, m.quantization, _ago(m.modified_at))
-            for m in models]
+    rows = [(m.name, "cloud" if m.is_cloud else human_bytes(m.size), m.parameter_size,
+             m.quantization, _ago(m.modified_at)) for m in models]
     _table(("NAME", "SIZE", "PARAMS", "QUANT", "MODIFIED"), rows)
     return EXIT_OK
 
@@ -121,7 +145,8 @@ def cmd_ps(args: argparse.Namespace) -> int:
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
-    final = pull_with_progress(args.model, args.ollama_host, file=sys.stderr)
+    final = pull_with_progress(args.model, args.ollama_host, file=sys.stderr,
+                               insecure=args.insecure)
     print(f"Model '{final.model}' is ready ({human_bytes(final.total)}).")
     return EXIT_OK
 

@@ -9,6 +9,10 @@
      ├── NotAllowed             a shared app's rules refuse the action
      ├── InvalidRequest         our own request was malformed (e.g. an unreadable image)
      └── OllamaError            any other error Ollama reported
+          ├── OllamaBusy        503: too many requests waiting (after a few quiet retries)
+          ├── ModelCrashed      the model runner stopped, or the model does not fit in memory
+          ├── CloudSignInRequired  401: a cloud model, and this Ollama is not signed in
+          └── CloudDisabled     403: cloud models are switched off on this server
 
 Only ``_client.py`` turns ``ollama``/``httpx`` errors into these; front ends turn these into
 their own medium (a chat message, a stderr line). Nothing here imports ollama or a UI toolkit.
@@ -27,10 +31,13 @@ class ContextPilotError(Exception):
 class OllamaUnavailable(ContextPilotError, ConnectionError):
     """Nothing answers at ``host``, or the connection dropped while ``during`` something."""
 
-    def __init__(self, host: str, during: str | None = None) -> None:
+    def __init__(self, host: str, during: str | None = None, *,
+                 message: str | None = None) -> None:
         self.host = host
         self.during = during
-        if during:
+        if message:
+            msg = message
+        elif during:
             msg = (
                 f"Lost the connection to Ollama at {host} during the {during}. "
                 f"Please ensure Ollama is still running ('ollama serve') and try again."
@@ -58,11 +65,17 @@ class InvalidModelName(ContextPilotError, ValueError):
 class ModelNotFound(ContextPilotError, LookupError):
     """``model`` is not installed (``installed_only``) or the registry has no such model."""
 
-    def __init__(self, model: str, *, installed_only: bool = False, auto: bool = False) -> None:
+    def __init__(self, model: str, *, installed_only: bool = False, auto: bool = False,
+                 cloud: bool = False) -> None:
         self.model = model
         self.installed_only = installed_only
+        self.cloud = cloud
         self.reason = "not installed" if installed_only else "no such model in the registry"
-        if installed_only:
+        if cloud:
+            self.reason = "no such cloud model"
+            msg = (f"Cloud model '{model}' was not found on ollama.com. Check the name and tag "
+                   f"(see https://ollama.com/search?c=cloud).")
+        elif installed_only:
             msg = f"Model '{model}' is not installed. Please pull it first: ollama pull {model}"
         else:
             lead = (
@@ -97,10 +110,13 @@ _ADVICE = {
 class PullFailed(ContextPilotError):
     """The download of ``model`` ended without success; ``reason`` is Ollama's (redacted)."""
 
-    def __init__(self, model: str, reason: str, *, auto: bool = False) -> None:
+    def __init__(self, model: str, reason: str, *, auto: bool = False,
+                 kind: str | None = None) -> None:
         self.model = model
         self.reason = reason
         self.auto = auto
+        self.kind = kind or _derive_kind(reason)
+        "One of 'stalled', 'cancelled', 'connection lost', 'disk full' or 'other'."
         lead = (
             f"Model '{model}' not found and automatic download failed ({reason})."
             if auto
@@ -109,23 +125,24 @@ class PullFailed(ContextPilotError):
         advice = _ADVICE.get(self.kind, "Try again; the download resumes where it stopped.")
         super().__init__(f"{lead} {advice} Please pull it manually: ollama pull {model}")
 
-    @property
-    def kind(self) -> str:
-        """One of "stalled", "cancelled", "connection lost", "disk full" or "other"."""
-        text = self.reason.lower()
-        if "no space left" in text or "disk full" in text or "not enough space" in text:
-            return "disk full"
-        for key in ("stalled", "cancelled", "connection lost"):
-            if text.startswith(key):
-                return key
-        return "other"
+
+def _derive_kind(reason: str) -> str:
+    # Only for callers that make a PullFailed without saying its kind (the library's own
+    # translator always says it where it makes the error).
+    text = reason.lower()
+    if "no space left" in text or "disk full" in text or "not enough space" in text:
+        return "disk full"
+    for key in ("stalled", "cancelled", "connection lost"):
+        if text.startswith(key):
+            return key
+    return "other"
 
 
 class PullCancelled(PullFailed):
     """The pull was cancelled (``cancel_pull`` or every consumer left); the partial is kept."""
 
     def __init__(self, model: str) -> None:
-        super().__init__(model, "cancelled")
+        super().__init__(model, "cancelled", kind="cancelled")
 
 
 class NotAllowed(ContextPilotError, PermissionError):
@@ -144,14 +161,75 @@ class InvalidRequest(ContextPilotError, ValueError):
 class OllamaError(ContextPilotError):
     """Ollama answered with an error we have no better class for."""
 
-    def __init__(self, reason: str, status_code: int | None = None, model: str | None = None):
+    def __init__(self, reason: str, status_code: int | None = None, model: str | None = None,
+                 *, message: str | None = None):
         self.reason = reason
         self.status_code = status_code
         self.model = model
         hint = ""
         if status_code in (401, 403):
             hint = " Check OLLAMA_API_KEY (needed for ollama.com's hosted models)."
-        super().__init__(f"Ollama reported an error: {reason}.{hint}")
+        super().__init__(message or f"Ollama reported an error: {reason}.{hint}")
+
+
+class OllamaBusy(OllamaError):
+    """503: Ollama's queue is full (OLLAMA_MAX_QUEUE); already retried a few times."""
+
+    def __init__(self, reason: str, model: str | None = None) -> None:
+        super().__init__(reason, 503, model, message=(
+            f"Ollama is busy: too many requests are waiting (Ollama said: {reason}). Wait a "
+            f"moment and send it again; if it keeps happening, run fewer requests at once or "
+            f"let the server queue more (OLLAMA_MAX_QUEUE, OLLAMA_NUM_PARALLEL)."))
+
+
+class ModelCrashed(OllamaError):
+    """The model runner stopped (``mid_answer``: after some of the answer), or the model
+    does not fit in memory (``out_of_memory``)."""
+
+    def __init__(self, reason: str, model: str | None = None, *, status_code: int | None = 500,
+                 out_of_memory: bool = False, mid_answer: bool = False) -> None:
+        self.out_of_memory = out_of_memory
+        self.mid_answer = mid_answer
+        who = f"'{model}'" if model else "The model"
+        advice = ("Choose a smaller model (fewer parameters or a smaller quantization) or a "
+                  "smaller context length (num_ctx), then try again.")
+        if out_of_memory:
+            lead = f"{who} does not fit in the memory available to Ollama ({reason})."
+        elif mid_answer:
+            lead = (f"{who} stopped in the middle of its answer ({reason}); what it wrote so "
+                    f"far is kept. Try again; if it happens again, it may be short of memory.")
+        else:
+            lead = (f"The model runner for {who} stopped unexpectedly ({reason}). This is "
+                    f"usually a lack of memory.")
+        super().__init__(reason, status_code, model, message=f"{lead} {advice}")
+
+
+class CloudSignInRequired(OllamaError):
+    """401: a cloud model, and this Ollama is not signed in to ollama.com (or, talking to
+    ollama.com directly, no valid OLLAMA_API_KEY)."""
+
+    def __init__(self, reason: str, model: str | None = None, *, signin_url: str = "",
+                 direct: bool = False) -> None:
+        self.signin_url = signin_url
+        who = f"'{model}' runs on ollama.com" if model else "This request needs ollama.com"
+        if direct:
+            fix = ("Set OLLAMA_API_KEY to a key from https://ollama.com/settings/keys, "
+                   "then try again.")
+        else:
+            link = f", or open {signin_url} to connect this machine" if signin_url else ""
+            fix = f"Run `ollama signin` on the machine running Ollama{link}, then try again."
+        super().__init__(reason, 401, model,
+                         message=f"{who}, and Ollama is not signed in ({reason}). {fix}")
+
+
+class CloudDisabled(OllamaError):
+    """403: cloud models are switched off on this Ollama (OLLAMA_NO_CLOUD or its settings)."""
+
+    def __init__(self, reason: str, model: str | None = None) -> None:
+        who = f"'{model}' runs on ollama.com, but cloud" if model else "Cloud"
+        super().__init__(reason, 403, model, message=(
+            f"{who} models are switched off on this Ollama server ({reason}). Choose a local "
+            f"model, or turn cloud models back on (unset OLLAMA_NO_CLOUD and restart Ollama)."))
 
 
 def _show(name: object, limit: int = 60) -> str:

@@ -28,10 +28,10 @@ def list_models(host: Optional[str] = None) -> list[ModelInfo]:
 
 def _refresh(url: str) -> dict[str, ModelInfo]:
     """Ask Ollama for the installed list and cache it by key."""
-    with _client.translating(url, during="listing"):
-        response = _client.get_client(url).list()
+    pairs = _client.installed_list(url)
     by_key = {parse_name(m.name).key: m
-              for m in (_model_info(r) for r in response.models if r.model) if _ok(m.name)}
+              for m in (_model_info(p, r) for p, r in pairs if p.model)
+              if _ok(m.name)}
     with _cache_lock:
         _cache[url] = (time.monotonic(), by_key)
     return by_key
@@ -45,8 +45,11 @@ def _ok(name: str) -> bool:
         return False
 
 
-def _model_info(m) -> ModelInfo:
+def _model_info(m, raw: dict) -> ModelInfo:
     d = m.details
+    details = raw.get("details")
+    ctx = details.get("context_length") if isinstance(details, dict) else None
+    caps = raw.get("capabilities")
     return ModelInfo(
         name=m.model or "",
         size=int(m.size or 0),
@@ -56,7 +59,16 @@ def _model_info(m) -> ModelInfo:
         parameter_size=(d.parameter_size if d else "") or "",
         quantization=(d.quantization_level if d else "") or "",
         format=(d.format if d else "") or "",
+        remote_model=_text(raw.get("remote_model")),
+        remote_host=_text(raw.get("remote_host")),
+        capabilities=tuple(c for c in caps if isinstance(c, str)) if isinstance(caps, list)
+        else (),
+        context_length=ctx if isinstance(ctx, int) and ctx > 0 else None,
     )
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def installed(name: str, host: Optional[str] = None) -> Optional[ModelInfo]:
@@ -85,8 +97,8 @@ def model_details(name: str, host: Optional[str] = None) -> ModelDetails:
     """Family, sizes, context length, capabilities, license head, parameters, template."""
     display = parse_name(name).display
     url = _client.resolve_host(host)
-    with _client.translating(url, model=display):
-        r = _client.get_client(url).show(display)
+    r = _client.call(lambda: _client.get_client(url).show(display),
+                     _client.Context(url, model=display))
     d = r.details
     info = dict(r.modelinfo or {})
     arch = info.get("general.architecture", "")
@@ -111,8 +123,8 @@ def delete_model(name: str, host: Optional[str] = None) -> None:
     display = parse_name(name).display
     url = _client.resolve_host(host)
     try:
-        with _client.translating(url, model=display):
-            _client.get_client(url, streaming=True).delete(display)  # no read limit
+        _client.call(lambda: _client.get_client(url, streaming=True).delete(display),
+                     _client.Context(url, model=display))  # no read limit
     finally:
         invalidate_cache(url)
     log.info("Deleted Ollama model '%s'", display)
@@ -121,8 +133,7 @@ def delete_model(name: str, host: Optional[str] = None) -> None:
 def running_models(host: Optional[str] = None) -> list[RunningModel]:
     """Models loaded in memory now (/api/ps)."""
     url = _client.resolve_host(host)
-    with _client.translating(url):
-        r = _client.get_client(url).ps()
+    r = _client.call(lambda: _client.get_client(url).ps(), _client.Context(url))
     return [
         RunningModel(
             name=m.model or m.name or "", size=int(m.size or 0), size_vram=int(m.size_vram or 0),
@@ -137,31 +148,44 @@ def load_model(name: str, keep_alive: Union[str, float, None] = None,
     """Load ``name`` into memory without generating (pre-warm): a generate with no prompt."""
     display = parse_name(name).display
     url = _client.resolve_host(host)
-    with _client.translating(url, model=display, during="load"):
-        # loading a big model takes minutes: the client without a read limit
-        _client.get_client(url, streaming=True).generate(
-            model=display, prompt="", keep_alive=keep_alive)
+    # loading a big model takes minutes: the client without a read limit
+    _client.call(lambda: _client.get_client(url, streaming=True).generate(
+        model=display, prompt="", keep_alive=keep_alive),
+        _client.Context(url, model=display, during="load"))
 
 
 def unload_model(name: str, host: Optional[str] = None) -> None:
     """Free the memory ``name`` holds now (keep_alive 0)."""
     display = parse_name(name).display
     url = _client.resolve_host(host)
-    with _client.translating(url, model=display, during="unload"):
-        _client.get_client(url).generate(model=display, prompt="", keep_alive=0)
+    _client.call(lambda: _client.get_client(url).generate(
+        model=display, prompt="", keep_alive=0),
+        _client.Context(url, model=display, during="unload"))
 
 
 def server_status(host: Optional[str] = None) -> ServerStatus:
-    """Never raises: whether Ollama answers at the host, and its version."""
+    """Never raises: whether Ollama answers at the host, its version, and whether cloud
+    models are available (``/api/status``, v0.16.2+; None on an older server)."""
     url = _client.resolve_host(host)
+    client = _client.get_client(url)
     try:
-        with _client.translating(url):
-            version = _client.get_client(url)._request_raw("GET", "/api/version").json()
+        version = _client.call(lambda: client._request_raw("GET", "/api/version").json(),
+                               _client.Context(url), delays=())
     except OllamaUnavailable as exc:
         return ServerStatus(host=url, reachable=False, error=str(exc))
     except Exception as exc:  # an odd answer still means something is there
         return ServerStatus(host=url, reachable=True, error=str(exc))
-    return ServerStatus(host=url, reachable=True, version=str(version.get("version", "")))
+    text = version.get("version", "") if isinstance(version, dict) else ""
+    return ServerStatus(host=url, reachable=True, version=str(text), cloud=_cloud(client, url))
+
+
+def _cloud(client, url: str) -> Optional[bool]:
+    try:
+        raw = _client.call(lambda: client._request_raw("GET", "/api/status").json(),
+                           _client.Context(url), delays=())
+        return not bool(raw["cloud"]["disabled"])
+    except Exception:  # a server without /api/status (404), or an odd body: unknown
+        return None
 
 
 __all__ = [

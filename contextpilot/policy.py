@@ -35,13 +35,6 @@ MAX_FILE_BYTES = 20 * 1024 * 1024
 ACTIONS = ("delete", "unload", "cancel")
 
 
-def is_cloud(n) -> bool:
-    """A ``:cloud`` tag or one ending ``-cloud``: a model ollama.com runs.
-    TODO: ``ModelName.is_cloud`` once issue 10 lands (the same rule)."""
-    tag = n.tag.lower()
-    return tag == "cloud" or tag.endswith("-cloud")
-
-
 def _flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
@@ -236,7 +229,7 @@ class AccessPolicy:
         if allowed is None:
             return True
         n = parse_name(name)
-        if is_cloud(n) and not self._explicit:  # installed stubs do not make cloud use free
+        if n.is_cloud and not self._explicit:  # installed stubs do not make cloud use free
             return False
         return n.key in allowed
 
@@ -252,7 +245,7 @@ class AccessPolicy:
         """A cloud model runs on the operator's ollama.com account: on a shared app only when
         CONTEXTPILOT_ALLOWED_MODELS names it."""
         n = parse_name(name)
-        if is_cloud(n) and self.shared and not self.may_pull(name):
+        if n.is_cloud and self.shared and not self.may_pull(name):
             raise NotAllowed("chat", n.display,
                              f"Cloud model '{n.display}' is not allowed on this shared app: it "
                              f"runs on the operator's ollama.com account. Choose a local model, "

@@ -3,7 +3,10 @@ smooth speed and ETA with an injected clock, and throttle a stream of values.
 
 Ollama's traps, handled here: no total up front (each layer's size appears when it starts),
 ``completed`` absent while 0, ``completed`` that shrinks on a retried part, and one aggregated
-"pulling model" shape (no digest) for some models instead of per-layer events.
+"pulling model" shape (no digest) for some models instead of per-layer events. Progress comes
+from a 60 ms ticker (server/download.go) that sends no final completed == total report: a
+layer's last report may stay below its size, so the next status line is what says the layer
+is done. The fraction reaches 1.0 only at "success", so 100% means ready.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ T = TypeVar("T")
 
 SPEED_WINDOW = 0.5
 "Seconds of byte flow before a speed is reported (tqdm/rich: unknown until it means something)."
+ALMOST_DONE = 0.999
+"The largest fraction before Ollama says success (shown as 99%)."
 SMOOTHING = 0.3
 "Weight of the newest sample in the exponential moving average (tqdm's default)."
 
@@ -39,12 +44,16 @@ class ProgressFolder:
         self._sample_t: Optional[float] = None
         self._sample_bytes = 0
         self._flow_start: Optional[float] = None
+        self._current: Optional[str] = None  # the layer being downloaded
 
     def feed(self, status: str, digest: Optional[str], total: Optional[int],
              completed: Optional[int]) -> PullProgress:
         now = self._clock()
-        if total:
-            key = digest or status
+        key = (digest or status) if total else None
+        if self._current is not None and key != self._current:
+            self._finish_layer(self._current, now)  # a new line: the previous layer is done
+        self._current = key
+        if total and key is not None:
             layer = self._layers.get(key)
             if layer is not None and total == layer[0]:
                 # the hot path: more bytes of the current layer
@@ -62,6 +71,13 @@ class ProgressFolder:
             self._total = max(self._total, self._completed)
         return self._value(status, digest or "", done, now)
 
+    def _finish_layer(self, key: str, now: float) -> None:
+        layer = self._layers.get(key)
+        if layer is not None and layer[1] < layer[0]:
+            self._completed += layer[0] - layer[1]
+            layer[1] = layer[0]
+            self._grow_to(now)
+
     def _update_layer(self, key: str, layer: Optional[list], total: int, completed: int,
                       now: float) -> None:
         if layer is None:
@@ -69,10 +85,12 @@ class ProgressFolder:
             self._layers[key] = [total, first]
             self._total += total
             self._completed += first
-            # Resumed: a layer already on disk (reported complete at once), or the part an
-            # earlier pull left. Ollama's first report of a fresh layer comes ~60 ms into its
-            # download, so a nonzero first count alone does not prove a resume.
-            self._resumed += first if first == total else min(first, self._known.get(key, 0))
+            # Resumed: only the part an interrupted pull left (known to this process). A
+            # layer already on disk (reported complete at once: shared with another model, or
+            # a repeated pull) is not a resume, and Ollama's first report of a fresh layer
+            # comes ~60 ms into its download, so a nonzero first count alone proves nothing.
+            if first < total:
+                self._resumed += min(first, self._known.get(key, 0))
             return
         self._total += total - layer[0]  # an aggregated shape can revise its total
         layer[0] = total
@@ -99,7 +117,8 @@ class ProgressFolder:
         if done:
             self._fraction = 1.0
         elif total:
-            f = completed / total if completed < total else 1.0
+            # below 1.0 until success: verifying and writing still follow the last byte
+            f = min(completed / total, ALMOST_DONE)
             if self._fraction is None or f > self._fraction:
                 self._fraction = f
         speed = self._speed

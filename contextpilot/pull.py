@@ -21,7 +21,7 @@ from typing import Iterator, Optional
 
 from . import _client
 from .cancel import CancelToken
-from .errors import PullCancelled
+from .errors import InvalidRequest, PullCancelled
 from .names import ModelName, parse_name
 from .progress import Clock
 from .pull_broadcast import CANCELLED, END
@@ -46,12 +46,13 @@ def stall_timeout_default() -> float:
 
 
 def _join(host: str, name: ModelName, stall_timeout: float, clock: Clock, check_disk: bool,
-          detach: bool):
+          detach: bool, insecure: bool = False):
     key = (host, name.key)
 
     def make() -> PullJob:
         return PullJob(host, name, stall_timeout, clock, check_disk=check_disk,
-                       leave=lambda job: _registry.remove(key, job), outcomes=_outcomes)
+                       leave=lambda job: _registry.remove(key, job), outcomes=_outcomes,
+                       insecure=insecure)
 
     return _registry.join(key, make, keep=detach)
 
@@ -64,6 +65,7 @@ def pull_model(
     cancel: Optional[CancelToken] = None,
     detach: bool = False,
     check_disk: bool = True,
+    insecure: bool = False,
     clock: Clock = time.monotonic,
 ) -> Iterator[PullProgress]:
     """Download ``name``, yielding a ``PullProgress`` for every change; the last has done=True.
@@ -74,11 +76,17 @@ def pull_model(
     ``detach`` is true (then it runs on until done or ``cancel_pull``). The partial download
     stays with Ollama, and the next pull resumes from it. With ``check_disk`` (and a local
     host) the pull stops as soon as a layer's size shows it cannot fit on the disk.
+    ``insecure`` allows a plain-HTTP registry (``http://host:port/ns/model``); without it
+    such a name is refused before anything is sent.
     """
     parsed = parse_name(name)
+    if parsed.scheme == "http" and not insecure:
+        raise InvalidRequest(f"'{parsed.display}' is on a plain-HTTP registry: pass "
+                             f"insecure=True (CLI: --insecure) if you trust it")
     url = _client.resolve_host(host)
     limit = stall_timeout_default() if stall_timeout is None else float(stall_timeout)
-    return _consume(lambda: _join(url, parsed, limit, clock, check_disk, detach), cancel)
+    return _consume(lambda: _join(url, parsed, limit, clock, check_disk, detach, insecure),
+                    cancel)
 
 
 def _consume(join, cancel: Optional[CancelToken]) -> Iterator[PullProgress]:

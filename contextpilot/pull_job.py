@@ -35,10 +35,11 @@ class PullJob:
 
     def __init__(self, host: str, name: ModelName, stall_timeout: float, clock: Clock, *,
                  check_disk: bool, leave: Callable[["PullJob"], None],
-                 outcomes: Outcomes) -> None:
+                 outcomes: Outcomes, insecure: bool = False) -> None:
         self.host, self.name, self.model = host, name, name.display
         client = _client.get_client(host, streaming=True)
-        self.stream = _client.Stream(lambda: client.pull(self.model, stream=True))
+        self.stream = _client.Stream(
+            lambda: client.pull(self.model, insecure=insecure, stream=True))
         self.folder = ProgressFolder(self.model, clock, known_partials(host))
         self.broadcast = Broadcast(self._fold)
         self.finished = threading.Event()

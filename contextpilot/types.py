@@ -23,6 +23,20 @@ class ModelInfo:
     quantization: str = ""
     "e.g. ``Q4_K_M``."
     format: str = ""
+    remote_model: str = ""
+    "For a cloud model's stub: the model it runs on ``remote_host``."
+    remote_host: str = ""
+    "For a cloud model's stub: where it runs, e.g. ``https://ollama.com:443``."
+    capabilities: tuple[str, ...] = ()
+    "As /api/tags reports them (today's servers), e.g. ('completion', 'thinking')."
+    context_length: Optional[int] = None
+    "The model's own context length, when /api/tags reports it."
+
+    @property
+    def is_cloud(self) -> bool:
+        """Runs on ollama.com, not on this machine (a cloud stub or a cloud name)."""
+        tag = self.name.rpartition(":")[2].lower()
+        return bool(self.remote_host) or tag == "cloud" or tag.endswith("-cloud")
 
 
 @dataclass(frozen=True)
@@ -92,6 +106,8 @@ class ThinkingDelta:
     """A piece of a thinking model's reasoning, apart from the answer."""
 
     text: str
+    elapsed: float = 0.0
+    "Seconds since the model began thinking, at this piece."
 
 
 @dataclass(frozen=True)
@@ -107,6 +123,8 @@ class ChatDone:
     load_duration: int = 0
     prompt_eval_duration: int = 0
     eval_duration: int = 0
+    thinking_seconds: Optional[float] = None
+    "How long the model thought (first thought to first word of the answer); None: it did not."
 
     @property
     def tokens_per_second(self) -> Optional[float]:
@@ -167,6 +185,8 @@ class ServerStatus:
     version: str = ""
     error: str = ""
     "The library's message when not reachable."
+    cloud: Optional[bool] = None
+    "Cloud models available (/api/status): True, False (switched off), None (not known)."
 
 
 @dataclass(frozen=True)

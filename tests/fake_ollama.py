@@ -22,9 +22,15 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Optional
 
-VERSION = "0.12.3"
+VERSION = "0.33.0"
 DEFAULT_HOST, DEFAULT_NS, DEFAULT_TAG = "registry.ollama.ai", "library", "latest"
 INVALID_NAME = "invalid model name"  # types/errtypes InvalidModelNameErrMsg
+CONFLICTING = "use either :local or :cloud, not both"  # internal/modelref
+BUSY = "server busy, please try again.  maximum pending requests exceeded"  # server/sched.go
+RUNNER_STOPPED = ("model runner has unexpectedly stopped, this may be due to resource "
+                  "limitations or an internal error, check ollama server logs for details")
+CLOUD_DISABLED = "ollama cloud is disabled: remote model is unavailable"  # internal/cloud
+SIGNIN_URL = "https://ollama.com/connect?name=fake-host&key=c3NoLWVkMjU1MTkgQUFBQQ"
 
 
 # --------------------------------------------------------------------------- names
@@ -71,9 +77,9 @@ def _valid_part(kind: str, v: str) -> bool:
 
 
 def parse_name(s: str) -> Name:
-    """ParseNameBare + Merge(DefaultName()); an empty part present in the input is invalid."""
+    """ParseNameBare + Merge(DefaultName()); an empty part present in the input is invalid.
+    An "@" is no part's character, so a name with a digest is invalid."""
     host = ns = model = tag = None
-    s = s.split("@", 1)[0]
     if s.rfind(":") > s.rfind("/"):
         s, tag = s.rsplit(":", 1)
     if "/" in s:
@@ -89,14 +95,52 @@ def parse_name(s: str) -> Name:
                 model or "", DEFAULT_TAG if tag is None else tag)
 
 
+def source_suffix(raw: str) -> tuple:
+    """internal/modelref parseSourceSuffix: (base, "cloud" | "local" | "")."""
+    idx = raw.rfind(":")
+    if idx >= 0:
+        suffix_raw = raw[idx + 1:].strip()
+        suffix = suffix_raw.lower()
+        if suffix in ("cloud", "local"):
+            return raw[:idx], suffix
+        if "/" not in suffix_raw and suffix.endswith("-cloud"):
+            return raw[:idx + 1] + suffix_raw[:-len("-cloud")], "cloud"
+    return raw, ""
+
+
+class Conflict(ValueError):
+    pass
+
+
+def parse_ref(raw: str) -> tuple:
+    """modelref.ParseRef: (base, source); Conflict for both suffixes at once."""
+    raw = raw.strip()
+    base, source = source_suffix(raw)
+    if source and source_suffix(base)[1]:
+        raise Conflict(CONFLICTING)
+    return base, source
+
+
+def pull_name(raw: str) -> str:
+    """modelref.NormalizePullName: gpt-oss:20b:cloud -> gpt-oss:20b-cloud, qwen3:cloud stays."""
+    base, source = parse_ref(raw)
+    if source != "cloud":
+        return base
+    return base + ("-cloud" if base.rfind(":") > base.rfind("/") else ":cloud")
+
+
 # --------------------------------------------------------------------------- models
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _go_time(t: float) -> str:
-    """RFC 3339 with fractional seconds and Z, as Go marshals a UTC time.Time."""
-    return _dt.datetime.fromtimestamp(t, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """RFC 3339 with nanoseconds (trailing zeros trimmed) and Z, as Go marshals a UTC
+    time.Time (time.RFC3339Nano)."""
+    ns = int(round(t * 1e9))
+    whole = _dt.datetime.fromtimestamp(ns // 1_000_000_000, _dt.timezone.utc)
+    frac = f"{ns % 1_000_000_000:09d}".rstrip("0")
+    return whole.strftime("%Y-%m-%dT%H:%M:%S") + (f".{frac}" if frac else "") + "Z"
 
 
 @dataclasses.dataclass
@@ -113,6 +157,11 @@ class FakeModel:
     reply: Optional[Callable[[list], str]] = None
     template: str = "{{ .Prompt }}"
     parameters: str = 'stop                           "<|eot_id|>"'
+    blobs_of: str = ""
+    "Another tag whose blobs this one shares (llama3.2:3b is llama3.2:latest): same digests."
+    remote_host: str = ""
+    "A cloud model's stub (what pulling gpt-oss:20b-cloud writes): where it runs."
+    remote_model: str = ""
 
     def __post_init__(self):
         # thinking flag and "thinking" capability describe the same thing: keep them in sync
@@ -130,15 +179,19 @@ class FakeModel:
 
     @property
     def digests(self) -> list:  # first layer is the weights
-        return [f"sha256:{_sha(f'{self.parsed.short}{i}')}" for i in range(len(self.layers))]
+        seed = parse_name(self.blobs_of).short if self.blobs_of else self.parsed.short
+        return [f"sha256:{_sha(f'{seed}{i}')}" for i in range(len(self.layers))]
 
     @property
     def manifest_digest(self) -> str:  # /api/tags and /api/ps use the bare hex
         return _sha(self.parsed.short + "#manifest")
 
-    def details(self) -> dict:
-        return {"parent_model": "", "format": "gguf", "family": self.family, "families": [self.family],
-                "parameter_size": self.parameter_size, "quantization_level": self.quantization}
+    def details(self, listing: bool = False) -> dict:
+        d = {"parent_model": "", "format": "gguf", "family": self.family, "families": [self.family],
+             "parameter_size": self.parameter_size, "quantization_level": self.quantization}
+        if listing and self.context_length:  # api.ModelDetails context_length,omitempty
+            d["context_length"] = self.context_length
+        return d
 
     def answer(self, messages: list) -> tuple:
         last = next((m.get("content", "") for m in reversed(messages) if m.get("role") == "user"), "")
@@ -186,6 +239,10 @@ class Faults:
         self.chat_first_token_delay = 0.0
         self.remove_before_chat = False
         self.safetensors = False
+        self.busy = 0  # answer this many chats/generates with 503 busy
+        self.chat_fail = None  # (status, error) before the first token: 500 runner, 499...
+        self.chat_error_after = None  # (tokens, error): an {"error"} line after some tokens
+        self.pull_error_line = None  # a dict sent as the last pull line (after the manifest)
 
     @property
     def refuse(self) -> bool:
@@ -210,7 +267,16 @@ class FakeOllama:
         self._lock = threading.RLock()
         self._installed: dict = {}   # key -> (FakeModel, modified_at)
         self._remote: dict = {}      # key -> FakeModel
-        self._partial: dict = {}     # key -> bytes of the model already on disk (resume)
+        self._blobs: dict = {}       # digest -> bytes on disk (partials shared across tags)
+        self._cloud: dict = {}       # key of the base name -> FakeModel on "ollama.com"
+        self.signed_in = True        # this Ollama is connected to ollama.com
+        self.signin_url = SIGNIN_URL
+        self.cloud_disabled = False  # OLLAMA_NO_CLOUD=1
+        self.has_status = True       # False: a server older than v0.16.2 (no /api/status)
+        self.ticker = False          # False: a line per chunk; True: download.go's ticker
+        self.tick = 0.06             # the ticker's interval (60 ms, as Ollama; tests shrink it)
+        self.tick_bytes = 64_000     # bytes a ticker interval downloads
+        self.tick_repeats = 1        # times each value is reported (a slow link repeats)
         self._loaded: dict = {}      # key -> (FakeModel, expires_at, context_length)
         self._conns: set = set()
         self._httpd: Optional[ThreadingHTTPServer] = None
@@ -234,9 +300,15 @@ class FakeOllama:
     def add_installed(self, m: FakeModel):
         with self._lock:
             self._installed[m.parsed.key] = (m, time.time())
-            self._partial.pop(m.parsed.key, None)
+            for d, size in zip(m.digests, m.layers):
+                self._blobs[d] = size
             # it came from the registry, so it can be pulled again after a delete
             self._remote.setdefault(m.parsed.key, m)
+
+    def add_cloud(self, m: FakeModel):
+        """A model on ollama.com: chats with `<name>:cloud` / `<tag>-cloud` are proxied to it."""
+        with self._lock:
+            self._cloud[m.parsed.key] = m
 
     def add_remote(self, m: FakeModel):
         with self._lock:
@@ -247,8 +319,14 @@ class FakeOllama:
             return [m.parsed.short for m, _ in self._installed.values()]
 
     def partial_bytes(self, name: str) -> int:
+        """Bytes of unfinished blobs of ``name`` on disk (what a pull resumes from)."""
+        n = parse_name(name)
         with self._lock:
-            return self._partial.get(parse_name(name).key, 0)
+            m = self._remote.get(n.key) or self._lookup_installed(n)
+            if m is None:
+                return 0
+            have = [min(self._blobs.get(d, 0), size) for d, size in zip(m.digests, m.layers)]
+        return 0 if all(h >= size for h, size in zip(have, m.layers)) else sum(have)
 
     def release(self):
         with self._release:
@@ -397,6 +475,7 @@ class _Handler(BaseHTTPRequestHandler):
         ("POST", "/api/pull"): "h_pull", ("POST", "/api/show"): "h_show",
         ("DELETE", "/api/delete"): "h_delete", ("GET", "/api/ps"): "h_ps",
         ("POST", "/api/chat"): "h_chat", ("POST", "/api/generate"): "h_generate",
+        ("GET", "/api/status"): "h_status",
     }
 
     def _dispatch(self):
@@ -544,12 +623,29 @@ def h_version(self, body):
 
 
 @_route
+def h_status(self, body):  # StatusHandler (v0.16.2+)
+    if not self.fake.has_status:  # an older server: gin's plain 404
+        return self._send(404, b"404 page not found", "text/plain")
+    disabled = self.fake.cloud_disabled
+    self._json(200, {"cloud": {"disabled": disabled, "source": "env" if disabled else "none"}})
+
+
+def _tag_entry(m: FakeModel, t: float) -> dict:
+    e = {"name": m.parsed.short, "model": m.parsed.short}
+    if m.remote_host:  # remote_model / remote_host,omitempty
+        e.update(remote_model=m.remote_model, remote_host=m.remote_host)
+    e.update(modified_at=_go_time(t), size=m.size, digest=m.manifest_digest,
+             details=m.details(listing=True))
+    if m.capabilities:
+        e["capabilities"] = list(m.capabilities)
+    return e
+
+
+@_route
 def h_tags(self, body):
     with self.fake._lock:
         entries = sorted(self.fake._installed.values(), key=lambda e: -e[1])
-    self._json(200, {"models": [
-        {"name": m.parsed.short, "model": m.parsed.short, "modified_at": _go_time(t), "size": m.size,
-         "digest": m.manifest_digest, "details": m.details()} for m, t in entries]})
+    self._json(200, {"models": [_tag_entry(m, t) for m, t in entries]})
 
 
 @_route
@@ -570,13 +666,26 @@ def h_show(self, body):
     req = body.get("model") or body.get("name") or ""
     if not req:
         return self._error(400, "model is required")
-    n = parse_name(req)
+    try:
+        base, source = parse_ref(req)
+    except Conflict as e:
+        return self._error(400, str(e))
+    n = parse_name(base)
     if not n.valid:
         return self._error(400, INVALID_NAME)
+    if source == "cloud":  # proxied: ollama.com's /api/show of the base name
+        if self.fake.cloud_disabled:
+            return self._error(403, "ollama cloud is disabled: remote model details are "
+                                    "unavailable")
+        if not self.fake.signed_in:
+            return self._json(401, {"error": "unauthorized", "signin_url": self.fake.signin_url})
     with self.fake._lock:
         entry = self.fake._installed.get(n.key)
-    if entry is None:
-        return self._error(404, f"model '{req}' not found")
+        cloud = self.fake._cloud.get(n.key) if source == "cloud" else None
+    if cloud is not None:
+        entry = (cloud, time.time())
+    if entry is None:  # ShowHandler names it as DisplayShortest
+        return self._error(404, f"model '{n.short}' not found")
     m, t = entry
     arch = m.family
     info = {"general.architecture": arch, "general.basename": m.parsed.model, "general.file_type": 15,
@@ -610,29 +719,57 @@ def h_delete(self, body):
 def h_pull(self, body):
     fake, faults = self.fake, self.fake.faults
     req = body.get("model") or body.get("name") or ""
-    n = parse_name(req)
+    try:  # PullHandler: parseNormalizePullModelRef, then model.ParseName
+        n = parse_name(pull_name(req))
+    except Conflict as e:
+        return self._error(400, str(e))
     if not n.valid:
         return self._error(400, INVALID_NAME)
+    cloud = _is_cloud_tag(n.tag)
     with fake._lock:
         fake.pull_requests[n.short] += 1
-        installed = fake._installed.get(n.key)
-        m = installed[0] if installed else fake._remote.get(n.key)
-        have = m.size if installed else fake._partial.get(n.key, 0)
+        installed = fake._installed.get(n.key)  # keys are case-folded: EqualFold lookups
+        m = fake._remote.get(n.key) or (installed[0] if installed else None)
+        if cloud and m is None:
+            m = _cloud_stub(fake, n)
+        previous = installed[0] if installed else None
     out = _Out(self, body.get("stream") is not False, fake.event_delay)
     # waitForStream (stream:false) answers application/json with the last progress
     try:
         out.emit({"status": "pulling manifest"})
         if m is None:  # registry 404 -> os.ErrNotExist wrapped by pullModelManifest
             return out.error("pull model manifest: file does not exist")
-        _pull_layers(self, out, m, n, have)
+        if faults.pull_error_line is not None:  # e.g. the newer client's {"code": "not_found"}
+            out.emit(dict(faults.pull_error_line))
+            return out.finish()
+        _pull_layers(self, out, m)
         out.emit({"status": "writing manifest"})
         fake.add_installed(m)
+        if previous is not None and set(previous.digests) - set(m.digests):
+            out.emit({"status": "removing unused layers"})  # only when blobs were replaced
         if faults.end_without_success:
             return out.finish()
         out.emit({"status": "success"})
         out.finish()
     finally:
         out.close()
+
+
+def _is_cloud_tag(tag: str) -> bool:
+    t = tag.lower()
+    return t == "cloud" or t.endswith("-cloud")
+
+
+def _cloud_stub(fake: "FakeOllama", n: Name):
+    """Pulling a cloud name writes a small stub manifest pointing at ollama.com."""
+    base = parse_name(parse_ref(n.short)[0])
+    target = fake._cloud.get(base.key)
+    if target is None:
+        return None
+    return FakeModel(name=n.short, layers=[380], family=target.family,
+                     parameter_size=target.parameter_size, quantization="",
+                     capabilities=list(target.capabilities), context_length=target.context_length,
+                     remote_host="https://ollama.com:443", remote_model=base.short)
 
 
 def _progress(status, digest, total, completed):
@@ -642,16 +779,16 @@ def _progress(status, digest, total, completed):
     return p
 
 
-def _pull_layers(h: _Handler, out: _Out, m: FakeModel, n: Name, have: int):
+def _pull_layers(h: _Handler, out: _Out, m: FakeModel):
     fake, faults = h.fake, h.fake.faults
     if faults.safetensors:
         # images.go pullWithTransfer: one aggregate line per update, no per-layer digests,
         # no separate "verifying sha256 digest" step (blobs are verified while downloading)
-        segments = [("pulling model", "sha256:model", 0, m.size)]
+        segments = [("pulling model", "sha256:model", 0, m.size, list(zip(m.digests, m.layers)))]
     else:  # download.go: layers one after another, status "pulling <digest[7:19]>"
         segments, off = [], 0
         for d, size in zip(m.digests, m.layers):
-            segments.append((f"pulling {d[7:19]}", d, off, size))
+            segments.append((f"pulling {d[7:19]}", d, off, size, [(d, size)]))
             off += size
     state = {"chunks": 0, "stalled": False, "regressed": False}
 
@@ -666,12 +803,26 @@ def _pull_layers(h: _Handler, out: _Out, m: FakeModel, n: Name, have: int):
             out.error(faults.pull_error.replace("{hex}", hexd))
             raise _ClientGone()  # ends this request cleanly; not counted as a disconnect
 
-    for status, digest, off, size in segments:
-        done = max(0, min(have - off, size))
+    def on_disk(blobs) -> int:
+        with fake._lock:
+            return sum(min(fake._blobs.get(d, 0), size) for d, size in blobs)
+
+    def store(blobs, done: int):  # bytes of the segment -> bytes of each blob, in order
+        with fake._lock:
+            for d, size in blobs:
+                fake._blobs[d] = max(0, min(done, size))
+                done -= size
+
+    for status, digest, off, size, blobs in segments:
+        done = on_disk(blobs)
+        if done >= size:  # downloadBlob cache hit: one report, complete
+            out.emit(_progress(status, digest, size, size))
+            continue
+        if fake.ticker:
+            _tick_layer(h, out, status, digest, size, done, lambda d: store(blobs, d))
+            continue
         line = _progress(status, digest, size, done)
         out.emit(line)
-        if done >= size:  # blob already on disk: reported complete straight away
-            continue
         check(off + done, status, digest, line)
         while done < size:
             target = min(done + max(1, int(fake.chunk_size)), size)
@@ -684,15 +835,28 @@ def _pull_layers(h: _Handler, out: _Out, m: FakeModel, n: Name, have: int):
                 # so one update goes backwards (below the previous value), then it climbs again
                 state["regressed"] = retried = True
                 done = max(0, done - step - max(1, step // 2))
-            with fake._lock:
-                prev = fake._partial.get(n.key, 0)
-                fake._partial[n.key] = off + done if retried else max(prev, off + done)
+            store(blobs, done if retried else max(done, on_disk(blobs)))
             state["chunks"] += 1
             line = _progress(status, digest, size, done)
             out.emit(line)
             check(off + done, status, digest, line)
     if not faults.safetensors:
         out.emit({"status": "verifying sha256 digest"})
+
+
+def _tick_layer(h: _Handler, out: _Out, status: str, digest: str, size: int, done: int, store):
+    """download.go Wait(): a ticker reports the current Completed every `tick` seconds,
+    repeating it when nothing new arrived, and never once more when the blob is done: the
+    last report stays below the size, and a blob finished within one tick reports nothing."""
+    fake = h.fake
+    while True:
+        done = min(size, done + fake.tick_bytes)
+        store(done)
+        h._wait(fake.tick)
+        if done >= size:
+            return
+        for _ in range(max(1, fake.tick_repeats)):
+            out.emit(_progress(status, digest, size, done), delay=0)
 
 
 def _stall(h: _Handler, out: _Out, line: dict):
@@ -717,11 +881,23 @@ def _resolve_for_inference(h: _Handler, req: str, body: dict):
     if not req:
         h._error(400, "model is required")
         return None
-    n = parse_name(req)
+    try:  # parseAndValidateModelRef
+        base, source = parse_ref(req)
+    except Conflict as e:
+        h._error(400, str(e))
+        return None
+    n = parse_name(base)
     if not n.valid:
         h._error(400, INVALID_NAME)
         return None
+    if source == "cloud":
+        return _cloud_target(h, n)
     m = h.fake._lookup_installed(n)
+    if m is not None and m.remote_host:  # a pulled cloud stub: proxied as well
+        if source == "local":
+            m = None
+        else:
+            return _cloud_target(h, parse_name(m.remote_model))
     if m is None:
         h._error(404, f"model '{req}' not found")
         return None
@@ -731,6 +907,8 @@ def _resolve_for_inference(h: _Handler, req: str, body: dict):
         return None
     if body.get("tools") and "tools" not in m.capabilities:  # scheduleRunner CheckCapabilities
         h._error(400, f"{n.full} does not support tools")
+        return None
+    if not _scheduled(h):
         return None
     if h.fake.faults.remove_before_chat:
         # the race: GetModel saw it, then it was deleted before the scheduler loaded it
@@ -742,10 +920,62 @@ def _resolve_for_inference(h: _Handler, req: str, body: dict):
     return m
 
 
+def _cloud_target(h: _Handler, base: Name):
+    """The cloud proxy (server/cloud_proxy.go): switched off, not signed in, or ollama.com's
+    own answer for the base name."""
+    fake = h.fake
+    if fake.cloud_disabled:
+        h._error(403, CLOUD_DISABLED)
+        return None
+    if not fake.signed_in:
+        body = {"error": "unauthorized"}
+        if fake.signin_url:
+            body["signin_url"] = fake.signin_url
+        h._json(401, body)
+        return None
+    with fake._lock:
+        m = fake._cloud.get(base.key)
+    if m is None:
+        h._error(404, f"model '{base.short}' not found")
+        return None
+    return m if _scheduled(h) else None
+
+
+def _scheduled(h: _Handler) -> bool:
+    """scheduleRunner's failures, before any token: 503 busy, or chat_fail (500 runner, 499)."""
+    faults = h.fake.faults
+    with h.fake._lock:
+        busy = faults.busy > 0
+        if busy:
+            faults.busy -= 1
+    if busy:
+        h._error(503, BUSY)
+        return False
+    if faults.chat_fail is not None:
+        status, msg = faults.chat_fail
+        h._error(status, msg)
+        return False
+    return True
+
+
+def _bad_think(v) -> Optional[str]:
+    """api.ThinkValue.UnmarshalJSON: a bool or one of four strings; ShouldBindJSON -> 400."""
+    if v is None or isinstance(v, bool):
+        return None
+    if isinstance(v, str):
+        if v in ("high", "medium", "low", "max"):
+            return None
+        return (f'invalid think value: {json.dumps(v)} (must be "high", "medium", "low", '
+                f'"max", true, or false)')
+    return 'think must be a boolean or string ("high", "medium", "low", "max", true, or false)'
+
+
 @_route
 def h_chat(self, body):
     with self.fake._lock:
         self.fake.chat_requests.append(body)
+    if _bad_think(body.get("think")):
+        return self._error(400, _bad_think(body.get("think")))
     req = body.get("model") or ""
     messages = body.get("messages") or []
     m = _resolve_for_inference(self, req, body)
@@ -814,6 +1044,8 @@ def _stream_answer(h: _Handler, body: dict, req: str, thinking: str, text: str, 
         for tok in _tokens(text):
             if faults.drop_chat_after is not None and sent >= faults.drop_chat_after:
                 h._abort()
+            if faults.chat_error_after is not None and sent >= faults.chat_error_after[0]:
+                return out.error(faults.chat_error_after[1])  # the runner died mid-answer
             out.emit(piece("", tok))
             sent += 1
         final = piece("", "")

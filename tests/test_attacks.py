@@ -98,6 +98,20 @@ def queue_call(url: str, api_name: str, *data, headers: Optional[dict] = None) -
     return "\n".join(out)
 
 
+def chat_call(url: str, message: dict, model: str, download_anyway: bool = False) -> str:
+    """A crafted request to the chat handler: our message, model and "Download anyway", every
+    other input at its component's default (whatever inputs the chat has today)."""
+    config = httpx.get(f"{url}/config", timeout=10).json()
+    props = {c["id"]: c.get("props", {}) for c in config["components"]}
+    dep = next(d for d in config["dependencies"] if d.get("api_name") == "chat")
+    data = []
+    for i in dep["inputs"]:
+        elem = props[i].get("elem_id")
+        data.append(message if elem == "chat-input" else model if elem == "model-dropdown"
+                    else download_anyway if elem == "fit-override" else props[i].get("value"))
+    return queue_call(url, "chat", *data)
+
+
 def attempt_delete(url: str, fake, headers: Optional[dict] = None) -> None:
     """The hidden 'Confirm delete' handler, called directly: must be refused."""
     said = queue_call(url, "delete_model", "llama3.2", headers=headers)
@@ -214,8 +228,7 @@ def test_private_handlers_on_a_public_server_refuse(fake_ollama, api_name, data)
 
 def test_auto_pull_in_chat_on_a_public_server_is_refused(fake_ollama):
     with launched(fake_ollama, server_name="0.0.0.0") as url:
-        said = queue_call(url, "chat", {"text": "hi", "files": []}, None, "mistral", "",
-                          0.7, 4096, True, True)
+        said = chat_call(url, {"text": "hi", "files": []}, "mistral", True)
     assert REFUSED in said
     assert fake_ollama.pull_requests == {} and fake_ollama.chat_requests == []
 
@@ -235,8 +248,7 @@ def _file(path: str) -> dict:
 
 
 def _chat_with_files(url: str, *paths: str) -> str:
-    return queue_call(url, "chat", {"text": "what is this?", "files": [_file(p) for p in paths]},
-                      None, "llava", "", 0.7, 4096, True, False)
+    return chat_call(url, {"text": "what is this?", "files": [_file(p) for p in paths]}, "llava", False)
 
 
 def _sent_images(fake) -> list:
@@ -321,22 +333,20 @@ def test_the_repository_is_not_served(fake_ollama):
 # -- 4. cloud models and visitor-named hosts ------------------------------------------------
 
 def test_a_cloud_model_is_not_used_on_a_shared_app_unless_allowlisted(fake_ollama):
-    fake_ollama.add_installed(FakeModel(name="gpt-oss:120b-cloud"))  # the operator's stub
+    fake_ollama.add_cloud(FakeModel(name="gpt-oss:120b"))  # on ollama.com, no pull needed
     policy = AccessPolicy(shared=True, host=fake_ollama.url)  # allowlist: installed models
     with running_app(fake_ollama.url, policy=policy) as url:
-        said = queue_call(url, "chat", {"text": "hi", "files": []}, None,
-                          "gpt-oss:120b-cloud", "", 0.7, 4096, True, False)
+        said = chat_call(url, {"text": "hi", "files": []}, "gpt-oss:120b-cloud", False)
     assert "Cloud model" in said and "ollama.com account" in said
     assert fake_ollama.chat_requests == []
 
 
 def test_an_allowlisted_cloud_model_answers(fake_ollama):
-    fake_ollama.add_installed(FakeModel(name="gpt-oss:120b-cloud"))
+    fake_ollama.add_cloud(FakeModel(name="gpt-oss:120b"))
     policy = AccessPolicy(shared=True, allowed_models=["gpt-oss:120b-cloud"],
                           host=fake_ollama.url)
     with running_app(fake_ollama.url, policy=policy) as url:
-        said = queue_call(url, "chat", {"text": "hi", "files": []}, None,
-                          "gpt-oss:120b-cloud", "", 0.7, 4096, True, False)
+        said = chat_call(url, {"text": "hi", "files": []}, "gpt-oss:120b-cloud", False)
     assert "You said: hi" in said
 
 
@@ -402,8 +412,7 @@ def test_unexpected_errors_do_not_leak_server_details(fake_ollama, monkeypatch):
 
     monkeypatch.setattr(Service, "capabilities", boom)
     with running_app(fake_ollama.url) as url:
-        said = queue_call(url, "chat", {"text": "hi", "files": []}, None, "llama3.2", "",
-                          0.7, 4096, True, False)
+        said = chat_call(url, {"text": "hi", "files": []}, "llama3.2", False)
     assert "Something went wrong on the server" in said
     assert "sk-operator-secret" not in said and "/home/operator" not in said
 
@@ -425,8 +434,7 @@ def test_contextpilot_auth_holds_when_mounted_without_auth(fake_ollama, monkeypa
     monkeypatch.setenv("CONTEXTPILOT_AUTH", "ada:s3cret")
     with mounted(fake_ollama, bind="127.0.0.1", server_name="127.0.0.1") as url:
         said = queue_call(url, "delete_model", "qwen3:0.6b")
-        said += queue_call(url, "chat", {"text": "hi", "files": []}, None, "llama3.2", "",
-                           0.7, 4096, True, False)
+        said += chat_call(url, {"text": "hi", "files": []}, "llama3.2", False)
     assert "requires a login" in said
     assert len(fake_ollama.installed_names()) == 2 and fake_ollama.chat_requests == []
 
@@ -439,8 +447,7 @@ def test_download_anyway_is_the_operators_on_a_shared_app(fake_ollama, roomy_mac
     policy = AccessPolicy(shared=True, allowed_models=["mistral"], host=fake_ollama.url)
     with running_app(fake_ollama.url, policy=policy) as url:
         said = queue_call(url, "download", "mistral", True)  # the hidden override, ticked
-        said += queue_call(url, "chat", {"text": "hi", "files": []}, None, "mistral", "",
-                           0.7, 4096, True, True)
+        said += chat_call(url, {"text": "hi", "files": []}, "mistral", True)
     assert "only the operator can download a model that may not fit" in said
     assert fake_ollama.pull_requests == {}
 
@@ -523,8 +530,7 @@ def test_a_visitor_never_learns_the_ollama_address(fake_ollama):
         said = queue_call(url, "refresh_models", "llama3.2")
         said += json.dumps(Client(url, verbose=False).predict(api_name="/list_models"))
         fake_ollama.faults.refuse = True  # Ollama goes away: the errors name no host either
-        said += queue_call(url, "chat", {"text": "hi", "files": []}, None, "llama3.2", "",
-                           0.7, 4096, True, False)
+        said += chat_call(url, {"text": "hi", "files": []}, "llama3.2", False)
         said += queue_call(url, "unload_model", "llama3.2")
         said += queue_call(url, "refresh", "llama3.2")
     assert "at the configured host" in said and address not in said

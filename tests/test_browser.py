@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
@@ -53,7 +54,7 @@ def page(browser):
 
 def open_app(page, url):
     page.goto(url)
-    page.locator("#ollama-status").get_by_text("Ollama 0.12.3").wait_for()
+    page.locator("#ollama-status").get_by_text("Ollama 0.33.0").wait_for()
 
 
 def test_missing_model_downloads_with_a_rising_bar_then_answers(page, fake_ollama, artifacts):
@@ -94,7 +95,7 @@ def test_ollama_down_shows_the_fix_then_recovers(page, fake_ollama, artifacts):
 
         fake_ollama.faults.refuse = False
         page.locator("#refresh-models").click()
-        status.get_by_text("Ollama 0.12.3").wait_for()
+        status.get_by_text("Ollama 0.33.0").wait_for()
         page.locator("#model-dropdown input").click()
         page.get_by_role("option", name="llama3.2:latest (3.0 MB)").wait_for()
 
@@ -169,8 +170,8 @@ def test_thinking_is_collapsible_and_history_survives_a_refresh(page, fake_ollam
         page.locator("#chat-input textarea").press("Enter")
         chat = page.locator("#chatbot")
         chat.get_by_text("You said: why is the sky blue").wait_for()
-        # the reasoning is its own collapsible message titled "Thinking", apart from the answer
-        chat.get_by_text("Thinking", exact=False).first.wait_for()
+        # the reasoning is its own collapsible message ("Thought for ..."), apart from the answer
+        chat.get_by_text(re.compile("Thought for|Thinking")).first.wait_for()
         answer = chat.get_by_text("You said: why is the sky blue")
         assert "Thinking about" not in answer.inner_text()
         page.screenshot(path=str(artifacts / "browser-thinking.png"), full_page=True)

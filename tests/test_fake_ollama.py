@@ -1,4 +1,5 @@
 """Proves tests/fake_ollama.py speaks Ollama's protocol, using the real ollama client."""
+import re
 import threading
 import time
 
@@ -29,7 +30,7 @@ def test_root_version_list(srv, client):
     r = httpx.get(srv.url + "/")
     assert r.text == "Ollama is running" and r.status_code == 200
     assert httpx.head(srv.url + "/").status_code == 200
-    assert httpx.get(srv.url + "/api/version").json()["version"].startswith("0.12")
+    assert httpx.get(srv.url + "/api/version").json()["version"].startswith("0.33")
     names = {m.model for m in client.list().models}
     assert names == {"llama3.2:latest", "qwen3:0.6b"}
     assert sorted(srv.installed_names()) == sorted(names)
@@ -119,7 +120,7 @@ def test_show_ps_delete_generate(srv, client):
     assert e.value.status_code == 404
     with pytest.raises(ollama.ResponseError) as e:
         client.show("llama3.2")
-    assert e.value.status_code == 404 and e.value.error == "model 'llama3.2' not found"
+    assert e.value.status_code == 404 and e.value.error == "model 'llama3.2:latest' not found"
 
 
 def test_refused_then_back_on_same_port(srv, client):
@@ -244,3 +245,67 @@ def test_stop_closes_open_streams(srv):
     srv.stop()
     t.join(2)
     assert not t.is_alive() and errors
+
+
+def test_todays_shapes(srv, client):
+    """Shapes of v0.33 (server/routes.go, api/types.go): each checked against the source."""
+    assert httpx.get(srv.url + "/api/version").json() == {"version": "0.33.0"}
+    assert httpx.get(srv.url + "/api/status").json() == {"cloud": {"disabled": False,
+                                                                   "source": "none"}}
+    tags = httpx.get(srv.url + "/api/tags").json()["models"]
+    llama = next(m for m in tags if m["name"] == "llama3.2:latest")
+    assert llama["capabilities"] == ["completion", "tools"]
+    assert llama["details"]["context_length"] == 131072
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z", llama["modified_at"])
+    assert "remote_host" not in llama  # omitempty
+    with pytest.raises(ollama.ResponseError) as e:
+        client.show("ghost")
+    assert e.value.status_code == 404 and e.value.error == "model 'ghost:latest' not found"
+    with pytest.raises(ollama.ResponseError) as e:
+        client.pull("llama3.2@sha256:" + "a" * 64)
+    assert e.value.status_code == 400 and e.value.error == "invalid model name"
+    with pytest.raises(ollama.ResponseError) as e:
+        client.chat("qwen3:cloud:local", messages=[])
+    assert e.value.status_code == 400 and e.value.error == "use either :local or :cloud, not both"
+    with pytest.raises(ollama.ResponseError) as e:
+        client.chat("qwen3:0.6b", messages=[{"role": "user", "content": "x"}], think="hard")
+    assert e.value.status_code == 400 and e.value.error.startswith("invalid think value")
+
+
+def test_go_times_have_nanoseconds():
+    from tests.fake_ollama import _go_time
+
+    assert _go_time(1.123456789) == "1970-01-01T00:00:01.123456789Z"
+    assert _go_time(2.5) == "1970-01-01T00:00:02.5Z" and _go_time(3) == "1970-01-01T00:00:03Z"
+
+
+def test_pull_lookups_are_case_insensitive_and_partials_are_per_blob(srv, client):
+    events = list(client.pull("GEMMA3:1B", stream=True))
+    assert events[-1].status == "success" and "gemma3:1b" in srv.installed_names()
+    srv.add_remote(FakeModel(name="gemma3:latest", layers=BIG, blobs_of="gemma3:1b"))
+    again = [e for e in client.pull("gemma3", stream=True) if e.digest]
+    assert len(again) == 3 and all(e.completed == e.total for e in again)  # shared blobs
+
+
+def test_cloud_proxy_and_faults(srv, client):
+    from tests.fake_ollama import BUSY, CLOUD_DISABLED, SIGNIN_URL
+
+    srv.add_cloud(FakeModel(name="gpt-oss:120b", family="gptoss"))
+    msg = [{"role": "user", "content": "x"}]
+    assert client.chat("gpt-oss:120b:cloud", messages=msg).message.content == "You said: x"
+    srv.signed_in = False
+    r = httpx.post(srv.url + "/api/chat", json={"model": "gpt-oss:120b-cloud", "messages": msg})
+    assert r.status_code == 401 and r.json() == {"error": "unauthorized", "signin_url": SIGNIN_URL}
+    srv.cloud_disabled = True
+    r = httpx.post(srv.url + "/api/chat", json={"model": "gpt-oss:120b-cloud", "messages": msg})
+    assert r.status_code == 403 and r.json() == {"error": CLOUD_DISABLED}
+    srv.faults.busy = 1
+    with pytest.raises(ollama.ResponseError) as e:
+        client.chat("llama3.2", messages=msg)
+    assert e.value.status_code == 503 and e.value.error == BUSY
+    srv.faults.chat_error_after = (1, "an error was encountered while running the model: x")
+    got = []
+    with pytest.raises(ollama.ResponseError) as e:
+        for p in client.chat("llama3.2", messages=[{"role": "user", "content": "a b"}], stream=True):
+            got.append(p.message.content)
+    assert got == ["You"] and e.value.status_code == -1

@@ -60,10 +60,11 @@ def test_think_off_sends_think_false(client, fake_ollama):
                         api_name="/chat")
     messages = job.result()[0]
     assert fake_ollama.chat_requests[-1]["think"] is False
-    assert not titled(messages, "Thinking") and answers(messages) == ["You said: why?"]
+    assert not titled(messages, "Thought for") and not titled(messages, "Thinking")
+    assert answers(messages) == ["You said: why?"]
     _, (messages, *_) = chat(client, "why?", "qwen3:0.6b")  # Think is on by default
     assert fake_ollama.chat_requests[-1]["think"] is True
-    assert titled(messages, "Thinking")
+    assert titled(messages, "Thought for")
 
 
 def test_think_is_not_sent_to_a_model_that_cannot_think(client, fake_ollama):

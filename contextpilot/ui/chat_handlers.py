@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import Any, AsyncIterator, Optional
+from typing import Any, AsyncIterator, Optional, Union
 
 import gradio as gr
 
@@ -89,8 +89,12 @@ def vision_refusal(name: str) -> str:
             f"not sent. Remove the image, or choose a vision model such as gemma3 or llava.")
 
 
-def think_value(think: bool, caps: Optional[tuple]) -> Optional[bool]:
-    """Off sends think=false; on asks a thinking model to think and leaves others alone."""
+def think_value(think: bool, caps: Optional[tuple], level: str = "",
+                levels: tuple = ()) -> Optional[Union[bool, str]]:
+    """A model that takes levels (gpt-oss) gets the chosen level; otherwise off sends
+    think=false, and on asks a thinking model to think and leaves others alone."""
+    if levels:  # chat_stream validates it: a crafted value is refused, not ignored
+        return level or None
     if not think:
         return False
     return True if caps is not None and "thinking" in caps else None
@@ -123,23 +127,27 @@ class ChatHandlers:
         value = current or data.default(self.configured)
         status = self.service.status_html()
         return (gr.Dropdown(choices=data.choices(), value=value), status,
-                self.service.note(value, data), self.think_control(value))
+                self.service.note(value, data), *self.think_control(value))
 
     def model_changed(self, model: str):
-        return self.service.note(model), self.think_control(model)
+        return self.service.note(model), *self.think_control(model)
 
     def think_control(self, model: Optional[str]):
+        """On/off (#think-toggle) for a thinking model; a level (#think-level) for a model
+        that takes levels (gpt-oss); neither for the others."""
         try:
             caps = self.service.capabilities(model) if model else None
+            levels = cp.think_levels(model, self.service.family(model)) if model else ()
         except cp.ContextPilotError:
-            caps = None
-        return gr.Checkbox(visible=bool(caps and "thinking" in caps))
+            caps, levels = None, ()
+        return (gr.Checkbox(visible=bool(caps and "thinking" in caps) and not levels),
+                gr.Dropdown(visible=bool(levels)))
 
     # -- /chat --------------------------------------------------------------------------
 
     async def chat(self, message: Any, history: list, model: str = "", system: str = "",
                    temperature: float = 0.7, num_ctx: float = 4096, think: bool = True,
-                   download_anyway: bool = False):
+                   download_anyway: bool = False, think_level: str = "medium"):
         """Answer ``message`` with ``model``, downloading the model first if needed.
 
         Yields the assistant's messages (download status, thinking, answer) and, for the page,
@@ -157,7 +165,8 @@ class ChatHandlers:
             self.service.policy.check_chat(name)
             caps = await self._prepare(name, download_anyway is True)
             auto_pull = await asyncio.to_thread(self.service.may_pull, name)
-            if files and caps is None:  # unknown until it is here: download, then look
+            cloud = cp.parse_name(name).is_cloud  # never downloaded, not even to look
+            if files and caps is None and not cloud:  # unknown until it is here: download
                 async for batch in batches(lambda t: cp.pull_model(
                         name, host, cancel=t), PULL_INTERVAL):
                     if not batch:  # Ollama is silent: a no-op lets Gradio see a closed tab
@@ -166,7 +175,9 @@ class ChatHandlers:
                     view.feed(batch)
                     yield view.messages(), render.progress_html(view.pull), skip, skip, skip
                 caps = await asyncio.to_thread(self.service.capabilities, name)
-            if files and "vision" not in (caps or ()):
+            # a cloud model ollama.com would not describe (signed out): let the chat say why
+            unknown_cloud = cloud and caps is None
+            if files and not unknown_cloud and "vision" not in (caps or ()):
                 view.error = vision_refusal(name)
                 yield (view.messages(), *(await asyncio.to_thread(self._after_turn, view)))
                 return
@@ -181,7 +192,8 @@ class ChatHandlers:
                 # A model removed meanwhile is pulled again only where a pull is allowed.
                 return cp.chat_stream(name, messages, system=system or None, options=options,
                                       auto_pull=auto_pull,
-                                      think=think_value(bool(think), caps),
+                                      think=think_value(bool(think), caps, str(think_level),
+                                                        cp.think_levels(name)),
                                       host=host, cancel=token)
 
             global _streaming
@@ -213,8 +225,11 @@ class ChatHandlers:
 
     async def _prepare(self, name: str, override: bool) -> Optional[tuple]:
         """Before a turn: a missing model must be allowed and fit (else NotAllowed); then
-        its capabilities (None when unknown)."""
-        if not await asyncio.to_thread(self.service.installed, name):
+        its capabilities (None when unknown). A cloud model is never downloaded nor
+        fit-checked (it runs on ollama.com); a shared app's allowlist still applies."""
+        if cp.parse_name(name).is_cloud:
+            await asyncio.to_thread(self.service.policy.check_pull, name)
+        elif not await asyncio.to_thread(self.service.installed, name):
             refusal = await asyncio.to_thread(self.service.before_pull, name, override)
             if refusal:
                 raise cp.NotAllowed("download", name, refusal)
@@ -263,7 +278,7 @@ class ChatHandlers:
         except Exception:
             log.exception("download failed")
             yield render.error_html(SOMETHING_WRONG), skip, skip, skip
-        dropdown, status, note, _think = await asyncio.to_thread(self.refresh_models, model)
+        dropdown, status, note, *_think = await asyncio.to_thread(self.refresh_models, model)
         yield skip, dropdown, note, status
 
     async def pull_model_api(self, name: str, download_anyway: bool = False

@@ -63,7 +63,7 @@ def build_app(host: Optional[str] = None, default_model: Optional[str] = None,
             refresh = gr.Button("↻ Refresh", elem_id="refresh-models", size="sm", scale=0)
         with gr.Tabs():
             with gr.Tab("Chat", id="chat") as chat_tab:
-                model, think, override, note, pull_status, pull_button = _chat_tab(
+                model, think, think_level, override, note, pull_status, pull_button = _chat_tab(
                     h, configured, status)
                 build_downloads(service, private, started=pull_status)
             with gr.Tab("Models", id="models") as models_tab:
@@ -72,10 +72,10 @@ def build_app(host: Optional[str] = None, default_model: Optional[str] = None,
         gr.api(h.list_models_api, api_name="list_models")
         gr.api(h.pull_model_api, api_name="pull_model", concurrency_limit=STREAM_CONCURRENCY)
 
-        page = [model, status, note, think]
+        page = [model, status, note, think, think_level]
         demo.load(h.refresh_models, [model], page, api_name="refresh_models", **private)
         refresh.click(h.refresh_models, [model], page, **private)
-        model.input(h.model_changed, [model], [note, think], **private)
+        model.input(h.model_changed, [model], [note, think, think_level], **private)
         pull_button.click(h.download, [model, override], [pull_status, model, note, status],
                           api_name="download", concurrency_limit=STREAM_CONCURRENCY, **private)
         models_tab.select(refresh_tab, [selected], tab_outputs, **private).then(
@@ -99,6 +99,9 @@ def _chat_tab(h: ChatHandlers, configured: str, status: gr.HTML):
     with gr.Row():
         think = gr.Checkbox(True, label="Think", elem_id="think-toggle", visible=False,
                             info="Let a thinking model reason before it answers.")
+        think_level = gr.Dropdown(["low", "medium", "high"], value="medium", label="Think",
+                                  elem_id="think-level", visible=False, scale=0, min_width=160,
+                                  info="How hard the model reasons before it answers.")
         override = gr.Checkbox(False, label="Download anyway", elem_id="fit-override",
                                info="Download even if the model may not fit this machine.")
     note = gr.Markdown(elem_id="model-note")
@@ -114,7 +117,7 @@ def _chat_tab(h: ChatHandlers, configured: str, status: gr.HTML):
         textbox=gr.MultimodalTextbox(file_types=["image"], file_count="multiple",
                                      placeholder="Message…", show_label=False,
                                      elem_id="chat-input", sources=["upload"]),
-        additional_inputs=[model, system, temperature, num_ctx, think, override],
+        additional_inputs=[model, system, temperature, num_ctx, think, override, think_level],
         additional_inputs_accordion=gr.Accordion("Settings", open=False, render=False),
         additional_outputs=[pull_status, model, note, status],
         api_name="chat",
@@ -122,7 +125,7 @@ def _chat_tab(h: ChatHandlers, configured: str, status: gr.HTML):
         save_history=True,
         fill_height=True,
     )
-    return model, think, override, note, pull_status, pull_button
+    return model, think, think_level, override, note, pull_status, pull_button
 
 
 MAX_UPLOAD = "20mb"

@@ -19,7 +19,7 @@ from ..types import ChatDone, ContentDelta, ModelInfo, PullProgress, ServerStatu
 STEP_WORDS = {
     "manifest": "Pulling manifest",
     "download": "Downloading",
-    "verify": "Verifying",
+    "verify": "Verifying sha256 digest",
     "write": "Writing manifest",
     "done": "Ready",
 }
@@ -131,6 +131,8 @@ def unescape_markdown_html(text: str) -> str:
 
 
 def step_words(p: PullProgress) -> str:
+    if p.status.startswith("removing"):  # a re-pull replaced blobs (step "write")
+        return "Removing unused layers"
     return STEP_WORDS.get(p.step) or p.status.capitalize()
 
 
@@ -197,6 +199,8 @@ class ChatView:
     answer: list[str] = field(default_factory=list)
     error: str = ""
     stats: Optional[ChatDone] = None
+    thought: float = 0.0
+    "Seconds the model had been thinking at its latest thought."
 
     def feed(self, events: Iterable[Any]) -> None:
         for event in events:
@@ -204,6 +208,7 @@ class ChatView:
                 self.answer.append(event.text)
             elif isinstance(event, ThinkingDelta):
                 self.thinking.append(event.text)
+                self.thought = event.elapsed
             elif isinstance(event, PullProgress):
                 self.pull = event
             elif isinstance(event, ChatDone):
@@ -215,8 +220,11 @@ class ChatView:
             out.append(self._pull_message())
         if self.thinking:
             done = bool(self.answer) or self.stats is not None or bool(self.error)
+            seconds = self.stats.thinking_seconds if self.stats else None
+            title = thought_title(self.thought if seconds is None else seconds) if done \
+                else "Thinking…"
             out.append({"role": "assistant", "content": escape("".join(self.thinking)),
-                        "metadata": {"title": "Thinking", "status": "done" if done else "pending"}})
+                        "metadata": {"title": title, "status": "done" if done else "pending"}})
         if self.answer:
             out.append({"role": "assistant",
                         "content": escape_markdown_html("".join(self.answer))})
@@ -244,6 +252,13 @@ class ChatView:
                 "metadata": {"title": title, "status": "done" if ok else "pending"}}
 
 
+def thought_title(seconds: float) -> str:
+    """The Thinking message's title once the answer begins: ``thought_title(4.2) ==
+    'Thought for 4 s'``."""
+    return "Thought for less than a second" if seconds < 0.5 else \
+        f"Thought for {round(seconds)} s"
+
+
 # ----------------------------------------------------------------------------- models and status
 
 
@@ -253,8 +268,11 @@ def status_html(s: ServerStatus, note: str = "", hint: str = "") -> str:
     if s.reachable:
         version = f" {escape(s.version)}" if s.version else ""
         extra = f" — {escape(note)}" if note else ""
+        cloud = {True: " · cloud models available", False: " · cloud models switched off",
+                 None: ""}[s.cloud]
         return (f'<span class="cp-ok"><span style="color:#16a34a">●</span> '
-                f'Ollama{version} at {escape(s.host)}{extra}</span>')
+                f'Ollama{version} at {escape(s.host)}'
+                f'<span class="cp-cloud">{cloud}</span>{extra}</span>')
     extra = f"<br><small>{escape(hint)}</small>" if hint else ""
     return (f'<span class="cp-down" role="alert"><span style="color:#dc2626">●</span> '
             f'{escape(s.error)}{extra}</span>')
@@ -262,12 +280,26 @@ def status_html(s: ServerStatus, note: str = "", hint: str = "") -> str:
 
 def model_choices(installed: Sequence[ModelInfo], catalog: Sequence[CatalogEntry],
                   installed_keys: set[str], catalog_key) -> list[tuple[str, str]]:
-    """Dropdown ``(label, value)``: installed first with size, then catalog downloads."""
-    choices = [(f"{m.name} ({human_bytes(m.size)})", m.name) for m in installed]
+    """Dropdown ``(label, value)``: installed first with size (a cloud model with its
+    badge instead: it runs on ollama.com), then catalog downloads."""
+    choices = [(installed_label(m), m.name) for m in installed]
     for e in catalog:
         if catalog_key(e.name) not in installed_keys:
             choices.append((f"{e.short_name} — download {human_bytes(e.size)}", e.name))
     return choices
+
+
+CLOUD_BADGE = "☁ cloud"
+
+
+def installed_label(m: ModelInfo) -> str:
+    """``llama3.2:latest (2.0 GB)``; ``gpt-oss:20b-cloud (☁ cloud)`` for a cloud model."""
+    return f"{m.name} ({CLOUD_BADGE if m.is_cloud else human_bytes(m.size)})"
+
+
+def cloud_note(model: str) -> str:
+    return (f"{escape(model)} is a cloud model: it runs on ollama.com through your Ollama, "
+            f"so nothing is downloaded (sign in first: `ollama signin`).")
 
 
 def model_note(model: str, installed: Optional[ModelInfo], entry: Optional[CatalogEntry]) -> str:

@@ -75,7 +75,7 @@ class Models:
 
     def choices(self) -> list[tuple[str, str]]:
         keys = self.keys()
-        out = [(f"{m.name} ({render.human_bytes(m.size)})"
+        out = [(f"{render.installed_label(m)}"
                 f"{render_models.badges(self.capabilities.get(m.name))}", m.name)
                for m in self.installed]
         for e in catalog():
@@ -187,14 +187,23 @@ class Service:
     def capabilities(self, name: str) -> Optional[tuple[str, ...]]:
         """Installed: Ollama's word; else the catalog's; None when nobody knows yet."""
         have = _models.installed(name, self.host)
+        if have is not None and have.capabilities:  # today's /api/tags says them itself
+            return have.capabilities
         if have is not None:
             d = self.details(have.name, have.digest)
+            return d.capabilities if d else None
+        if cp.parse_name(name).is_cloud:  # ollama.com's own word, through the local server
+            d = self.details(name)
             return d.capabilities if d else None
         entry = catalog_entry(name)
         return entry.capabilities if entry else None
 
     def installed(self, name: str) -> bool:
         return cp.model_exists(name, self.host)
+
+    def family(self, name: str) -> str:
+        have = _models.installed(name, self.host)
+        return have.family if have is not None else ""
 
     def note(self, model: Optional[str], data: Optional[Models] = None) -> str:
         """The line under the dropdown: installed, downloading, or the fit verdict."""
@@ -208,6 +217,8 @@ class Service:
         if data.error:
             return ""
         have = data.find(name)
+        if cp.parse_name(name).is_cloud:  # never downloaded nor fit-checked here
+            return render.cloud_note(name)
         text = render.model_note(name, have, catalog_entry(name))
         if have is not None:
             return text
@@ -229,7 +240,7 @@ class Service:
         """Policy (raises NotAllowed), then the fit check: '' to go, else why it waits.
         On a shared app the override is the operator's: a visitor cannot fill their disk."""
         self.policy.check_pull(name)
-        if self.installed(name):
+        if self.installed(name) or cp.parse_name(name).is_cloud:  # cloud: runs on ollama.com
             return ""
         if override and not self.policy.shared:
             return ""
