@@ -197,7 +197,7 @@ def probe_size(name: ModelName, host: Optional[str]) -> SizeLookup:
 
 
 def _probe(name: ModelName, host: Optional[str]) -> SizeLookup:
-    from .pull import pull_model  # pull imports hardware, which imports this module
+    from .pull import probe_pull  # pull imports hardware, which imports this module
 
     from .cancel import CancelToken
     from .errors import PullCancelled
@@ -206,7 +206,7 @@ def _probe(name: ModelName, host: Optional[str]) -> SizeLookup:
     timer = threading.Timer(PROBE_TIMEOUT, token.cancel)
     timer.daemon = True
     timer.start()
-    stream = cast(Generator, pull_model(name.display, host, check_disk=False, cancel=token))
+    stream = cast(Generator, probe_pull(name, host, token))
     try:
         for value in stream:
             if value.done or (value.step == "download" and value.total > 0):

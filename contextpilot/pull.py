@@ -46,15 +46,18 @@ def stall_timeout_default() -> float:
 
 
 def _join(host: str, name: ModelName, stall_timeout: float, clock: Clock, check_disk: bool,
-          detach: bool, insecure: bool = False):
+          detach: bool, insecure: bool = False, quiet: bool = False):
     key = (host, name.key)
 
     def make() -> PullJob:
         return PullJob(host, name, stall_timeout, clock, check_disk=check_disk,
                        leave=lambda job: _registry.remove(key, job), outcomes=_outcomes,
-                       insecure=insecure)
+                       insecure=insecure, quiet=quiet)
 
-    return _registry.join(key, make, keep=detach)
+    job, cursor = _registry.join(key, make, keep=detach)
+    if not quiet:
+        job.quiet = False  # someone wants this download: it is no longer just a size probe
+    return job, cursor
 
 
 def pull_model(
@@ -79,14 +82,28 @@ def pull_model(
     ``insecure`` allows a plain-HTTP registry (``http://host:port/ns/model``); without it
     such a name is refused before anything is sent.
     """
-    parsed = parse_name(name)
+    return _pull(parse_name(name), host, stall_timeout, cancel, detach, check_disk, insecure,
+                 clock)
+
+
+def probe_pull(name: ModelName, host: Optional[str], cancel: CancelToken
+               ) -> Iterator[PullProgress]:
+    """``pull_model`` for a size probe (``check_fit``): a pull its caller stops at the first
+    layer's size. Unless someone else joins it, it is not listed as a running download, and
+    its cancel is neither logged as a failure nor kept in ``recent_pulls``."""
+    return _pull(name, host, None, cancel, False, False, False, time.monotonic, quiet=True)
+
+
+def _pull(parsed: ModelName, host: Optional[str], stall_timeout: Optional[float],
+          cancel: Optional[CancelToken], detach: bool, check_disk: bool, insecure: bool,
+          clock: Clock, quiet: bool = False) -> Iterator[PullProgress]:
     if parsed.scheme == "http" and not insecure:
         raise InvalidRequest(f"'{parsed.display}' is on a plain-HTTP registry: pass "
                              f"insecure=True (CLI: --insecure) if you trust it")
     url = _client.resolve_host(host)
     limit = stall_timeout_default() if stall_timeout is None else float(stall_timeout)
-    return _consume(lambda: _join(url, parsed, limit, clock, check_disk, detach, insecure),
-                    cancel)
+    return _consume(
+        lambda: _join(url, parsed, limit, clock, check_disk, detach, insecure, quiet), cancel)
 
 
 def _consume(join, cancel: Optional[CancelToken]) -> Iterator[PullProgress]:
@@ -122,7 +139,7 @@ def cancel_pull(name: str, host: Optional[str] = None) -> bool:
 def active_pulls(host: Optional[str] = None) -> list[PullProgress]:
     """The latest progress of every pull running in this process (all hosts when None)."""
     url = _client.resolve_host(host) if host else None
-    return [job.snapshot() for job in _registry.jobs(url)]
+    return [job.snapshot() for job in _registry.jobs(url) if not job.quiet]
 
 
 def is_pulling(name: str, host: Optional[str] = None) -> bool:

@@ -35,7 +35,7 @@ class PullJob:
 
     def __init__(self, host: str, name: ModelName, stall_timeout: float, clock: Clock, *,
                  check_disk: bool, leave: Callable[["PullJob"], None],
-                 outcomes: Outcomes, insecure: bool = False) -> None:
+                 outcomes: Outcomes, insecure: bool = False, quiet: bool = False) -> None:
         self.host, self.name, self.model = host, name, name.display
         client = _client.get_client(host, streaming=True)
         self.stream = _client.Stream(
@@ -49,6 +49,7 @@ class PullJob:
         self.error: Optional[Exception] = None
         self._leave_registry = leave
         self._outcomes = outcomes
+        self.quiet = quiet  # a size probe nobody else joined (see pull.probe_pull)
 
     def _fold(self, event: Any) -> PullProgress:
         return self.folder.feed(event.status or "", event.digest, event.total, event.completed)
@@ -69,9 +70,15 @@ class PullJob:
         except Exception as exc:  # every failure reaches every consumer as one of ours
             if not self.succeeded:  # an abort that lands after "success" changes nothing
                 self.error = _client.pull_error(exc, self.host, self.model, self.stream)
-                log.warning("Pulling Ollama model '%s' failed: %s", self.model, self.error)
+                if not self._probe_ended:
+                    log.warning("Pulling Ollama model '%s' failed: %s", self.model, self.error)
         finally:
             self._close()
+
+    @property
+    def _probe_ended(self) -> bool:
+        """A size probe stopped as planned: no failure to tell anyone about."""
+        return self.quiet and isinstance(self.error, PullCancelled)
 
     @property
     def succeeded(self) -> bool:
@@ -93,9 +100,10 @@ class PullJob:
         _remember_partials(self.host, self.folder, success=self.error is None)
         outcome = ("done" if self.error is None else
                    "cancelled" if isinstance(self.error, PullCancelled) else "failed")
-        self._outcomes.record(self.model, self.host, outcome,
-                              "" if self.error is None else str(self.error),
-                              last.completed, last.total)
+        if not self._probe_ended:
+            self._outcomes.record(self.model, self.host, outcome,
+                                  "" if self.error is None else str(self.error),
+                                  last.completed, last.total)
         self._leave_registry(self)  # a new request starts a new pull from now on
         if self.error is None:
             log.info("Successfully pulled Ollama model '%s'", self.model)

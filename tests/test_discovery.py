@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections import namedtuple
 
+import time
+
 import pytest
 
 import contextpilot as cp
@@ -94,7 +96,8 @@ HUGE = FakeModel(name="llama3.1:405b-offline", layers=[243_000_000_000, 12_000, 
 
 
 def test_offline_the_probe_reads_the_first_layer_and_stops_at_once(machine, fake_ollama,
-                                                                    dead_host, monkeypatch):
+                                                                    dead_host, monkeypatch,
+                                                                    caplog):
     monkeypatch.setenv("CONTEXTPILOT_REGISTRY_LOOKUP", "1")
     monkeypatch.setenv("CONTEXTPILOT_REGISTRY_URL", dead_host)  # the registry is unreachable
     fake_ollama.add_remote(HUGE)
@@ -108,6 +111,14 @@ def test_offline_the_probe_reads_the_first_layer_and_stops_at_once(machine, fake
     assert fake_ollama.pull_requests[HUGE.name] == 1
     assert fake_ollama.partial_bytes(HUGE.name) < 0.01 * HUGE.size  # under 1% downloaded
     assert HUGE.name not in fake_ollama.installed_names()
+    # A probe is not a download the user started: not listed, not a failure, not kept.
+    deadline = time.monotonic() + 5
+    while cp.is_pulling(HUGE.name, fake_ollama.url) and time.monotonic() < deadline:
+        time.sleep(0.01)  # the pull thread records outcomes as it ends; bounded
+    assert not cp.is_pulling(HUGE.name, fake_ollama.url)
+    assert [o.model for o in cp.recent_pulls(fake_ollama.url)] == []
+    assert cp.active_pulls(fake_ollama.url) == []
+    assert "failed" not in caplog.text
 
 
 def test_the_probe_of_a_model_ollama_cannot_find(machine, fake_ollama):
@@ -213,12 +224,12 @@ def test_the_app_offers_to_make_room_with_a_confirmation(fake_ollama, roomy_mach
     fake_ollama.add_remote(FakeModel(name="someone/mid:latest", layers=[3_500_000, 100]))
     fake_ollama.event_delay = 0.01
     with running_app(fake_ollama.url) as url:
-        _, _, note, *_ = call_event(url, "refresh_models", "someone/mid")  # probes once
+        note = call_event(url, "refresh_models", "someone/mid")[2]  # probes once
         assert "Removing llama3.2:latest (3.0 MB) would make room." in note
         _, status = call_event(url, "ask_make_room", "someone/mid")
         assert status.startswith("Remove llama3.2:latest to make room for someone/mid")
         assert "llama3.2:latest" in fake_ollama.installed_names()  # not before confirming
-        _, _, status, _, _ = call_event(url, "make_room", "someone/mid")
+        status = call_event(url, "make_room", "someone/mid")[2]
         assert status == "Deleted llama3.2:latest."
         assert fake_ollama.installed_names() == ["qwen3:0.6b"]
 

@@ -46,7 +46,8 @@ def build_downloads(service: Service, private: dict,
 
     def update(current: Optional[str], last: list, on_load: bool = False):
         pulls, recent = cp.active_pulls(service.host), cp.recent_pulls(service.host)
-        html = render_models.downloads_html(pulls, recent)
+        html = service.public(render_models.downloads_html(pulls, recent),
+                              paths=False)  # a failed pull's reason may name the host
         names = [p.model for p in pulls]
         if names == last and not on_load:
             return html, gr.skip(), gr.skip(), gr.skip(), last
@@ -77,7 +78,7 @@ def build_downloads(service: Service, private: dict,
         try:
             return render.escape(await asyncio.to_thread(service.cancel, name))
         except cp.ContextPilotError as exc:
-            return f"⚠️ {render.escape(str(exc))}"
+            return f"⚠️ {render.escape(service.public(str(exc)))}"
 
     events = dict(show_progress="hidden", concurrency_limit=None, **private)
     outputs = [panel, which, controls, box, seen]
