@@ -62,7 +62,12 @@ def resolve_host(host: Optional[str] = None) -> str:
     'http://127.0.0.1:9999'
     """
     raw = host or os.environ.get("OLLAMA_HOST") or DEFAULT_HOST
-    return _parse_host(raw)
+    try:
+        return _parse_host(raw)
+    except ValueError as exc:  # "http://[::1" (urllib: Invalid IPv6 URL), a bad port
+        raise InvalidRequest(
+            f"{raw[:200]!r} is not an Ollama address ({exc}). Use host:port or "
+            f"http://host:port, e.g. http://localhost:11434 (check OLLAMA_HOST).") from exc
 
 
 def get_client(host: Optional[str] = None, *, streaming: bool = False) -> ollama.Client:
@@ -240,7 +245,7 @@ def map_error(exc: BaseException, ctx: Context) -> Exception:
     if isinstance(exc, json.JSONDecodeError):
         return _malformed(ctx)
     if isinstance(exc, (ValueError, TypeError)):  # pydantic's ValidationError is a ValueError
-        return InvalidRequest(f"The request could not be sent to Ollama: {_short(exc)}")
+        return InvalidRequest(f"The request could not be sent to Ollama: {_invalid(exc)}")
     if isinstance(exc, httpx.ProxyError):
         return OllamaUnavailable(ctx.host, message=(
             f"Could not reach Ollama at {ctx.host} through the proxy ({_short(exc)}). Check "
@@ -337,6 +342,26 @@ def _pull_response(status: int, reason: str, model: str) -> Exception:
 
 def _reason(exc: ollama.ResponseError) -> str:
     return redact(str(exc.error).strip()) or f"HTTP {exc.status_code}"
+
+
+def _invalid(exc: BaseException) -> str:
+    """A pydantic ValidationError as one line ("messages.0.role: Field required"), without
+    its type tags and errors.pydantic.dev links; any other error as its short text."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        with contextlib.suppress(Exception):
+            first = errors(include_url=False, include_context=False, include_input=False)[0]
+            where = ".".join(str(p) for p in first.get("loc", ())
+                             if str(p) not in _UNION_TAGS and "[" not in str(p))
+            text = str(first.get("msg", "")).removeprefix("Value error, ")
+            return (f"{where}: {text}" if where else text) + "."
+    # pydantic's serializer wraps a validator's error: "Error calling function `f`: ValueError: x"
+    return _SERIALIZER.sub("", _short(exc).splitlines()[0])
+
+
+_UNION_TAGS = {"str", "int", "float", "bool", "list", "dict", "bytes", "function-after",
+               "function-plain", "function-wrap", "json-or-python"}
+_SERIALIZER = re.compile(r"^Error calling function `[^`]*`: \w+: ")
 
 
 def _short(exc: BaseException, limit: int = 300) -> str:
