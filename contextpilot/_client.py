@@ -242,7 +242,7 @@ def map_error(exc: BaseException, ctx: Context) -> Exception:
         return exc
     if isinstance(exc, ollama.ResponseError):
         return _response(exc, ctx)
-    if isinstance(exc, json.JSONDecodeError):
+    if isinstance(exc, json.JSONDecodeError) or _bad_answer(exc):
         return _malformed(ctx)
     if isinstance(exc, (ValueError, TypeError)):  # pydantic's ValidationError is a ValueError
         return InvalidRequest(f"The request could not be sent to Ollama: {_invalid(exc)}")
@@ -293,10 +293,32 @@ def _transport(exc: BaseException, ctx: Context) -> Exception:
     return OllamaError(f"{type(exc).__name__}: {_short(exc)}", None, ctx.model)
 
 
+def _bad_answer(exc: BaseException) -> bool:
+    """The answer, not the request, was wrong: a pydantic error about one of the client's
+    *Response types (ListResponse, ChatResponse...), ``Response(**None)``, or the client
+    calling ``.get`` on a line that is not an object. Nothing a caller can fix by
+    rewriting the request: the server is not Ollama, or a proxy answered for it."""
+    if str(getattr(exc, "title", "")).endswith("Response") or "Response() argument" in str(exc):
+        return True
+    if isinstance(exc, AttributeError):
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        return tb is not None and f"{os.sep}ollama{os.sep}" in tb.tb_frame.f_code.co_filename
+    return False
+
+
+def _check_host() -> str:
+    return (f"Check that OLLAMA_HOST (or --ollama-host) points at Ollama itself (default "
+            f"{DEFAULT_HOST}), not a proxy or another web app, and that Ollama is up to date.")
+
+
 def _malformed(ctx: Context) -> Exception:
     if ctx.op == "pull":
-        return PullFailed(ctx.model or "", "Ollama sent a malformed progress line", kind="other")
-    return OllamaError("Ollama sent a malformed line", None, ctx.model)
+        return PullFailed(ctx.model or "", f"the server at {ctx.host} sent a progress line "
+                          f"that is not Ollama's. {_check_host()}", kind="other")
+    return OllamaError("Ollama sent a malformed answer", None, ctx.model, message=(
+        f"The server at {ctx.host} did not answer like Ollama. {_check_host()}"))
 
 
 def _response(exc: ollama.ResponseError, ctx: Context) -> Exception:
@@ -320,6 +342,11 @@ def _response(exc: ollama.ResponseError, ctx: Context) -> Exception:
     if any(k in low for k in _RUNNER_STOPPED):
         return ModelCrashed(reason, model, status_code=status,
                             mid_answer=ctx.op == "chat" and status == -1)
+    if reason.startswith("<"):  # an HTML error page: a proxy or another server answered
+        return OllamaError(reason[:200], status, model, message=(
+            f"The server at {ctx.host} answered HTTP {status} with a web page, not Ollama's "
+            f"JSON (a proxy or another server is in the way, or Ollama is restarting). "
+            f"{_check_host()}"))
     if ctx.op == "pull":
         return _pull_response(status, reason, model or "")
     if status == 404 and model:

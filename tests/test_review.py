@@ -38,3 +38,72 @@ def test_a_malformed_host_is_an_invalid_request(host, capsys):
     assert cli.main(["--ollama-host", host, "list"]) == 1
     err = capsys.readouterr().err
     assert "is not an Ollama address" in err and "Please report it" not in err
+
+
+class _NotOllama:
+    """A real HTTP server on 127.0.0.1 that answers every request with one fixed response:
+    what a user reaches when OLLAMA_HOST points at a proxy or another web app."""
+
+    def __init__(self, status: int, ctype: str, body: bytes) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _answer(self):
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = do_DELETE = _answer
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.mark.parametrize("status, ctype, body", [
+    (200, "text/html", b"<html><body>Welcome to nginx</body></html>"),
+    (200, "application/json", b"[1, 2]"),
+    (200, "application/json", b'{"models": [{"name": 5, "size": "x"}]}'),
+])
+@pytest.mark.parametrize("call", ["ps", "pull", "chat"])
+def test_a_server_that_is_not_ollama_says_to_check_the_address(status, ctype, body, call):
+    if call == "pull" and body.startswith(b"{"):
+        pytest.skip("a JSON object without a status is a pull that ended before success")
+    srv = _NotOllama(status, ctype, body)
+    try:
+        with pytest.raises(cp.ContextPilotError) as info:
+            if call == "ps":
+                cp.running_models(srv.url)
+            elif call == "pull":
+                list(cp.pull_model("llama3.2", host=srv.url))
+            else:
+                list(cp.chat_stream("qwen3:cloud", HELLO, host=srv.url))
+    finally:
+        srv.close()
+    text = str(info.value)
+    assert not isinstance(info.value, cp.InvalidRequest)  # the request was fine
+    assert f"The server at {srv.url}" in text or f"the server at {srv.url}" in text
+    assert "Check that OLLAMA_HOST (or --ollama-host) points at Ollama" in text
+    assert "Error" not in text.replace("Error:", "") and "pydantic" not in text
+
+
+def test_an_html_error_page_is_named_as_such_not_quoted(capsys):
+    srv = _NotOllama(502, "text/html", b"<html><body><h1>502 Bad Gateway</h1></body></html>")
+    try:
+        code = cli.main(["--ollama-host", srv.url, "list"])
+    finally:
+        srv.close()
+    err = capsys.readouterr().err
+    assert code == 1 and "answered HTTP 502 with a web page, not Ollama's JSON" in err
+    assert "<html>" not in err and "Traceback" not in err
