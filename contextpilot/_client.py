@@ -364,7 +364,21 @@ def _pull_response(status: int, reason: str, model: str) -> Exception:
         return OllamaError(reason, status, model)
     if "no space left" in low or "not enough space" in low:
         return PullFailed(model, reason, kind="disk full")
-    return PullFailed(model, reason, kind="other")
+    if "newer version of ollama" in low:  # the registry's 412 (a model for a newer server)
+        return PullFailed(model, "the model requires a newer version of Ollama",
+                          kind="update ollama")
+    if "permission denied" in low or "access is denied" in low or "read-only file" in low:
+        return PullFailed(model, reason, kind="permission")
+    if any(k in low for k in _REGISTRY_UNREACHABLE):
+        return PullFailed(model, reason, kind="registry unreachable")
+    return PullFailed(model, " ".join(reason.split()), kind="other")
+
+
+# Go's net errors when the Ollama server cannot reach registry.ollama.ai (or its CDN).
+_REGISTRY_UNREACHABLE = ("no such host", "i/o timeout", "connection refused",
+                         "network is unreachable", "tls handshake timeout",
+                         "server misbehaving", "temporary failure in name resolution",
+                         "no route to host", "proxyconnect")
 
 
 def _reason(exc: ollama.ResponseError) -> str:

@@ -104,6 +104,19 @@ _ADVICE = {
         "Free some disk space where Ollama keeps its models, then try again; "
         "the download resumes where it stopped."
     ),
+    "registry unreachable": (
+        "The Ollama server could not reach the model registry: check that the machine "
+        "running Ollama is online (and its HTTPS_PROXY, if it needs one), then try again; "
+        "the download resumes where it stopped."
+    ),
+    "update ollama": (
+        "This model needs a newer version of Ollama: update Ollama "
+        "(https://ollama.com/download), then pull it again."
+    ),
+    "permission": (
+        "Ollama cannot write where it keeps its models: check that the user running "
+        "'ollama serve' may write to that folder (OLLAMA_MODELS), then try again."
+    ),
 }
 
 
@@ -116,7 +129,8 @@ class PullFailed(ContextPilotError):
         self.reason = reason
         self.auto = auto
         self.kind = kind or _derive_kind(reason)
-        "One of 'stalled', 'cancelled', 'connection lost', 'disk full' or 'other'."
+        "One of 'stalled', 'cancelled', 'connection lost', 'disk full', 'registry "
+        "unreachable', 'update ollama', 'permission' or 'other'."
         lead = (
             f"Model '{model}' not found and automatic download failed ({reason})."
             if auto

@@ -107,3 +107,27 @@ def test_an_html_error_page_is_named_as_such_not_quoted(capsys):
     err = capsys.readouterr().err
     assert code == 1 and "answered HTTP 502 with a web page, not Ollama's JSON" in err
     assert "<html>" not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("line, kind, advice", [
+    ('pull model manifest: Get "https://registry.ollama.ai/v2/library/mistral/manifests/'
+     'latest": dial tcp: lookup registry.ollama.ai on 127.0.0.53:53: no such host',
+     "registry unreachable", "could not reach the model registry"),
+    ('max retries exceeded: Get "https://example.r2.cloudflarestorage.com/x": net/http: '
+     'TLS handshake timeout', "registry unreachable", "could not reach the model registry"),
+    ("pull model manifest: 412: \n\nThe model you are attempting to pull requires a newer "
+     "version of Ollama.\n\nPlease download the latest version at:\n\n\t"
+     "https://ollama.com/download\n\n", "update ollama", "needs a newer version of Ollama"),
+    ("open /root/.ollama/models/blobs/sha256-ab-partial-0: permission denied", "permission",
+     "Ollama cannot write where it keeps its models"),
+])
+def test_pull_errors_from_the_server_side_say_what_to_fix(fake_ollama, capsys, line, kind,
+                                                         advice):
+    fake_ollama.faults.pull_error_line = {"error": line}
+    with pytest.raises(cp.PullFailed) as info:
+        list(cp.pull_model("mistral", host=fake_ollama.url))
+    assert info.value.kind == kind and advice in str(info.value)
+    assert "\n" not in str(info.value)
+    assert cli.main(["--ollama-host", fake_ollama.url, "pull", "mistral"]) == 1
+    err = capsys.readouterr().err
+    assert advice in err and "Traceback" not in err
