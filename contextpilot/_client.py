@@ -342,6 +342,9 @@ def _response(exc: ollama.ResponseError, ctx: Context) -> Exception:
     if any(k in low for k in _RUNNER_STOPPED):
         return ModelCrashed(reason, model, status_code=status,
                             mid_answer=ctx.op == "chat" and status == -1)
+    if low.startswith("option ") and " must be of " in low:  # api.Options.FromMap
+        return InvalidRequest(f"Ollama refused an option: {reason}. Fix that value in "
+                              f"options (see https://docs.ollama.com/modelfile#parameter).")
     if reason.startswith("<"):  # an HTML error page: a proxy or another server answered
         return OllamaError(reason[:200], status, model, message=(
             f"The server at {ctx.host} answered HTTP {status} with a web page, not Ollama's "

@@ -970,6 +970,20 @@ def _bad_think(v) -> Optional[str]:
     return 'think must be a boolean or string ("high", "medium", "low", "max", true, or false)'
 
 
+_INT_OPTIONS = ("num_ctx", "num_predict", "num_keep", "seed", "top_k", "repeat_last_n",
+                "num_batch", "num_gpu", "main_gpu", "num_thread")
+
+
+def _option_error(options) -> Optional[str]:
+    """api.Options.FromMap: an integer option that is not a JSON number (500, from
+    handleScheduleError's default case, after the model was found)."""
+    for key in _INT_OPTIONS:
+        v = (options or {}).get(key) if isinstance(options, dict) else None
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            return f"option {json.dumps(key)} must be of type integer"
+    return None
+
+
 @_route
 def h_chat(self, body):
     with self.fake._lock:
@@ -981,6 +995,8 @@ def h_chat(self, body):
     m = _resolve_for_inference(self, req, body)
     if m is None:
         return
+    if _option_error(body.get("options")):
+        return self._error(500, _option_error(body.get("options")))
     for msg in messages:
         for img in msg.get("images") or []:
             try:

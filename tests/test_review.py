@@ -131,3 +131,10 @@ def test_pull_errors_from_the_server_side_say_what_to_fix(fake_ollama, capsys, l
     assert cli.main(["--ollama-host", fake_ollama.url, "pull", "mistral"]) == 1
     err = capsys.readouterr().err
     assert advice in err and "Traceback" not in err
+
+
+def test_an_option_of_the_wrong_type_is_ollamas_500_and_an_invalid_request(ollama_env):
+    with pytest.raises(cp.InvalidRequest) as info:
+        list(cp.chat_stream("llama3.2", HELLO, options={"num_ctx": "abc"}))
+    assert 'Ollama refused an option: option "num_ctx" must be of type integer' in str(info.value)
+    assert ollama_env.chat_requests[-1]["options"] == {"num_ctx": "abc"}
