@@ -208,7 +208,7 @@ class Context:
 
     host: str
     op: str = "call"
-    "call (list, show, ps, delete, load...), pull or chat."
+    "call (list, show, ps, load...), delete, pull or chat."
     model: Optional[str] = None
     during: Optional[str] = None
     "For 'lost the connection during the ...'."
@@ -352,6 +352,10 @@ def _response(exc: ollama.ResponseError, ctx: Context) -> Exception:
             f"{_check_host()}"))
     if ctx.op == "pull":
         return _pull_response(status, reason, model or "")
+    if status == 404 and model and ctx.op == "delete":  # a cloud name too: nothing here
+        found = ModelNotFound(model, installed_only=True)
+        found.args = (f"Model '{model}' is not installed, so there is nothing to delete.",)
+        return found
     if status == 404 and model:
         return ModelNotFound(model, installed_only=not cloud, cloud=cloud)
     return OllamaError(reason, status, model)

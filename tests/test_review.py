@@ -138,3 +138,15 @@ def test_an_option_of_the_wrong_type_is_ollamas_500_and_an_invalid_request(ollam
         list(cp.chat_stream("llama3.2", HELLO, options={"num_ctx": "abc"}))
     assert 'Ollama refused an option: option "num_ctx" must be of type integer' in str(info.value)
     assert ollama_env.chat_requests[-1]["options"] == {"num_ctx": "abc"}
+
+
+@pytest.mark.parametrize("name, shown", [("gpt-oss:120b:cloud", "gpt-oss:120b-cloud"),
+                                         ("mistral", "mistral:latest")])
+def test_removing_a_model_that_is_not_here_says_nothing_to_delete(ollama_env, capsys, name,
+                                                                  shown):
+    with pytest.raises(cp.ModelNotFound) as info:
+        cp.delete_model(name)
+    assert str(info.value) == f"Model '{shown}' is not installed, so there is nothing to delete."
+    assert cli.main(["rm", name]) == 1
+    err = capsys.readouterr().err
+    assert "ollama.com" not in err and "pull it first" not in err
