@@ -150,3 +150,23 @@ def test_removing_a_model_that_is_not_here_says_nothing_to_delete(ollama_env, ca
     assert cli.main(["rm", name]) == 1
     err = capsys.readouterr().err
     assert "ollama.com" not in err and "pull it first" not in err
+
+
+@pytest.mark.parametrize("argv, think, prompt", [
+    (["--think", "why is the sky blue?"], True, "why is the sky blue?"),
+    (["--think", "high", "a prompt"], "high", "a prompt"),
+    (["--system", "be brief", "a prompt"], None, "a prompt"),
+    (["a prompt", "--think"], True, "a prompt"),
+])
+def test_chat_takes_the_prompt_wherever_the_options_are(ollama_env, capsys, argv, think, prompt):
+    assert cli.main(["chat", "qwen3:0.6b", *argv]) == 0
+    sent = ollama_env.chat_requests[-1]
+    assert sent.get("think") == think and sent["messages"][-1]["content"] == prompt
+    assert f"You said: {prompt}" in capsys.readouterr().out
+
+
+def test_a_bad_think_level_before_a_prompt_is_still_a_usage_error(ollama_env, capsys):
+    assert cli.main(["chat", "qwen3:0.6b", "--think", "bogus", "a prompt"]) == 2
+    err = capsys.readouterr().err
+    assert "argument --think: expected one of low, medium, high, max (or on/off), not 'bogus'" \
+        in err and ollama_env.chat_requests == []
