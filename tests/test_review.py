@@ -170,3 +170,25 @@ def test_a_bad_think_level_before_a_prompt_is_still_a_usage_error(ollama_env, ca
     err = capsys.readouterr().err
     assert "argument --think: expected one of low, medium, high, max (or on/off), not 'bogus'" \
         in err and ollama_env.chat_requests == []
+
+
+def test_a_hub_file_with_a_broken_size_is_unknown_not_a_zero_byte_fit(monkeypatch):
+    from huggingface_hub import constants
+
+    from tests.fake_hub import FakeHub, FakeRepo
+
+    hub = FakeHub()
+    hub.add(FakeRepo("odd/Broken-GGUF", files={"m-Q4_K_M.gguf": -5, "m-Q8_0.gguf": 10**20}))
+    hub.start()
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    monkeypatch.setenv("CONTEXTPILOT_REGISTRY_LOOKUP", "1")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    try:
+        quants = cp.model_files("odd/Broken-GGUF")
+        verdict = cp.check_fit("hf.co/odd/Broken-GGUF:Q4_K_M", host="http://127.0.0.1:9")
+    finally:
+        hub.stop()
+    assert [(q.tag, q.size, q.fit) for q in quants] == [("Q4_K_M", 0, None), ("Q8_0", 0, None)]
+    assert not any(q.recommended for q in quants)
+    assert verdict.fits_memory is None and "0 B" not in verdict.message
+    assert "did not give the size" in verdict.message
