@@ -374,6 +374,8 @@ def _pull_response(status: int, reason: str, model: str) -> Exception:
     if "newer version of ollama" in low:  # the registry's 412 (a model for a newer server)
         return PullFailed(model, "the model requires a newer version of Ollama",
                           kind="update ollama")
+    if "requires mlx support" in low:  # images.go: a safetensors model, no MLX runtime
+        return PullFailed(model, reason, kind="unsupported")
     if "permission denied" in low or "access is denied" in low or "read-only file" in low:
         return PullFailed(model, reason, kind="permission")
     if any(k in low for k in _REGISTRY_UNREACHABLE):

@@ -113,6 +113,10 @@ _ADVICE = {
         "This model needs a newer version of Ollama: update Ollama "
         "(https://ollama.com/download), then pull it again."
     ),
+    "unsupported": (
+        "This model runs only on Ollama's MLX runtime (Apple Silicon Macs), which this "
+        "Ollama server does not have: choose a GGUF build of the model instead."
+    ),
     "permission": (
         "Ollama cannot write where it keeps its models: check that the user running "
         "'ollama serve' may write to that folder (OLLAMA_MODELS), then try again."
@@ -130,7 +134,7 @@ class PullFailed(ContextPilotError):
         self.auto = auto
         self.kind = kind or _derive_kind(reason)
         "One of 'stalled', 'cancelled', 'connection lost', 'disk full', 'registry "
-        "unreachable', 'update ollama', 'permission' or 'other'."
+        "unreachable', 'update ollama', 'unsupported', 'permission' or 'other'."
         lead = (
             f"Model '{model}' not found and automatic download failed ({reason})."
             if auto

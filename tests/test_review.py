@@ -118,6 +118,8 @@ def test_an_html_error_page_is_named_as_such_not_quoted(capsys):
     ("pull model manifest: 412: \n\nThe model you are attempting to pull requires a newer "
      "version of Ollama.\n\nPlease download the latest version at:\n\n\t"
      "https://ollama.com/download\n\n", "update ollama", "needs a newer version of Ollama"),
+    ("this model requires MLX support, but the MLX runtime is not available", "unsupported",
+     "choose a GGUF build of the model instead"),
     ("open /root/.ollama/models/blobs/sha256-ab-partial-0: permission denied", "permission",
      "Ollama cannot write where it keeps its models"),
 ])
