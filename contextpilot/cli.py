@@ -58,8 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    def command(name: str, func: Callable[[argparse.Namespace], int], text: str):
-        p = sub.add_parser(name, parents=[host_opt], help=text, description=text)
+    def command(name: str, func: Callable[[argparse.Namespace], int], text: str,
+                aliases: Sequence[str] = ()):
+        p = sub.add_parser(name, parents=[host_opt], help=text, description=text,
+                           aliases=list(aliases))
         p.set_defaults(func=func)
         return p
 
@@ -94,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("model")
     fit.add_argument("--context", type=int, default=None, metavar="TOKENS",
                      help="the context length to allow for (default 4096)")
-    _serve_args(command("serve", cmd_serve, "run the web app"))
+    _serve_args(command("serve", cmd_serve, "run the web app", aliases=["app"]))
     return parser
 
 

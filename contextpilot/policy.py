@@ -1,18 +1,27 @@
 """Who may do what: the rules of a shared app (a public link, a non-loopback bind, a Space).
 
-A private app (the default: bound to 127.0.0.1) allows everything. A shared one limits
-downloads to an allowlist (CONTEXTPILOT_ALLOWED_MODELS, else the models installed when the
-allowlist is first needed) and keeps delete, unload and cancel for the operator unless
-CONTEXTPILOT_ALLOW_DELETE / _UNLOAD / _CANCEL=1. Every check raises NotAllowed, whose
-message says why. The Ollama host is operator configuration, never a visitor's input.
+A private app (bound to 127.0.0.1 and reached from this machine) allows everything. A shared
+one limits downloads to an allowlist (CONTEXTPILOT_ALLOWED_MODELS, else the models installed
+when the allowlist is first needed; cloud models only when named there) and keeps delete,
+unload and cancel for the operator unless CONTEXTPILOT_ALLOW_DELETE / _UNLOAD / _CANCEL=1.
+Every check raises NotAllowed, whose message says why. The Ollama host is operator
+configuration, never a visitor's input.
+
+Whether an app is shared is decided twice, and either says so: when it is built (launch
+arguments, environment, a Space, a hosted notebook), and again for every request from what
+the request and the running server show (a ``Visit``: the peer, proxy headers, the Host,
+the socket it arrived on, how the server was launched), because code we do not control may
+launch or mount the app after it was built. When unsure, it is shared.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
+import sys
 import threading
-from typing import Iterable, Optional
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Mapping, Optional
 
 from . import models
 from .errors import NotAllowed
@@ -21,6 +30,8 @@ from .names import parse_name
 MAX_MESSAGE_CHARS = 100_000
 "The longest chat message accepted (about 25k tokens); larger ones are refused."
 MAX_FILES = 8
+MAX_FILE_BYTES = 20 * 1024 * 1024
+"The largest attachment read from disk (Gradio's own limit is only set by some launchers)."
 ACTIONS = ("delete", "unload", "cancel")
 
 
@@ -42,14 +53,139 @@ def is_loopback_bind(server_name: Optional[str]) -> bool:
         return False
 
 
+# Headers a reverse proxy, tunnel or CDN adds: their presence means the request was relayed.
+PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto",
+                 "x-forwarded-prefix", "x-forwarded-port", "x-real-ip", "x-original-host",
+                 "cf-connecting-ip", "true-client-ip", "fly-client-ip", "x-client-ip",
+                 "x-cluster-client-ip", "via")
+
+
+def _loopback_host(value: Optional[str]) -> bool:
+    """True for 'localhost', '127.0.0.1:7860', '[::1]:80' (a Host header or an address).
+
+    >>> [_loopback_host(h) for h in ("localhost:7860", "[::1]:80", "::1", "evil.example", "")]
+    [True, True, True, False, False]
+    """
+    if not value:
+        return False
+    host = value.strip().lower()
+    if host.startswith("["):
+        host = host[1:].partition("]")[0]
+    elif host.count(":") == 1:
+        host = host.partition(":")[0]
+    return host == "localhost" or host.endswith(".localhost") or _loopback_ip(host)
+
+
+def _loopback_ip(text: str) -> bool:
+    try:
+        return ipaddress.ip_address(text).is_loopback
+    except ValueError:
+        return False
+
+
+def hosted_environment() -> Optional[str]:
+    """The hosted place this process runs in (a Space, Colab, Kaggle, SageMaker...), else None;
+    there a page is reached through the host's proxy, so an app is always shared."""
+    env = os.environ
+    if env.get("SPACE_ID") or env.get("SYSTEM") == "spaces":
+        return "a Hugging Face Space"
+    if "google.colab" in sys.modules or env.get("COLAB_RELEASE_TAG") or env.get("COLAB_GPU"):
+        return "Google Colab"
+    if env.get("KAGGLE_KERNEL_RUN_TYPE") or env.get("KAGGLE_URL_BASE"):
+        return "Kaggle"
+    if os.path.exists("/home/ec2-user/SageMaker") or env.get("SM_CURRENT_HOST"):
+        return "SageMaker"
+    for name, place in (("PAPERSPACE_NOTEBOOK_REPO_ID", "Paperspace"),
+                        ("DATABRICKS_RUNTIME_VERSION", "Databricks"),
+                        ("LIGHTNING_CLOUD_PROJECT_ID", "Lightning"),
+                        ("DEEPNOTE_PROJECT_ID", "Deepnote")):
+        if env.get(name):
+            return place
+    return None
+
+
+def served_by_environment(share: bool = False, server_name: Optional[str] = None) -> bool:
+    """Shared by launch arguments or environment: a share link, GRADIO_SHARE, a bind beyond
+    loopback (the argument, else GRADIO_SERVER_NAME), GRADIO_ROOT_PATH (behind a proxy), or a
+    hosted environment."""
+    server_name = server_name or os.environ.get("GRADIO_SERVER_NAME")
+    return bool(share or _flag("GRADIO_SHARE") or not is_loopback_bind(server_name)
+                or os.environ.get("GRADIO_ROOT_PATH") or hosted_environment())
+
+
+def listens_beyond_loopback(port: Optional[int]) -> bool:
+    """True unless every socket this process listens on at ``port`` is a loopback one (an
+    app mounted into uvicorn on 0.0.0.0 never passed through launch()). Unknown: True."""
+    if not port:
+        return True
+    try:
+        import psutil
+
+        binds = [c.laddr.ip for c in psutil.Process().net_connections("inet")
+                 if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port]
+    except Exception:  # no psutil answer: we cannot tell, so it is shared
+        return True
+    return not binds or not all(_loopback_ip(ip) for ip in binds)
+
+
+@dataclass(frozen=True)
+class Visit:
+    """What one request shows about how it reached the app (filled in by the front end).
+
+    ``client``: the peer address; ``headers``: lower-case names; ``port``: the server port
+    the connection arrived on; ``served``: the running server says it is public (a share
+    link, a non-loopback bind, a proxy root path, a hosted notebook)."""
+
+    client: Optional[str] = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    port: Optional[int] = None
+    root_path: str = ""
+    served: bool = False
+
+    def why_shared(self) -> Optional[str]:
+        """The first reason this request counts as a visitor's, else None (worked out once
+        per Visit: the front end keeps one per request, and policy checks ask many times)."""
+        if "_why" not in self.__dict__:
+            object.__setattr__(self, "_why", self._reason())
+        return self.__dict__["_why"]
+
+    def _reason(self) -> Optional[str]:
+        # in order of cost: the socket table is read last
+        h = {k.lower(): v for k, v in self.headers.items()}
+        if self.served or served_by_environment():
+            return "the server is public"
+        if not _loopback_host(self.client):
+            return "the request came from another machine"
+        if any(name in h for name in PROXY_HEADERS):
+            return "the request came through a proxy"
+        if not _loopback_host(h.get("host")):
+            return "the request named another host"
+        origin = h.get("origin", "")  # "null" too: a sandboxed frame or a file:// page
+        if (origin and not _loopback_host(origin.partition("://")[2])) \
+                or h.get("sec-fetch-site") == "cross-site":
+            return "the request came from another site"
+        if self.root_path:
+            return "the app is mounted behind a proxy path"
+        if listens_beyond_loopback(self.port):
+            return "the server listens beyond this machine"
+        return None
+
+
+UNKNOWN_VISIT = Visit(served=True)
+"A request the front end could not describe: treated as a visitor's."
+
+
 class AccessPolicy:
     """The rules every handler applies before it does anything."""
 
     def __init__(self, shared: bool = False, allowed_models: Optional[Iterable[str]] = None,
                  allow_delete: bool = False, allow_unload: bool = False,
-                 allow_cancel: bool = False, host: Optional[str] = None) -> None:
-        self.shared = shared
+                 allow_cancel: bool = False, host: Optional[str] = None,
+                 visit: Optional[Callable[[], Optional[Visit]]] = None) -> None:
+        self._shared = shared
+        self.visit = visit
         self.host = host
+        self._explicit = allowed_models is not None
         self._allowed = (None if allowed_models is None
                          else frozenset(parse_name(m).key for m in allowed_models))
         self._actions = {"delete": allow_delete, "unload": allow_unload, "cancel": allow_cancel}
@@ -58,16 +194,25 @@ class AccessPolicy:
     @classmethod
     def from_env(cls, share: bool = False, server_name: Optional[str] = None,
                  host: Optional[str] = None) -> "AccessPolicy":
-        """Shared when asked to share, bound beyond loopback, or running on a Space."""
-        server_name = server_name or os.environ.get("GRADIO_SERVER_NAME")
-        shared = (share or _flag("GRADIO_SHARE") or not is_loopback_bind(server_name)
-                  or bool(os.environ.get("SPACE_ID")))
+        """Shared when asked to share, bound beyond loopback, behind a proxy path, on a Space
+        or in a hosted notebook (and, per request, whenever a ``visit`` says so)."""
+        shared = served_by_environment(share, server_name)
         raw = os.environ.get("CONTEXTPILOT_ALLOWED_MODELS", "")
         allowed = [m.strip() for m in raw.split(",") if m.strip()] or None
         return cls(shared=shared, allowed_models=allowed,
                    allow_delete=_flag("CONTEXTPILOT_ALLOW_DELETE"),
                    allow_unload=_flag("CONTEXTPILOT_ALLOW_UNLOAD"),
                    allow_cancel=_flag("CONTEXTPILOT_ALLOW_CANCEL"), host=host)
+
+    @property
+    def shared(self) -> bool:
+        """Shared when built so, or when the current request (``visit()``) is a visitor's."""
+        if self._shared:
+            return True
+        if self.visit is None:
+            return False
+        visit = self.visit()
+        return visit is not None and visit.why_shared() is not None
 
     def allowed_models(self) -> Optional[frozenset[str]]:
         """The keys of the models visitors may download (None: any, on a private app)."""
@@ -81,7 +226,12 @@ class AccessPolicy:
 
     def may_pull(self, name: str) -> bool:
         allowed = self.allowed_models()
-        return allowed is None or parse_name(name).key in allowed
+        if allowed is None:
+            return True
+        n = parse_name(name)
+        if n.is_cloud and not self._explicit:  # installed stubs do not make cloud use free
+            return False
+        return n.key in allowed
 
     def check_pull(self, name: str) -> None:
         display = parse_name(name).display
@@ -90,6 +240,16 @@ class AccessPolicy:
                              f"Downloads of '{display}' are not allowed on this shared app. "
                              f"Choose one of the models offered, or ask the operator to add it "
                              f"to CONTEXTPILOT_ALLOWED_MODELS.")
+
+    def check_chat(self, name: str) -> None:
+        """A cloud model runs on the operator's ollama.com account: on a shared app only when
+        CONTEXTPILOT_ALLOWED_MODELS names it."""
+        n = parse_name(name)
+        if n.is_cloud and self.shared and not self.may_pull(name):
+            raise NotAllowed("chat", n.display,
+                             f"Cloud model '{n.display}' is not allowed on this shared app: it "
+                             f"runs on the operator's ollama.com account. Choose a local model, "
+                             f"or ask the operator to add it to CONTEXTPILOT_ALLOWED_MODELS.")
 
     def may(self, action: str) -> bool:
         if action not in ACTIONS:

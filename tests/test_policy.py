@@ -63,3 +63,87 @@ def test_message_limits():
         p.check_message("x" * 100_001)
     with pytest.raises(InvalidModelName):
         p.check_pull("../../etc/passwd")
+
+
+# -- per request: a Visit ---------------------------------------------------------------------
+
+from contextpilot.policy import UNKNOWN_VISIT, Visit, hosted_environment  # noqa: E402
+
+LOCAL = dict(client="127.0.0.1", headers={"host": "127.0.0.1:7860"}, port=None)
+
+
+@pytest.fixture
+def loopback_only(monkeypatch):
+    """The server's socket table says: bound to loopback only."""
+    from contextpilot import policy
+
+    monkeypatch.setattr(policy, "listens_beyond_loopback", lambda port: False)
+
+
+@pytest.mark.parametrize("change,why", [
+    ({}, None),
+    ({"headers": {"host": "localhost:7860", "origin": "http://localhost:7860"}}, None),
+    ({"client": "192.168.1.20"}, "another machine"),
+    ({"client": None}, "another machine"),
+    ({"headers": {"host": "127.0.0.1:7860", "x-forwarded-for": "203.0.113.9"}}, "proxy"),
+    ({"headers": {"host": "127.0.0.1:7860", "via": "1.1 nginx"}}, "proxy"),
+    ({"headers": {"host": "contextpilot.example.com"}}, "another host"),
+    ({"headers": {}}, "another host"),
+    ({"headers": {"host": "127.0.0.1:7860", "origin": "https://evil.example"}}, "another site"),
+    ({"headers": {"host": "127.0.0.1:7860", "origin": "null"}}, "another site"),
+    ({"headers": {"host": "127.0.0.1:7860", "sec-fetch-site": "cross-site"}}, "another site"),
+    ({"root_path": "/cp"}, "proxy path"),
+    ({"served": True}, "public"),
+])
+def test_what_makes_a_request_a_visitors(loopback_only, change, why):
+    said = Visit(**{**LOCAL, **change}).why_shared()
+    assert (said is None) if why is None else (why in said), said
+
+
+def test_a_socket_bound_beyond_loopback_makes_it_shared():
+    import socket
+
+    with socket.socket() as wide, socket.socket() as narrow:
+        wide.bind(("0.0.0.0", 0))
+        narrow.bind(("127.0.0.1", 0))
+        wide.listen()
+        narrow.listen()
+        assert "beyond" in Visit(**{**LOCAL, "port": wide.getsockname()[1]}).why_shared()
+        assert Visit(**{**LOCAL, "port": narrow.getsockname()[1]}).why_shared() is None
+
+
+def test_the_policy_asks_the_request_and_fails_closed(loopback_only, fake_ollama):
+    visits = [Visit(**LOCAL)]
+    p = AccessPolicy(shared=False, allowed_models=["llama3.2"], host=fake_ollama.url,
+                     visit=lambda: visits[-1])
+    p.check_action("delete", "llama3.2")  # this machine, no proxy: the operator
+    visits.append(UNKNOWN_VISIT)  # a request nobody could describe
+    with pytest.raises(NotAllowed):
+        p.check_action("delete", "llama3.2")
+
+
+@pytest.mark.parametrize("env,place", [
+    ({"SPACE_ID": "me/app"}, "Space"), ({"COLAB_RELEASE_TAG": "release-colab"}, "Colab"),
+    ({"KAGGLE_KERNEL_RUN_TYPE": "Interactive"}, "Kaggle"),
+    ({"DATABRICKS_RUNTIME_VERSION": "15.4"}, "Databricks"), ({}, None),
+])
+def test_hosted_notebooks_are_shared(monkeypatch, env, place):
+    for k in ("COLAB_RELEASE_TAG", "COLAB_GPU", "KAGGLE_KERNEL_RUN_TYPE", "KAGGLE_URL_BASE",
+              "DATABRICKS_RUNTIME_VERSION", "SYSTEM"):
+        monkeypatch.delenv(k, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    found = hosted_environment()
+    assert (found is None) if place is None else (place in found)
+    assert AccessPolicy.from_env().shared is (place is not None)
+
+
+def test_cloud_models_need_the_allowlist_to_name_them(fake_ollama):
+    implicit = AccessPolicy(shared=True, host=fake_ollama.url)  # the installed models
+    assert not implicit.may_pull("gpt-oss:120b-cloud") and not implicit.may_pull("qwen3:cloud")
+    with pytest.raises(NotAllowed, match="ollama.com account"):
+        implicit.check_chat("qwen3:cloud")
+    implicit.check_chat("llama3.2")
+    named = AccessPolicy(shared=True, allowed_models=["qwen3:cloud"])
+    named.check_chat("qwen3:cloud")
+    AccessPolicy(shared=False).check_chat("qwen3:cloud")  # the operator's own app

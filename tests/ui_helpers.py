@@ -20,12 +20,29 @@ def free_port() -> int:
 def running_app(host: str, **kwargs) -> Iterator[str]:
     """The app for the Ollama at ``host``, launched without blocking; yields its URL."""
     demo = build_app(host=host, **kwargs)
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1",
-                            server_port=free_port(), quiet=True, share=False)
+    url = launch(demo)
     try:
         yield url.rstrip("/")
     finally:
         demo.close()
+
+
+def launch(demo, tries: int = 3, **kwargs) -> str:
+    """``demo.launch`` on a free port of 127.0.0.1, without blocking; its URL.
+
+    Gradio checks that its page answers within 3 s and gives up at the first timeout ("When
+    localhost is not accessible..."): on a loaded machine that is a false alarm, so it is
+    tried again, a bounded number of times, on a new port."""
+    for attempt in range(tries):
+        try:
+            _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1",
+                                    server_port=free_port(), quiet=True, share=False, **kwargs)
+            return url
+        except ValueError as exc:
+            demo.close()
+            if "localhost is not accessible" not in str(exc) or attempt == tries - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 5.0, what: str = "") -> None:

@@ -20,6 +20,7 @@ from contextpilot.policy import MAX_MESSAGE_CHARS
 from contextpilot.ui import render
 from contextpilot.ui.bridge import batches, keep_pull_updates
 from contextpilot.ui.service import Service
+from contextpilot.ui.serving import genuine_uploads
 
 log = logging.getLogger("contextpilot")
 
@@ -29,6 +30,10 @@ BUSY_TOKEN_INTERVAL = 0.1  # ~10 updates/s per answer while many answers stream 
 BUSY_STREAMS = 4  # more answers streaming than this: the busy interval
 
 _streaming = 0  # answers streaming in this process (the event loop's thread only)
+
+SOMETHING_WRONG = ("Something went wrong on the server (the details are in its log). "
+                   "Try again; if it keeps failing, tell the operator.")
+"What a visitor sees for an unexpected error: exception texts can hold paths and settings."
 
 
 def split_message(message: Any) -> tuple[str, list[str]]:
@@ -153,13 +158,17 @@ class ChatHandlers:
         try:
             self.service.policy.check_message(text, files=len(files))
             self.service.policy.check_message(system or "")
+            files = await asyncio.to_thread(genuine_uploads, files)
+            host = self.service.host  # in the request's context: the bridge threads have none
             name = await self._resolve_model(model)
             view.model = name
+            self.service.policy.check_chat(name)
             caps = await self._prepare(name, download_anyway is True)
+            auto_pull = await asyncio.to_thread(self.service.may_pull, name)
             cloud = cp.parse_name(name).is_cloud  # never downloaded, not even to look
             if files and caps is None and not cloud:  # unknown until it is here: download
                 async for batch in batches(lambda t: cp.pull_model(
-                        name, self.service.host, cancel=t), PULL_INTERVAL):
+                        name, host, cancel=t), PULL_INTERVAL):
                     if not batch:  # Ollama is silent: a no-op lets Gradio see a closed tab
                         yield view.messages(), skip, skip, skip, skip
                         continue
@@ -182,10 +191,10 @@ class ChatHandlers:
             def make(token):
                 # A model removed meanwhile is pulled again only where a pull is allowed.
                 return cp.chat_stream(name, messages, system=system or None, options=options,
-                                      auto_pull=self.service.policy.may_pull(name),
+                                      auto_pull=auto_pull,
                                       think=think_value(bool(think), caps, str(think_level),
                                                         cp.think_levels(name)),
-                                      host=self.service.host, cancel=token)
+                                      host=host, cancel=token)
 
             global _streaming
             _streaming += 1
@@ -202,10 +211,10 @@ class ChatHandlers:
                 _streaming -= 1
             await asyncio.to_thread(self.service.record_use, name)  # for make-room advice
         except cp.ContextPilotError as exc:
-            view.error = str(exc)
-        except Exception as exc:  # never a raw traceback in the page
+            view.error = self.service.public(str(exc))
+        except Exception:  # never a raw traceback, path or setting in the page: the log has it
             log.exception("chat failed")
-            view.error = f"Something went wrong: {exc}"
+            view.error = SOMETHING_WRONG
         yield (view.messages(), *(await asyncio.to_thread(self._after_turn, view)))
 
     async def _resolve_model(self, model: Optional[str]) -> str:
@@ -255,8 +264,9 @@ class ChatHandlers:
             yield render.progress_html(cp.PullProgress(model=name, status="pulling manifest")), \
                 skip, skip, skip
             last = None
+            host = self.service.host
             async for batch in batches(lambda t: cp.pull_model(
-                    name, self.service.host, cancel=t, detach=True), PULL_INTERVAL):
+                    name, host, cancel=t, detach=True), PULL_INTERVAL):
                 if not batch:  # Ollama is silent: a no-op lets Gradio see a closed tab
                     yield skip, skip, skip, skip
                     continue
@@ -265,10 +275,10 @@ class ChatHandlers:
             if last is not None and last.done:
                 self.service.start_preload(name)
         except cp.ContextPilotError as exc:
-            yield render.error_html(str(exc)), skip, skip, skip
-        except Exception as exc:
+            yield render.error_html(self.service.public(str(exc))), skip, skip, skip
+        except Exception:
             log.exception("download failed")
-            yield render.error_html(f"Something went wrong: {exc}"), skip, skip, skip
+            yield render.error_html(SOMETHING_WRONG), skip, skip, skip
         dropdown, status, note, *_think = await asyncio.to_thread(self.refresh_models, model)
         yield skip, dropdown, note, status
 
@@ -283,8 +293,9 @@ class ChatHandlers:
             if refusal:
                 yield refusal
                 return
+            host = self.service.host
             async for batch in batches(lambda t: cp.pull_model(
-                    display, self.service.host, cancel=t), PULL_INTERVAL):
+                    display, host, cancel=t), PULL_INTERVAL):
                 if not batch:  # Ollama is silent: repeating the last line lets Gradio see
                     # a closed connection (an API endpoint cannot yield gr.skip())
                     yield render.progress_text(last or cp.PullProgress(
@@ -296,12 +307,12 @@ class ChatHandlers:
             self.service.start_preload(display)
             yield render.pull_result_text(last, display)
         except cp.ContextPilotError as exc:
-            yield str(exc)
-        except Exception as exc:
+            yield self.service.public(str(exc))
+        except Exception:
             log.exception("pull failed")
-            yield f"Something went wrong: {exc}"
+            yield SOMETHING_WRONG
 
     def list_models_api(self) -> dict:
         """Installed models and the catalog of popular models (with download sizes)."""
-        status = cp.server_status(self.service.host)
+        status = self.service.server_status()
         return self.service.models(with_capabilities=False).as_json(status)

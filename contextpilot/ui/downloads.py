@@ -42,7 +42,8 @@ def build_downloads(service: Service, private: dict,
 
     def tick(current: Optional[str], last: list):
         pulls = cp.active_pulls(service.host)
-        html = render_models.downloads_html(pulls, cp.recent_pulls(service.host))
+        html = service.public(render_models.downloads_html(pulls, cp.recent_pulls(
+            service.host)), paths=False)  # a failed pull's reason may name the host
         names = [p.model for p in pulls]
         if names == last:
             return html, gr.skip(), gr.skip(), last
@@ -62,7 +63,7 @@ def build_downloads(service: Service, private: dict,
         try:
             return render.escape(await asyncio.to_thread(service.cancel, name))
         except cp.ContextPilotError as exc:
-            return f"⚠️ {render.escape(str(exc))}"
+            return f"⚠️ {render.escape(service.public(str(exc)))}"
 
     events = dict(show_progress="hidden", concurrency_limit=None, **private)
     timer.tick(tick, [which, seen], [panel, which, controls, seen], api_name="downloads_panel",

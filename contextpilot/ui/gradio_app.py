@@ -10,6 +10,7 @@ this function's argument (operator configuration), never an input of any event.
 
 from __future__ import annotations
 
+import inspect
 import os
 from typing import Optional
 
@@ -23,6 +24,7 @@ from contextpilot.ui.downloads import build_downloads
 from contextpilot.ui.find_tab import build_find_tab
 from contextpilot.ui.make_room import build_make_room
 from contextpilot.ui.models_tab import build_models_tab
+from contextpilot.ui.serving import current_visit
 from contextpilot.ui.service import Service, key, preload_default
 
 # Chat and pulls wait on Ollama, not on this process: each runs in its own bridge thread and
@@ -41,18 +43,22 @@ def build_app(host: Optional[str] = None, default_model: Optional[str] = None,
               ) -> gr.Blocks:
     """Build the app for the Ollama at ``host`` (None: OLLAMA_HOST, else localhost).
 
-    ``policy``: the shared-app rules (default: from the environment, private unless
-    SPACE_ID or GRADIO_SHARE says otherwise). ``preload``: load a model into memory after
+    ``policy``: the shared-app rules (default: from the environment); whatever it says,
+    every request is judged again from how it arrived (``serving.current_visit``), so a
+    launch or mount by other code cannot give visitors the operator's rights. ``preload``: load a model into memory after
     its download (default: CONTEXTPILOT_PRELOAD, on). Nothing here talks to Ollama: the
     model list and status are filled on page load.
     """
     configured = default_model or os.environ.get("CONTEXTPILOT_DEFAULT_MODEL", "").strip()
-    service = Service(host, policy or AccessPolicy.from_env(host=host),
-                      preload_default() if preload is None else preload)
+    policy = policy or AccessPolicy.from_env(host=host)
+    if policy.visit is None:  # every request is judged again: see contextpilot.policy
+        policy.visit = current_visit
+    service = Service(host, policy, preload_default() if preload is None else preload,
+                      login_required=bool(os.environ.get("CONTEXTPILOT_AUTH", "").strip()))
     h = ChatHandlers(service, configured)
     private = dict(api_visibility="private")
 
-    with gr.Blocks(title="ContextPilot", fill_height=True) as demo:
+    with App(title="ContextPilot", fill_height=True) as demo:
         gr.Markdown("## ContextPilot — chat with local Ollama models")
         with gr.Row(equal_height=True):
             status = gr.HTML("Checking Ollama…", elem_id="ollama-status")
@@ -128,7 +134,43 @@ def _chat_tab(h: ChatHandlers, configured: str, status: gr.HTML):
 
 
 MAX_UPLOAD = "20mb"
-"The largest file a visitor may attach (images for vision models); pass to launch()."
+"The largest file a visitor may attach (images for vision models); launch() defaults to it."
+
+
+class App(gr.Blocks):
+    """The app's Blocks: ``launch()`` defaults ``auth`` to CONTEXTPILOT_AUTH and
+    ``max_file_size`` to MAX_UPLOAD, whoever calls it (app.py, the CLI, a notebook, a
+    script), so the operator's login holds on every launch path.
+
+    ``has_launched`` is set from the start: Gradio checks that a file in a request was
+    uploaded (or, for outputs, is in an allowed place) only once it is True, which launch()
+    does but ``gr.mount_gradio_app`` never does, so a mounted app copied any server path a
+    request named into its cache and served it back."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.has_launched = True
+
+    # Gradio shows the text of any exception to the visitor when show_error is on, which
+    # Blocks() and mount_gradio_app() turn on by default; those texts name server paths
+    # (e.g. the working directory in a refused file's path). Our handlers answer with their
+    # own messages, so only gr.Error texts (always shown) remain; details go to the log.
+    @property
+    def show_error(self) -> bool:
+        return False
+
+    @show_error.setter
+    def show_error(self, value: bool) -> None:
+        pass
+
+    def launch(self, *args, **kwargs):
+        bound = inspect.signature(gr.Blocks.launch).bind(self, *args, **kwargs)
+        given = bound.arguments
+        if given.get("auth") is None and given.get("auth_dependency") is None:
+            given["auth"] = auth_from_env()
+        if given.get("max_file_size") is None:
+            given["max_file_size"] = MAX_UPLOAD
+        return super().launch(*bound.args[1:], **bound.kwargs)
 
 
 def auth_from_env() -> Optional[tuple[str, str]]:

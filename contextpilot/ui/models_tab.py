@@ -21,8 +21,8 @@ def _message(text: str) -> str:
     return render.escape(text)
 
 
-def _refusal(exc: Exception) -> str:
-    return f"⚠️ {render.escape(str(exc))}"
+def _refusal(text: str) -> str:
+    return f"⚠️ {render.escape(text)}"
 
 
 def build_models_tab(service: Service, chat_model: gr.Dropdown, private: dict):
@@ -69,7 +69,7 @@ def build_models_tab(service: Service, chat_model: gr.Dropdown, private: dict):
         try:
             return render_models.running_html(cp.running_models(service.host))
         except cp.ContextPilotError as exc:
-            return render.error_html(str(exc))
+            return render.error_html(service.public(str(exc)))
 
     def pick(evt: gr.SelectData):
         row = evt.row_value or []
@@ -86,7 +86,7 @@ def build_models_tab(service: Service, chat_model: gr.Dropdown, private: dict):
         try:
             service.policy.check_action("delete", name)
         except (cp.NotAllowed, cp.InvalidModelName) as exc:
-            return gr.Button(visible=False), _refusal(exc)
+            return gr.Button(visible=False), _refusal(service.public(str(exc)))
         return (gr.Button(visible=True),
                 f"Delete {render.escape(name)}? Click **Confirm delete** to remove it.")
 
@@ -95,7 +95,7 @@ def build_models_tab(service: Service, chat_model: gr.Dropdown, private: dict):
         try:
             said = _message(await asyncio.to_thread(service.delete, name or ""))
         except cp.ContextPilotError as exc:
-            return (hidden, _refusal(exc), *([gr.skip()] * len(outputs)))
+            return (hidden, _refusal(service.public(str(exc))), *([gr.skip()] * len(outputs)))
         return (hidden, said, *(await asyncio.to_thread(refresh, None)))
 
     def action(do: Callable[[str], str]):
@@ -103,7 +103,7 @@ def build_models_tab(service: Service, chat_model: gr.Dropdown, private: dict):
             try:
                 said = _message(await asyncio.to_thread(do, name or ""))
             except cp.ContextPilotError as exc:
-                said = _refusal(exc)
+                said = _refusal(service.public(str(exc)))
             return said, await asyncio.to_thread(_running)
         return run
 

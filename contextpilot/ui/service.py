@@ -8,6 +8,7 @@ them in a thread. Nothing here formats UI beyond the pure ``render`` helpers.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -16,11 +17,16 @@ from typing import Optional
 
 import contextpilot as cp
 from contextpilot import models as _models
+from contextpilot._client import redact, resolve_host
 from contextpilot.catalog import catalog, catalog_entry
 from contextpilot.policy import AccessPolicy
 from contextpilot.ui import render, render_models
+from contextpilot.ui.serving import require_login
 
 log = logging.getLogger("contextpilot")
+
+HIDDEN_HOST = "the configured host"
+"What a shared app's visitors see instead of the Ollama server's address."
 
 _details_cache: dict[tuple[str, str, str], cp.ModelDetails] = {}
 _details_lock = threading.Lock()
@@ -53,7 +59,7 @@ class Models:
         try:
             self.installed, self.error = cp.list_models(self.service.host), ""
         except cp.ContextPilotError as exc:
-            self.installed, self.error = [], str(exc)
+            self.installed, self.error = [], self.service.public(str(exc))
         if not self.error:
             self.recommendations = self.service.recommendations()
         if with_capabilities:
@@ -108,24 +114,52 @@ class Models:
 class Service:
     """The library and the rules for one host; see the module docstring."""
 
-    def __init__(self, host: Optional[str], policy: AccessPolicy, preload: bool) -> None:
-        self.host = host
+    def __init__(self, host: Optional[str], policy: AccessPolicy, preload: bool,
+                 login_required: bool = False) -> None:
+        self._host = host
+        self.login_required = login_required
         self.policy = policy
         self.preload = preload
         self._autostart_lock = threading.Lock()
         self._autostart_at: Optional[float] = None
         self._autostart_result: Optional[cp.AutostartResult] = None
 
+    @property
+    def host(self) -> Optional[str]:
+        """The Ollama host; every call to Ollama asks for it, so this is where a request
+        without the login CONTEXTPILOT_AUTH requires is refused (see serving.require_login)."""
+        require_login(self.login_required)
+        return self._host
+
+    def public(self, text: str, paths: bool = True) -> str:
+        """``text`` as a visitor of a shared app may see it: without the Ollama server's
+        address (with it they could use Ollama directly, past every rule here) and, unless
+        ``paths`` is False (HTML), without the server's paths. Unchanged on a private app."""
+        if not text or not self.policy.shared:
+            return text
+        url = resolve_host(self._host)
+        for form in sorted({url, url.split("://", 1)[-1]}, key=len, reverse=True):
+            text = text.replace(form, HIDDEN_HOST)
+        return redact(text) if paths else text
+
+    def server_status(self) -> cp.ServerStatus:
+        """cp.server_status for this host, its host and error as ``public`` shows them."""
+        s = cp.server_status(self.host)
+        if not self.policy.shared:
+            return s
+        return dataclasses.replace(s, host=HIDDEN_HOST, error=self.public(s.error))
+
     def status_html(self) -> str:
         """The status line: Ollama's host and version, or what is wrong and how to fix it.
         When nothing answers at a local host, start 'ollama serve' if we can, and say so."""
-        status = cp.server_status(self.host)
+        status = self.server_status()
         if status.reachable:
             return render.status_html(status)
         result = self._autostart()
+        said = self.public(result.message)
         if result.reachable:
-            return render.status_html(cp.server_status(self.host), note=result.message)
-        return render.status_html(status, hint=result.message)
+            return render.status_html(self.server_status(), note=said)
+        return render.status_html(status, hint=said)
 
     def _autostart(self) -> cp.AutostartResult:
         # One attempt a minute at most: a page load or message must not start a server
@@ -203,7 +237,7 @@ class Service:
         if not self.may_pull(name):
             return f"⚠️ {render.escape(name)} is not installed, and downloads of it are " \
                    f"not allowed on this shared app."
-        return f"{text}\n\n{render_models.fit_note(self.fit(name))}"
+        return f"{text}\n\n{self.public(render_models.fit_note(self.fit(name)))}"
 
     def fit(self, name: str, context_length: Optional[int] = None,
             probe: bool = True) -> cp.FitVerdict:
@@ -241,13 +275,22 @@ class Service:
             return False
 
     def before_pull(self, name: str, override: bool) -> str:
-        """Policy (raises NotAllowed), then the fit check: '' to go, else why it waits."""
+        """Policy (raises NotAllowed), then the fit check: '' to go, else why it waits.
+        On a shared app the override is the operator's: a visitor cannot fill their disk."""
         self.policy.check_pull(name)
         if self.installed(name) or cp.parse_name(name).is_cloud:  # cloud: runs on ollama.com
             return ""
+        if override and not self.policy.shared:
+            return ""
         # No probe here: the pull starts now anyway, and stops at its first layer when the
         # disk is too small; the note under the dropdown probed (and cached) already.
-        return render_models.fit_refusal(self.fit(name, probe=False)) if not override else ""
+        verdict = self.fit(name, probe=False)
+        refusal = render_models.fit_refusal(verdict)
+        if refusal and self.policy.shared:
+            return self.public(
+                f"{verdict.message} Not downloading {verdict.model}: on this shared app "
+                f"only the operator can download a model that may not fit.")
+        return refusal
 
     def record_use(self, name: str) -> None:
         """Remember when this app last chatted with ``name`` (for make-room advice)."""
@@ -259,10 +302,11 @@ class Service:
         """Load ``name`` into memory in the background, so the first answer is quick."""
         if not self.preload:
             return
+        host = self.host  # here, in the request's context (the thread has none)
 
         def run() -> None:
             try:
-                cp.load_model(name, host=self.host)
+                cp.load_model(name, host=host)
             except cp.ContextPilotError as exc:
                 log.warning("Pre-loading %s failed: %s", name, exc)
 
