@@ -1054,10 +1054,21 @@ def _stream_answer(h: _Handler, body: dict, req: str, thinking: str, text: str, 
         if faults.chat_first_token_delay:
             h._wait(faults.chat_first_token_delay)  # model loading: silence before first token
         load_ns = time.monotonic_ns() - start
-        for tok in _tokens(thinking):
+        # options.num_predict: generation stops after that many tokens (thinking counts),
+        # and the final line says done_reason "length" (llm/server.go)
+        budget = (body.get("options") or {}).get("num_predict")
+        budget = budget if isinstance(budget, int) and budget > 0 else None
+        thought = _tokens(thinking)[:budget] if budget else _tokens(thinking)
+        words = _tokens(text)
+        if budget is not None:
+            words = words[:max(budget - len(thought), 0)]
+        cut = budget is not None and len(thought) + len(words) < (
+            len(_tokens(thinking)) + len(_tokens(text)))
+        thinking, text = "".join(thought), "".join(words)
+        for tok in thought:
             out.emit(piece(tok, ""))
         sent = 0
-        for tok in _tokens(text):
+        for tok in words:
             if faults.drop_chat_after is not None and sent >= faults.drop_chat_after:
                 h._abort()
             if faults.chat_error_after is not None and sent >= faults.chat_error_after[0]:
@@ -1067,7 +1078,7 @@ def _stream_answer(h: _Handler, body: dict, req: str, thinking: str, text: str, 
         final = piece("", "")
         final.pop("done")
         eval_ns = max(1, time.monotonic_ns() - start - load_ns)
-        final.update({"done_reason": "stop", "done": True, "total_duration": time.monotonic_ns() - start,
+        final.update({"done_reason": "length" if cut else "stop", "done": True, "total_duration": time.monotonic_ns() - start,
                       "load_duration": max(1, load_ns), "prompt_eval_count": 26,
                       "prompt_eval_duration": 1_000_000, "eval_count": len(_tokens(text)) + len(_tokens(thinking)),
                       "eval_duration": eval_ns})

@@ -194,3 +194,21 @@ def test_a_hub_file_with_a_broken_size_is_unknown_not_a_zero_byte_fit(monkeypatc
     assert not any(q.recommended for q in quants)
     assert verdict.fits_memory is None and "0 B" not in verdict.message
     assert "did not give the size" in verdict.message
+
+
+def test_an_answer_cut_at_num_predict_says_so(ollama_env):
+    import io
+
+    from contextpilot import console
+
+    out, note = io.StringIO(), io.StringIO()
+    answer = console.print_chat("llama3.2", "one two three four five six", file=out,
+                                progress_file=note, options={"num_predict": 3})
+    assert answer == "You said: one" and out.getvalue().startswith("You said: one")
+    assert note.getvalue().strip() == console.LENGTH_NOTE
+    long = [{"role": "user", "content": "one two three four"}]
+    done = list(cp.chat_stream("llama3.2", long, options={"num_predict": 3}))[-1]
+    assert done.done_reason == "length"
+    out, note = io.StringIO(), io.StringIO()
+    console.print_chat("llama3.2", "hi", file=out, progress_file=note)
+    assert note.getvalue() == ""
