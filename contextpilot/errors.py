@@ -77,6 +77,12 @@ class ModelNotFound(ContextPilotError, LookupError):
                    f"(see https://ollama.com/search?c=cloud).")
         elif installed_only:
             msg = f"Model '{model}' is not installed. Please pull it first: ollama pull {model}"
+        elif _registry_host(model):  # hf.co/..., a private registry: not ollama.com's library
+            where = _registry_host(model)
+            self.reason = f"no such model or tag on {where}"
+            lead = (f"Model '{model}' not found and automatic download failed ({self.reason})."
+                    if auto else f"Model '{model}' was not found on {where}.")
+            msg = f"{lead} Check the name and tag there."
         else:
             lead = (
                 f"Model '{model}' not found and automatic download failed ({self.reason})."
@@ -91,6 +97,19 @@ class ModelNotFound(ContextPilotError, LookupError):
 
     def __str__(self) -> str:  # LookupError would repr() the message
         return str(self.args[0])
+
+
+def _registry_host(model: str) -> str:
+    """The registry a name pulls from when it is not Ollama's own (registry.ollama.ai):
+    "hf.co" (Hugging Face), "127.0.0.1:5000"...; "" for the default one."""
+    parts = model.split("://", 1)[-1].split("/")
+    if len(parts) < 3:  # Ollama reads [host/][namespace/]model from the right
+        return ""
+    first = parts[0]
+    host = first.lower()
+    if host in ("registry.ollama.ai", "ollama.com"):
+        return ""
+    return "Hugging Face (hf.co)" if host in ("hf.co", "huggingface.co") else f"the registry {first}"
 
 
 _ADVICE = {

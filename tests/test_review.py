@@ -212,3 +212,21 @@ def test_an_answer_cut_at_num_predict_says_so(ollama_env):
     out, note = io.StringIO(), io.StringIO()
     console.print_chat("llama3.2", "hi", file=out, progress_file=note)
     assert note.getvalue() == ""
+
+
+@pytest.mark.parametrize("name, where", [
+    ("hf.co/bartowski/nope:Q4_K_M", "was not found on Hugging Face (hf.co)."),
+    ("127.0.0.1:5000/library/nope", "was not found on the registry 127.0.0.1:5000."),
+])
+def test_a_model_missing_from_another_registry_does_not_point_at_ollamas_library(
+        fake_ollama, name, where):
+    with pytest.raises(cp.ModelNotFound) as info:
+        list(cp.pull_model(name, host=fake_ollama.url))
+    text = str(info.value)
+    assert where in text and "ollama.com/library" not in text and "ollama pull" not in text
+
+
+def test_a_missing_library_model_still_points_at_the_library(fake_ollama):
+    with pytest.raises(cp.ModelNotFound, match="was not found in the Ollama registry. Check the "
+                       "name and tag \\(see https://ollama.com/library\\)"):
+        list(cp.pull_model("someone/nope", host=fake_ollama.url))
