@@ -230,3 +230,28 @@ def test_a_missing_library_model_still_points_at_the_library(fake_ollama):
     with pytest.raises(cp.ModelNotFound, match="was not found in the Ollama registry. Check the "
                        "name and tag \\(see https://ollama.com/library\\)"):
         list(cp.pull_model("someone/nope", host=fake_ollama.url))
+
+
+@pytest.fixture
+def registry(monkeypatch):
+    from tests.fake_registry import FakeRegistry
+
+    reg = FakeRegistry().start()
+    monkeypatch.setenv("CONTEXTPILOT_REGISTRY_URL", reg.url)
+    monkeypatch.setenv("CONTEXTPILOT_REGISTRY_LOOKUP", "1")
+    yield reg
+    reg.stop()
+
+
+def test_an_absurd_manifest_size_is_not_a_size(registry, dead_host):
+    registry.add("library/huge:1", [10**30])
+    v = cp.check_fit("huge:1", host=dead_host)
+    assert v.download_size is None and v.fits_memory is None
+    assert "sent something that is not a manifest" in v.message and "TB" not in v.message
+
+
+def test_a_registry_error_page_is_not_quoted(registry, dead_host):
+    registry.add("library/paged:1", [1000])
+    registry.faults["library/paged:1"] = "html-502"
+    v = cp.check_fit("paged:1", host=dead_host)
+    assert "answered 502." in v.message and "<" not in v.message
