@@ -358,6 +358,10 @@ def _response(exc: ollama.ResponseError, ctx: Context) -> Exception:
         return found
     if status == 404 and model:
         return ModelNotFound(model, installed_only=not cloud, cloud=cloud)
+    if status >= 500:  # no row of ours: the server's log says why
+        return OllamaError(reason, status, model, message=(
+            f"Ollama reported an error: {reason}. Try again; if it persists, Ollama's log "
+            f"says why (the 'ollama serve' output, or ~/.ollama/logs/server.log)."))
     return OllamaError(reason, status, model)
 
 

@@ -255,3 +255,19 @@ def test_a_registry_error_page_is_not_quoted(registry, dead_host):
     registry.faults["library/paged:1"] = "html-502"
     v = cp.check_fit("paged:1", host=dead_host)
     assert "answered 502." in v.message and "<" not in v.message
+
+
+@pytest.mark.parametrize("call", ["ps", "chat"])
+def test_a_bare_500_says_where_to_look(call):
+    srv = _NotOllama(500, "application/json", b"")
+    try:
+        with pytest.raises(cp.OllamaError) as info:
+            if call == "ps":
+                cp.running_models(srv.url)
+            else:
+                list(cp.chat_stream("qwen3:cloud", HELLO, host=srv.url))
+    finally:
+        srv.close()
+    assert str(info.value) == (
+        "Ollama reported an error: HTTP 500. Try again; if it persists, Ollama's log says why "
+        "(the 'ollama serve' output, or ~/.ollama/logs/server.log).")
