@@ -223,7 +223,7 @@ def _size(value: object) -> int:
     """A file's size from the Hub: a whole number of bytes, or 0 (unknown) for anything
     else (a negative or absurd figure from a broken mirror must not reach the estimate)."""
     ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value < MAX_FILE
-    return int(value) if ok else 0  # type: ignore[arg-type]
+    return int(value) if ok and isinstance(value, int) else 0
 
 
 MAX_FILE = 1 << 50
