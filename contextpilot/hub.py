@@ -193,9 +193,10 @@ def search_models(query: str, limit: int = 20) -> list[HubModel]:
     if len(text) > MAX_QUERY:
         raise InvalidRequest(f"The search is too long ({len(text)} characters; the limit is "
                              f"{MAX_QUERY}). Use a few words.")
-    if isinstance(limit, bool) or not isinstance(limit, int):
-        raise InvalidRequest(f"limit must be a whole number from 1 to {MAX_LIMIT}.")
-    count = max(1, min(limit, MAX_LIMIT))
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise InvalidRequest(f"limit must be a whole number from 1 to {MAX_LIMIT} "
+                             f"(got {limit!r:.20}).")
+    count = limit
     with _hub_call() as api:
         found = list(api.list_models(search=text, filter="gguf", sort="downloads", limit=count,
                                      expand=["downloads", "likes", "lastModified"]))

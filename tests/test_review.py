@@ -271,3 +271,12 @@ def test_a_bare_500_says_where_to_look(call):
     assert str(info.value) == (
         "Ollama reported an error: HTTP 500. Try again; if it persists, Ollama's log says why "
         "(the 'ollama serve' output, or ~/.ollama/logs/server.log).")
+
+
+@pytest.mark.parametrize("limit", [0, -1, 101, 10**9, "5", None])
+def test_a_search_limit_outside_its_range_is_refused_before_the_hub(limit, capsys):
+    with pytest.raises(cp.InvalidRequest, match="limit must be a whole number from 1 to 100"):
+        cp.search_models("llama", limit=limit)
+    if isinstance(limit, int):
+        assert cli.main(["search", "llama", "--limit", str(limit)]) == 1
+        assert "limit must be a whole number from 1 to 100" in capsys.readouterr().err
