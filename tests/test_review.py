@@ -232,15 +232,6 @@ def test_a_missing_library_model_still_points_at_the_library(fake_ollama):
         list(cp.pull_model("someone/nope", host=fake_ollama.url))
 
 
-@pytest.fixture
-def registry(monkeypatch):
-    from tests.fake_registry import FakeRegistry
-
-    reg = FakeRegistry().start()
-    monkeypatch.setenv("CONTEXTPILOT_REGISTRY_URL", reg.url)
-    monkeypatch.setenv("CONTEXTPILOT_REGISTRY_LOOKUP", "1")
-    yield reg
-    reg.stop()
 
 
 def test_an_absurd_manifest_size_is_not_a_size(registry, dead_host):
