@@ -62,7 +62,12 @@ def resolve_host(host: Optional[str] = None) -> str:
     'http://127.0.0.1:9999'
     """
     raw = host or os.environ.get("OLLAMA_HOST") or DEFAULT_HOST
-    return _parse_host(raw)
+    try:
+        return _parse_host(raw)
+    except ValueError as exc:  # "http://[::1" (urllib: Invalid IPv6 URL), a bad port
+        raise InvalidRequest(
+            f"{raw[:200]!r} is not an Ollama address ({exc}). Use host:port or "
+            f"http://host:port, e.g. http://localhost:11434 (check OLLAMA_HOST).") from exc
 
 
 def get_client(host: Optional[str] = None, *, streaming: bool = False) -> ollama.Client:
@@ -203,7 +208,7 @@ class Context:
 
     host: str
     op: str = "call"
-    "call (list, show, ps, delete, load...), pull or chat."
+    "call (list, show, ps, load...), delete, pull or chat."
     model: Optional[str] = None
     during: Optional[str] = None
     "For 'lost the connection during the ...'."
@@ -237,10 +242,10 @@ def map_error(exc: BaseException, ctx: Context) -> Exception:
         return exc
     if isinstance(exc, ollama.ResponseError):
         return _response(exc, ctx)
-    if isinstance(exc, json.JSONDecodeError):
+    if isinstance(exc, json.JSONDecodeError) or _bad_answer(exc):
         return _malformed(ctx)
     if isinstance(exc, (ValueError, TypeError)):  # pydantic's ValidationError is a ValueError
-        return InvalidRequest(f"The request could not be sent to Ollama: {_short(exc)}")
+        return InvalidRequest(f"The request could not be sent to Ollama: {_invalid(exc)}")
     if isinstance(exc, httpx.ProxyError):
         return OllamaUnavailable(ctx.host, message=(
             f"Could not reach Ollama at {ctx.host} through the proxy ({_short(exc)}). Check "
@@ -288,10 +293,32 @@ def _transport(exc: BaseException, ctx: Context) -> Exception:
     return OllamaError(f"{type(exc).__name__}: {_short(exc)}", None, ctx.model)
 
 
+def _bad_answer(exc: BaseException) -> bool:
+    """The answer, not the request, was wrong: a pydantic error about one of the client's
+    *Response types (ListResponse, ChatResponse...), ``Response(**None)``, or the client
+    calling ``.get`` on a line that is not an object. Nothing a caller can fix by
+    rewriting the request: the server is not Ollama, or a proxy answered for it."""
+    if str(getattr(exc, "title", "")).endswith("Response") or "Response() argument" in str(exc):
+        return True
+    if isinstance(exc, AttributeError):
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        return tb is not None and f"{os.sep}ollama{os.sep}" in tb.tb_frame.f_code.co_filename
+    return False
+
+
+def _check_host() -> str:
+    return (f"Check that OLLAMA_HOST (or --ollama-host) points at Ollama itself (default "
+            f"{DEFAULT_HOST}), not a proxy or another web app, and that Ollama is up to date.")
+
+
 def _malformed(ctx: Context) -> Exception:
     if ctx.op == "pull":
-        return PullFailed(ctx.model or "", "Ollama sent a malformed progress line", kind="other")
-    return OllamaError("Ollama sent a malformed line", None, ctx.model)
+        return PullFailed(ctx.model or "", f"the server at {ctx.host} sent a progress line "
+                          f"that is not Ollama's. {_check_host()}", kind="other")
+    return OllamaError("Ollama sent a malformed answer", None, ctx.model, message=(
+        f"The server at {ctx.host} did not answer like Ollama. {_check_host()}"))
 
 
 def _response(exc: ollama.ResponseError, ctx: Context) -> Exception:
@@ -315,10 +342,26 @@ def _response(exc: ollama.ResponseError, ctx: Context) -> Exception:
     if any(k in low for k in _RUNNER_STOPPED):
         return ModelCrashed(reason, model, status_code=status,
                             mid_answer=ctx.op == "chat" and status == -1)
+    if low.startswith("option ") and " must be of " in low:  # api.Options.FromMap
+        return InvalidRequest(f"Ollama refused an option: {reason}. Fix that value in "
+                              f"options (see https://docs.ollama.com/modelfile#parameter).")
+    if reason.startswith("<"):  # an HTML error page: a proxy or another server answered
+        return OllamaError(reason[:200], status, model, message=(
+            f"The server at {ctx.host} answered HTTP {status} with a web page, not Ollama's "
+            f"JSON (a proxy or another server is in the way, or Ollama is restarting). "
+            f"{_check_host()}"))
     if ctx.op == "pull":
         return _pull_response(status, reason, model or "")
+    if status == 404 and model and ctx.op == "delete":  # a cloud name too: nothing here
+        found = ModelNotFound(model, installed_only=True)
+        found.args = (f"Model '{model}' is not installed, so there is nothing to delete.",)
+        return found
     if status == 404 and model:
         return ModelNotFound(model, installed_only=not cloud, cloud=cloud)
+    if status >= 500:  # no row of ours: the server's log says why
+        return OllamaError(reason, status, model, message=(
+            f"Ollama reported an error: {reason}. Try again; if it persists, Ollama's log "
+            f"says why (the 'ollama serve' output, or ~/.ollama/logs/server.log)."))
     return OllamaError(reason, status, model)
 
 
@@ -332,11 +375,47 @@ def _pull_response(status: int, reason: str, model: str) -> Exception:
         return OllamaError(reason, status, model)
     if "no space left" in low or "not enough space" in low:
         return PullFailed(model, reason, kind="disk full")
-    return PullFailed(model, reason, kind="other")
+    if "newer version of ollama" in low:  # the registry's 412 (a model for a newer server)
+        return PullFailed(model, "the model requires a newer version of Ollama",
+                          kind="update ollama")
+    if "requires mlx support" in low:  # images.go: a safetensors model, no MLX runtime
+        return PullFailed(model, reason, kind="unsupported")
+    if "permission denied" in low or "access is denied" in low or "read-only file" in low:
+        return PullFailed(model, reason, kind="permission")
+    if any(k in low for k in _REGISTRY_UNREACHABLE):
+        return PullFailed(model, reason, kind="registry unreachable")
+    return PullFailed(model, " ".join(reason.split()), kind="other")
+
+
+# Go's net errors when the Ollama server cannot reach registry.ollama.ai (or its CDN).
+_REGISTRY_UNREACHABLE = ("no such host", "i/o timeout", "connection refused",
+                         "network is unreachable", "tls handshake timeout",
+                         "server misbehaving", "temporary failure in name resolution",
+                         "no route to host", "proxyconnect")
 
 
 def _reason(exc: ollama.ResponseError) -> str:
     return redact(str(exc.error).strip()) or f"HTTP {exc.status_code}"
+
+
+def _invalid(exc: BaseException) -> str:
+    """A pydantic ValidationError as one line ("messages.0.role: Field required"), without
+    its type tags and errors.pydantic.dev links; any other error as its short text."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        with contextlib.suppress(Exception):
+            first = errors(include_url=False, include_context=False, include_input=False)[0]
+            where = ".".join(str(p) for p in first.get("loc", ())
+                             if str(p) not in _UNION_TAGS and "[" not in str(p))
+            text = str(first.get("msg", "")).removeprefix("Value error, ")
+            return (f"{where}: {text}" if where else text) + "."
+    # pydantic's serializer wraps a validator's error: "Error calling function `f`: ValueError: x"
+    return _SERIALIZER.sub("", _short(exc).splitlines()[0])
+
+
+_UNION_TAGS = {"str", "int", "float", "bool", "list", "dict", "bytes", "function-after",
+               "function-plain", "function-wrap", "json-or-python"}
+_SERIALIZER = re.compile(r"^Error calling function `[^`]*`: \w+: ")
 
 
 def _short(exc: BaseException, limit: int = 300) -> str:

@@ -105,7 +105,14 @@ def chat_stream(
 
 
 def _messages(messages: Iterable[Mapping[str, Any]], system: Optional[str]) -> list[dict]:
-    out = [dict(m) for m in messages]
+    # A caller's typo (None, a bare string, a list of strings) is ours to explain, not a
+    # TypeError from dict().
+    items = None if isinstance(messages, (str, bytes, Mapping)) or not isinstance(
+        messages, Iterable) else list(messages)
+    if items is None or not all(isinstance(m, Mapping) for m in items):
+        raise InvalidRequest("messages must be a list of chat messages like "
+                             "[{'role': 'user', 'content': 'Hello'}].")
+    out = [dict(m) for m in items]
     if system:
         out.insert(0, {"role": "system", "content": system})
     return out

@@ -27,7 +27,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the CLI with ``argv`` (default: sys.argv[1:]) and return the exit code."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        _late_prompt(parser, args, extra)
+        _prompt_after_think(parser, args)
     except SystemExit as exc:  # --help is 0, a usage error 2
         return int(exc.code or 0)
     args.ollama_host = getattr(args, "ollama_host", None)  # global or after the command
@@ -110,6 +112,21 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
                    help="do not start a local 'ollama serve' when nothing answers")
 
 
+def _late_prompt(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                 extra: list[str]) -> None:
+    """``chat MODEL --think high "PROMPT"``: argparse fills both positionals before the
+    option (PROMPT is optional), so a prompt after an option is left over; take it."""
+    if (extra and len(extra) == 1 and getattr(args, "command", "") == "chat"
+            and args.prompt is None and not extra[0].startswith("-")):
+        args.prompt = extra[0]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+
+
+class _NotALevel(str):
+    """What followed ``--think`` was not a level: the prompt, when none came after it."""
+
+
 def _think(value: str) -> object:
     """``--think high`` -> "high"; ``--think on``/``off`` -> True/False."""
     text = value.strip().lower()
@@ -119,8 +136,25 @@ def _think(value: str) -> object:
         return False
     if text in THINK_LEVELS:
         return text
-    raise argparse.ArgumentTypeError(
-        f"expected one of {', '.join(THINK_LEVELS)} (or on/off), not {value!r}")
+    return _NotALevel(value)
+
+
+def _prompt_after_think(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``chat qwen3 --think "why is the sky blue?"``: argparse hands the prompt to --think
+    (its level is optional); take it back as the prompt, thinking on."""
+    think = getattr(args, "think", None)
+    if not isinstance(think, _NotALevel):
+        return
+    if args.prompt is None and think.strip():
+        args.prompt, args.think = str(think), True
+        return
+    _usage_error(parser, args.command, f"argument --think: expected one of "
+                 f"{', '.join(THINK_LEVELS)} (or on/off), not {str(think)!r}")
+
+
+def _usage_error(parser: argparse.ArgumentParser, command: str, message: str) -> None:
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    sub.choices[command].error(message)  # prints the command's usage, exits 2
 
 
 def _auth(value: Optional[str]) -> Optional[tuple[str, str]]:

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm as auto_tqdm
 from .chat import chat_stream
 from .progress import throttle
 from .pull import pull_model
-from .types import ContentDelta, PullProgress, ThinkingDelta
+from .types import ChatDone, ContentDelta, PullProgress, ThinkingDelta
 from .units import format_size
 
 STEP_TEXT = {
@@ -140,8 +140,10 @@ def print_chat(model: str, prompt: Messages, host: Optional[str] = None, *,
     writer = _AnswerWriter(out, show_thinking)
     events = chat_stream(model, messages, host=host, **kw)
     bar: Optional[PullBar] = None
+    cut = False
     try:
         for event in events:
+            cut = cut or (isinstance(event, ChatDone) and event.done_reason == "length")
             if isinstance(event, PullProgress):
                 bar = bar or PullBar(event.model, progress_file)
                 bar.show(event)
@@ -159,7 +161,13 @@ def print_chat(model: str, prompt: Messages, host: Optional[str] = None, *,
         if bar is not None:
             bar.close()
         writer.end()
+    if cut:  # Ollama stopped at num_predict (or the context filled): say so, not silently
+        print(LENGTH_NOTE, file=progress_file or sys.stderr)
     return writer.answer
+
+
+LENGTH_NOTE = ("(The answer stopped at its length limit: raise num_predict in the options, "
+               "or ask the model to continue.)")
 
 
 class _AnswerWriter:

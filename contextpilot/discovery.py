@@ -104,8 +104,9 @@ def registry_size(name: ModelName) -> SizeLookup:
         return SizeLookup(missing=True, note=f"The registry at {where} has no model "
                                              f"{name.display} (check the name and tag).")
     if status != 200:
+        text = "" if body.lstrip()[:1] == b"<" else _plain(body)  # an HTML page says nothing
         return SizeLookup(note=f"The registry at {where} answered {status}: "
-                               f"{_plain(body)}".rstrip(": ") + ".")
+                               f"{text}".rstrip(": ") + ".")
     size = manifest_total(body)
     if size is None:
         return SizeLookup(note=f"The registry at {where} sent something that is not a manifest.")
@@ -125,6 +126,10 @@ def _get(url: str) -> tuple[int, bytes]:
             return response.status_code, body
 
 
+MAX_MODEL_BYTES = 1 << 50
+"A manifest describing more than this (1 PiB) is broken, not a model (the largest are ~1 TB)."
+
+
 def manifest_total(body: bytes) -> Optional[int]:
     """The size a manifest describes, or None when ``body`` is not one (the content type is
     not trusted: only the parsed body counts).
@@ -133,6 +138,7 @@ def manifest_total(body: bytes) -> Optional[int]:
     105
     >>> manifest_total(b"<html>"), manifest_total(b'{"layers": "x"}'), manifest_total(b"[]")
     (None, None, None)
+    >>> manifest_total(b'{"config": {"size": 1}, "layers": [{"size": 1000000000000000000000}]}')
     """
     try:
         manifest = json.loads(body)
@@ -143,7 +149,8 @@ def manifest_total(body: bytes) -> Optional[int]:
         if len(sizes) != len(parts) or not all(
                 isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in sizes):
             return None
-        return sum(sizes) or None
+        total = sum(sizes)
+        return total if 0 < total <= MAX_MODEL_BYTES else None  # 10**30 B is no model
     except (ValueError, UnicodeDecodeError, RecursionError):
         return None
 

@@ -77,6 +77,12 @@ class ModelNotFound(ContextPilotError, LookupError):
                    f"(see https://ollama.com/search?c=cloud).")
         elif installed_only:
             msg = f"Model '{model}' is not installed. Please pull it first: ollama pull {model}"
+        elif _registry_host(model):  # hf.co/..., a private registry: not ollama.com's library
+            where = _registry_host(model)
+            self.reason = f"no such model or tag on {where}"
+            lead = (f"Model '{model}' not found and automatic download failed ({self.reason})."
+                    if auto else f"Model '{model}' was not found on {where}.")
+            msg = f"{lead} Check the name and tag there."
         else:
             lead = (
                 f"Model '{model}' not found and automatic download failed ({self.reason})."
@@ -93,6 +99,19 @@ class ModelNotFound(ContextPilotError, LookupError):
         return str(self.args[0])
 
 
+def _registry_host(model: str) -> str:
+    """The registry a name pulls from when it is not Ollama's own (registry.ollama.ai):
+    "hf.co" (Hugging Face), "127.0.0.1:5000"...; "" for the default one."""
+    parts = model.split("://", 1)[-1].split("/")
+    if len(parts) < 3:  # Ollama reads [host/][namespace/]model from the right
+        return ""
+    first = parts[0]
+    host = first.lower()
+    if host in ("registry.ollama.ai", "ollama.com"):
+        return ""
+    return "Hugging Face (hf.co)" if host in ("hf.co", "huggingface.co") else f"the registry {first}"
+
+
 _ADVICE = {
     "stalled": "The download stopped making progress. Try again; it resumes where it stopped.",
     "cancelled": "The download was cancelled. Starting it again resumes where it stopped.",
@@ -103,6 +122,23 @@ _ADVICE = {
     "disk full": (
         "Free some disk space where Ollama keeps its models, then try again; "
         "the download resumes where it stopped."
+    ),
+    "registry unreachable": (
+        "The Ollama server could not reach the model registry: check that the machine "
+        "running Ollama is online (and its HTTPS_PROXY, if it needs one), then try again; "
+        "the download resumes where it stopped."
+    ),
+    "update ollama": (
+        "This model needs a newer version of Ollama: update Ollama "
+        "(https://ollama.com/download), then pull it again."
+    ),
+    "unsupported": (
+        "This model runs only on Ollama's MLX runtime (Apple Silicon Macs), which this "
+        "Ollama server does not have: choose a GGUF build of the model instead."
+    ),
+    "permission": (
+        "Ollama cannot write where it keeps its models: check that the user running "
+        "'ollama serve' may write to that folder (OLLAMA_MODELS), then try again."
     ),
 }
 
@@ -116,7 +152,8 @@ class PullFailed(ContextPilotError):
         self.reason = reason
         self.auto = auto
         self.kind = kind or _derive_kind(reason)
-        "One of 'stalled', 'cancelled', 'connection lost', 'disk full' or 'other'."
+        "One of 'stalled', 'cancelled', 'connection lost', 'disk full', 'registry "
+        "unreachable', 'update ollama', 'unsupported', 'permission' or 'other'."
         lead = (
             f"Model '{model}' not found and automatic download failed ({reason})."
             if auto

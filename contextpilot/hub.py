@@ -193,14 +193,16 @@ def search_models(query: str, limit: int = 20) -> list[HubModel]:
     if len(text) > MAX_QUERY:
         raise InvalidRequest(f"The search is too long ({len(text)} characters; the limit is "
                              f"{MAX_QUERY}). Use a few words.")
-    if isinstance(limit, bool) or not isinstance(limit, int):
-        raise InvalidRequest(f"limit must be a whole number from 1 to {MAX_LIMIT}.")
-    count = max(1, min(limit, MAX_LIMIT))
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise InvalidRequest(f"limit must be a whole number from 1 to {MAX_LIMIT} "
+                             f"(got {limit!r:.20}).")
+    count = limit
     with _hub_call() as api:
         found = list(api.list_models(search=text, filter="gguf", sort="downloads", limit=count,
                                      expand=["downloads", "likes", "lastModified"]))
         models = [HubModel(id=m.id, downloads=int(m.downloads or 0), likes=int(m.likes or 0),
-                           last_modified=_when(m.last_modified)) for m in found if m.id]
+                           last_modified=_when(m.last_modified)) for m in found
+                  if isinstance(m.id, str) and m.id]
     return sorted(models, key=lambda m: -m.downloads)
 
 
@@ -214,8 +216,19 @@ def repo_files(repo: str) -> list[tuple[str, int]]:
     """(path, size) of every file in the repository (the tree, recursive)."""
     rid = repo_id(repo)
     with _hub_call(rid) as api:
-        return [(f.path, int(f.size or 0)) for f in api.list_repo_tree(rid, recursive=True)
-                if hasattr(f, "size")]
+        return [(f.path, _size(f.size)) for f in api.list_repo_tree(rid, recursive=True)
+                if hasattr(f, "size") and isinstance(f.path, str)]
+
+
+def _size(value: object) -> int:
+    """A file's size from the Hub: a whole number of bytes, or 0 (unknown) for anything
+    else (a negative or absurd figure from a broken mirror must not reach the estimate)."""
+    ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value < MAX_FILE
+    return int(value) if ok and isinstance(value, int) else 0
+
+
+MAX_FILE = 1 << 50
+"Bytes: a GGUF file larger than this (1 PiB) is a broken answer, not a model."
 
 
 def quants_of(repo: str, files: list[tuple[str, int]]) -> list[HubQuant]:
@@ -270,7 +283,7 @@ def model_files(repo: str, quant: Optional[str] = None, *, context_length: Optio
     # Every quantisation of a repository has the same layers: one header read serves all.
     first = next((q for q in quants if q.pullable), None)
     arch = file_arch(rid, first.files[0]) if first else None
-    fitted = [q if not q.pullable else _with_fit(q, fit_for_size(
+    fitted = [q if not q.pullable or q.size <= 0 else _with_fit(q, fit_for_size(
         q.name, q.size, source="hub", host=host, context_length=context_length, arch=arch))
         for q in quants]
     return _recommend(fitted)
@@ -351,6 +364,8 @@ def hub_size(name: ModelName) -> SizeLookup:
     if not q.pullable:
         return SizeLookup(size=q.size, source="hub", missing=True,
                           note=f"{q.name} is {q.reason}.")
+    if q.size <= 0:  # the Hub listed the file without a usable size
+        return SizeLookup(note=f"The Hugging Face Hub did not give the size of {q.name}.")
     return SizeLookup(size=q.size, source="hub", arch=file_arch(rid, q.files[0]))
 
 

@@ -124,7 +124,7 @@ def delete_model(name: str, host: Optional[str] = None) -> None:
     url = _client.resolve_host(host)
     try:
         _client.call(lambda: _client.get_client(url, streaming=True).delete(display),
-                     _client.Context(url, model=display))  # no read limit
+                     _client.Context(url, "delete", model=display))  # no read limit
     finally:
         invalidate_cache(url)
     log.info("Deleted Ollama model '%s'", display)

@@ -99,7 +99,7 @@ def _pull(parsed: ModelName, host: Optional[str], stall_timeout: Optional[float]
           clock: Clock, quiet: bool = False) -> Iterator[PullProgress]:
     if parsed.scheme == "http" and not insecure:
         raise InvalidRequest(f"'{parsed.display}' is on a plain-HTTP registry: pass "
-                             f"insecure=True (CLI: --insecure) if you trust it")
+                             f"insecure=True (CLI: --insecure) if you trust it.")
     url = _client.resolve_host(host)
     limit = stall_timeout_default() if stall_timeout is None else float(stall_timeout)
     return _consume(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections import namedtuple
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,37 @@ def clean_env(monkeypatch):
     models._cache.clear()
     yield
     models._cache.clear()
+
+
+GiB = 2**30
+Mem = namedtuple("Mem", "total available")
+Disk = namedtuple("Disk", "total used free")
+
+
+@pytest.fixture
+def machine(mocker):
+    """A 24 GiB machine with 100 GB free and no GPU; tests change the figures in the dict."""
+    from contextpilot import hardware
+
+    state = {"ram": 24 * GiB, "free": 100_000_000_000}
+    mocker.patch.object(hardware.psutil, "virtual_memory",
+                        side_effect=lambda: Mem(state["ram"], state["ram"]))
+    mocker.patch.object(hardware.psutil, "disk_usage",
+                        side_effect=lambda p: Disk(10**12, 0, state["free"]))
+    mocker.patch.object(hardware.shutil, "which", return_value=None)
+    return state
+
+
+@pytest.fixture
+def registry(monkeypatch):
+    """A fake Ollama registry as CONTEXTPILOT_REGISTRY_URL, lookups switched on."""
+    from tests.fake_registry import FakeRegistry
+
+    reg = FakeRegistry().start()
+    monkeypatch.setenv("CONTEXTPILOT_REGISTRY_URL", reg.url)
+    monkeypatch.setenv("CONTEXTPILOT_REGISTRY_LOOKUP", "1")
+    yield reg
+    reg.stop()
 
 
 @pytest.fixture

@@ -970,6 +970,20 @@ def _bad_think(v) -> Optional[str]:
     return 'think must be a boolean or string ("high", "medium", "low", "max", true, or false)'
 
 
+_INT_OPTIONS = ("num_ctx", "num_predict", "num_keep", "seed", "top_k", "repeat_last_n",
+                "num_batch", "num_gpu", "main_gpu", "num_thread")
+
+
+def _option_error(options) -> Optional[str]:
+    """api.Options.FromMap: an integer option that is not a JSON number (500, from
+    handleScheduleError's default case, after the model was found)."""
+    for key in _INT_OPTIONS:
+        v = (options or {}).get(key) if isinstance(options, dict) else None
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            return f"option {json.dumps(key)} must be of type integer"
+    return None
+
+
 @_route
 def h_chat(self, body):
     with self.fake._lock:
@@ -981,6 +995,8 @@ def h_chat(self, body):
     m = _resolve_for_inference(self, req, body)
     if m is None:
         return
+    if _option_error(body.get("options")):
+        return self._error(500, _option_error(body.get("options")))
     for msg in messages:
         for img in msg.get("images") or []:
             try:
@@ -1038,10 +1054,21 @@ def _stream_answer(h: _Handler, body: dict, req: str, thinking: str, text: str, 
         if faults.chat_first_token_delay:
             h._wait(faults.chat_first_token_delay)  # model loading: silence before first token
         load_ns = time.monotonic_ns() - start
-        for tok in _tokens(thinking):
+        # options.num_predict: generation stops after that many tokens (thinking counts),
+        # and the final line says done_reason "length" (llm/server.go)
+        budget = (body.get("options") or {}).get("num_predict")
+        budget = budget if isinstance(budget, int) and budget > 0 else None
+        thought = _tokens(thinking)[:budget] if budget else _tokens(thinking)
+        words = _tokens(text)
+        if budget is not None:
+            words = words[:max(budget - len(thought), 0)]
+        cut = budget is not None and len(thought) + len(words) < (
+            len(_tokens(thinking)) + len(_tokens(text)))
+        thinking, text = "".join(thought), "".join(words)
+        for tok in thought:
             out.emit(piece(tok, ""))
         sent = 0
-        for tok in _tokens(text):
+        for tok in words:
             if faults.drop_chat_after is not None and sent >= faults.drop_chat_after:
                 h._abort()
             if faults.chat_error_after is not None and sent >= faults.chat_error_after[0]:
@@ -1051,7 +1078,7 @@ def _stream_answer(h: _Handler, body: dict, req: str, thinking: str, text: str, 
         final = piece("", "")
         final.pop("done")
         eval_ns = max(1, time.monotonic_ns() - start - load_ns)
-        final.update({"done_reason": "stop", "done": True, "total_duration": time.monotonic_ns() - start,
+        final.update({"done_reason": "length" if cut else "stop", "done": True, "total_duration": time.monotonic_ns() - start,
                       "load_duration": max(1, load_ns), "prompt_eval_count": 26,
                       "prompt_eval_duration": 1_000_000, "eval_count": len(_tokens(text)) + len(_tokens(thinking)),
                       "eval_duration": eval_ns})

@@ -112,6 +112,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(307, b"", "text/plain", {"Location": self.path})
         if fault == "redirect" and not self.path.endswith("?hop=1"):
             return self._send(307, b"", "text/plain", {"Location": self.path + "?hop=1"})
+        if fault == "html-502":  # a CDN's error page in front of the registry
+            return self._send(502, b"<html><head><title>502 Bad Gateway</title></head></html>",
+                              "text/html")
         if fault == "not-json":
             return self._send(200, b"<html><body>Sign in</body></html>", MANIFEST_TYPE)
         if fault == "slow":

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections import namedtuple
 
 import time
 
@@ -16,29 +15,10 @@ from tests.fake_ollama import FakeModel
 from tests.fake_registry import FakeRegistry
 
 GiB = 2**30
-Mem = namedtuple("Mem", "total available")
-Disk = namedtuple("Disk", "total used free")
 
 
-@pytest.fixture
-def machine(mocker):
-    """A 24 GiB machine with 100 GB free and no GPU."""
-    state = {"ram": 24 * GiB, "free": 100_000_000_000}
-    mocker.patch.object(hardware.psutil, "virtual_memory",
-                        side_effect=lambda: Mem(state["ram"], state["ram"]))
-    mocker.patch.object(hardware.psutil, "disk_usage",
-                        side_effect=lambda p: Disk(10**12, 0, state["free"]))
-    mocker.patch.object(hardware.shutil, "which", return_value=None)
-    return state
 
 
-@pytest.fixture
-def registry(monkeypatch):
-    reg = FakeRegistry().start()
-    monkeypatch.setenv("CONTEXTPILOT_REGISTRY_URL", reg.url)
-    monkeypatch.setenv("CONTEXTPILOT_REGISTRY_LOOKUP", "1")
-    yield reg
-    reg.stop()
 
 
 def test_a_library_model_outside_the_catalog_is_sized_from_its_manifest(machine, registry,

@@ -4,7 +4,6 @@ client against a fake Hub on 127.0.0.1; and the CLI's search and fit commands.""
 from __future__ import annotations
 
 import time
-from collections import namedtuple
 from datetime import datetime
 
 import pytest
@@ -14,20 +13,9 @@ from contextpilot import cli, hardware, hub as hubmod
 from tests.fake_hub import sample_hub
 
 GiB = 2**30
-Mem = namedtuple("Mem", "total available")
-Disk = namedtuple("Disk", "total used free")
 BARTOWSKI = "bartowski/Llama-3.2-1B-Instruct-GGUF"
 
 
-@pytest.fixture
-def machine(mocker):
-    state = {"ram": 24 * GiB, "free": 100_000_000_000}
-    mocker.patch.object(hardware.psutil, "virtual_memory",
-                        side_effect=lambda: Mem(state["ram"], state["ram"]))
-    mocker.patch.object(hardware.psutil, "disk_usage",
-                        side_effect=lambda p: Disk(10**12, 0, state["free"]))
-    mocker.patch.object(hardware.shutil, "which", return_value=None)
-    return state
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ cancellable pulls, and the hardware-fit check."""
 from __future__ import annotations
 
 import threading
-from collections import namedtuple
 
 import pytest
 
@@ -139,20 +138,8 @@ def test_different_models_pull_side_by_side(fake_ollama):
 
 # -- fit --------------------------------------------------------------------------------
 
-Mem = namedtuple("Mem", "total available")
-Disk = namedtuple("Disk", "total used free")
 
 
-@pytest.fixture
-def machine(mocker):
-    """A 24 GiB machine with 100 GB free and no GPU; tests change the figures."""
-    state = {"ram": 24 * GiB, "free": 100_000_000_000}
-    mocker.patch.object(hardware.psutil, "virtual_memory",
-                        side_effect=lambda: Mem(state["ram"], state["ram"]))
-    mocker.patch.object(hardware.psutil, "disk_usage",
-                        side_effect=lambda p: Disk(10**12, 0, state["free"]))
-    mocker.patch.object(hardware.shutil, "which", return_value=None)
-    return state
 
 
 def test_fit_fits(machine):
