@@ -6,18 +6,13 @@ mode, an empty chat that offers examples. Each state is saved under test-artifac
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from contextpilot.policy import AccessPolicy
 from tests.conftest import FakeModel
 from tests.fake_ollama import VERSION
+from tests.test_browser import browser  # noqa: F401  (the shared chromium fixture)
 from tests.ui_helpers import running_app
-
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
 
 pytestmark = pytest.mark.browser
 
@@ -60,18 +55,6 @@ CONTRAST = """(el) => {
 
 NO_SIDEWAYS_SCROLL = ("() => document.scrollingElement.scrollWidth"
                       " <= document.scrollingElement.clientWidth")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture
