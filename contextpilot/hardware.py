@@ -274,11 +274,5 @@ def _notes(model, size, memory, free, ram, gpu, fits_disk, fits_memory, local, h
     return notes
 
 
-def gb(n: Optional[int], binary: bool = False) -> str:
-    """Deprecated alias of ``units.format_size`` (decimal units everywhere now; ``binary``
-    is ignored). Kept for callers on other branches until they move."""
-    return format_size(n)
-
-
 __all__ = ["check_fit", "fit_for_size", "free_disk", "gpu_memory", "is_local_host", "make_room",
-           "models_dir", "gb"]
+           "models_dir"]

@@ -28,11 +28,7 @@ STEP_WORDS = {
 
 # ----------------------------------------------------------------------------- numbers
 
-# One way to write sizes and durations (``contextpilot.units``); the old names stay as
-# aliases for code on other branches.
-human_bytes = format_size
-human_speed = format_speed
-human_eta = format_duration
+# Sizes and durations are written by ``contextpilot.units``, the one formatter.
 
 
 def percent(p: PullProgress) -> Optional[int]:
