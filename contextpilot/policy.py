@@ -45,12 +45,7 @@ def is_loopback_bind(server_name: Optional[str]) -> bool:
     >>> is_loopback_bind("127.0.0.1"), is_loopback_bind("0.0.0.0"), is_loopback_bind(None)
     (True, False, True)
     """
-    if not server_name or server_name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(server_name).is_loopback
-    except ValueError:
-        return False
+    return not server_name or server_name == "localhost" or _loopback_ip(server_name)
 
 
 # Headers a reverse proxy, tunnel or CDN adds: their presence means the request was relayed.
