@@ -2,14 +2,13 @@
 
 Nothing here does I/O or imports gradio. Everything that comes from a model or from the
 server (names, statuses, answers, error messages) is escaped before it reaches Markdown or
-HTML; in model answers, code spans and fenced blocks are left alone because Markdown shows
-them literally.
+HTML; in model answers, code is left alone because Markdown shows it literally (what is
+code is decided by a Markdown parser: ``render_markdown``).
 """
 
 from __future__ import annotations
 
 import html
-import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional, Sequence
 
@@ -17,6 +16,8 @@ from ..catalog import CatalogEntry
 from ..names import parse_name
 from ..types import ChatDone, ContentDelta, ModelInfo, PullProgress, ServerStatus, ThinkingDelta
 from ..units import format_duration, format_size, format_speed
+from .render_markdown import escape_markdown_html as escape_markdown_html  # re-exported
+from .render_markdown import unescape_markdown_html as unescape_markdown_html
 
 STEP_WORDS = {
     "manifest": "Pulling manifest",
@@ -43,64 +44,10 @@ def short_name(model: str) -> str:
 
 # ----------------------------------------------------------------------------- escaping
 
-# Code, as Markdown (CommonMark) sees it: a fence opens at the start of a line (up to three
-# spaces in) and runs to a closing fence of the same kind or to the end (an unclosed fence
-# while streaming is code too); an inline span is a run of backticks, not escaped with "\\",
-# closed by a run of the same length on the same line. Anything looser would let a model
-# smuggle raw HTML past the escaping by calling it code.
-_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})[^\n]*(?:\n.*?(?:\n {0,3}\1[`~]*[ \t]*(?=\n|\Z)|\Z)|\Z)",
-                    re.S | re.M)
-_INLINE = re.compile(r"(?<![\\`])(`+)(?!`)[^\n]*?(?<!`)\1(?!`)")
-
 
 def escape(text: str) -> str:
     """HTML-escape plain text (server messages, names) for Markdown or HTML."""
     return html.escape(text, quote=True)
-
-
-def _map_outside_code(text: str, fn) -> str:
-    """Apply ``fn`` to the parts of Markdown ``text`` that are not code."""
-    out, pos = [], 0
-    for fence in _FENCE.finditer(text):
-        out.append(_map_inline(text[pos:fence.start()], fn))
-        out.append(fence.group(0))
-        pos = fence.end()
-    out.append(_map_inline(text[pos:], fn))
-    return "".join(out)
-
-
-def _map_inline(text: str, fn) -> str:
-    out, pos = [], 0
-    for span in _INLINE.finditer(text):
-        out.append(fn(text[pos:span.start()]))
-        out.append(span.group(0))
-        pos = span.end()
-    out.append(fn(text[pos:]))
-    return "".join(out)
-
-
-def escape_markdown_html(text: str) -> str:
-    r"""Escape raw HTML in a model's Markdown answer, but not inside code, which Markdown
-    already shows literally.
-
-    >>> escape_markdown_html('<b>hi</b> `<i>` and ```<u>``` and \\`<img>\\`')
-    '&lt;b&gt;hi&lt;/b&gt; `<i>` and ```<u>``` and \\`&lt;img&gt;\\`'
-    >>> escape_markdown_html('x ```\n<div>fake</div>')  # not a fence: not at a line start
-    'x ```\n&lt;div&gt;fake&lt;/div&gt;'
-    >>> escape_markdown_html("```html\n<p>code</p>\n```\n<p>text</p>")
-    '```html\n<p>code</p>\n```\n&lt;p&gt;text&lt;/p&gt;'
-    """
-    return _map_outside_code(text, lambda part: html.escape(part, quote=False))
-
-
-def unescape_markdown_html(text: str) -> str:
-    """The model's own text back from ``escape_markdown_html`` (for the next turn).
-
-    >>> t = 'a < b & `x & y` and &amp;'
-    >>> unescape_markdown_html(escape_markdown_html(t)) == t
-    True
-    """
-    return _map_outside_code(text, html.unescape)
 
 
 # ----------------------------------------------------------------------------- progress

@@ -1,0 +1,211 @@
+r"""Model answers made safe for the Chatbot's Markdown: raw HTML shows as text, code as code.
+
+The page renders an answer with its own Markdown parser (Gradio's ``marked``, GFM). Raw HTML
+in prose must reach it escaped (``<`` as ``&lt;``, ``&`` as ``&amp;``) so that it shows
+literally and runs nothing; code must reach it untouched, since Markdown already shows code
+literally and an escape there would show as ``&lt;``. What is code is decided by a real
+CommonMark parser (markdown-it-py, with GFM tables), never by patterns: fences in list
+items and blockquotes, indented code blocks, longer fences holding shorter ones, inline
+spans, and a fence still open while the answer streams (code until it closes).
+
+The parser reads the answer with *every* ``<`` and ``&`` escaped (``_fully_escaped``), which
+is how the page will see its prose: a tag can then neither hide code (an HTML block swallows
+a fence) nor fake it (backticks inside a tag). The code it finds there is left raw, the
+rest escaped. Escaping only prose never moves code, so ``unescape_markdown_html`` finds the
+same code in the escaped text and gives back exactly what the model wrote (for the history
+sent to Ollama on the next turn). Where a position cannot be mapped with certainty it is
+treated as prose: escaped, never left raw.
+
+Two places of the page's renderer insert text as HTML even inside code, so they are always
+escaped: ``$$ … $$`` (Gradio cuts LaTeX out of the whole message before Markdown, and puts it
+back as HTML) and a ```` ```mermaid ```` block (its text becomes a diagram's HTML).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Optional
+
+from markdown_it import MarkdownIt
+
+LATEX = re.compile(r"\$\$[\s\S]+?\$\$")
+"Gradio's LaTeX cut (the Chatbot's default delimiters, ``$$`` only), found before Markdown."
+_LINES = re.compile(r"\r\n|\r|\n")  # the line breaks markdown-it normalises
+_SPECIAL = re.compile(r"[<&]")
+_ENTITY = re.compile(r"&(lt|amp);")
+_ESCAPES = {"<": "&lt;", "&": "&amp;"}
+_UNESCAPES = {"lt": "<", "amp": "&"}
+
+
+def _parser() -> MarkdownIt:
+    md = MarkdownIt("commonmark").enable("table")  # marked's GFM: tables split code spans
+    md.disable("inline")  # inline content is parsed per token below, to know where spans are
+    backtick = md.inline.ruler.__rules__[md.inline.ruler.__find__("backticks")].fn
+
+    def spans(state, silent):  # the same rule, recording where each code span lies
+        start, count = state.pos, len(state.tokens)
+        found = backtick(state, silent)
+        if found and not silent and state.src is state.env.get("cp_src") \
+                and len(state.tokens) > count and state.tokens[-1].type == "code_inline":
+            state.env["cp_spans"].append((start, state.pos))
+        return found
+
+    md.inline.ruler.at("backticks", spans)
+    return md
+
+
+_MD = _parser()
+
+
+def _backslashed(text: str, i: int) -> bool:
+    """Whether ``text[i]`` follows an odd run of backslashes (a Markdown escape: ``\\<``
+    already shows ``<`` and runs nothing, and ``\\&lt;`` must stay as the model wrote it)."""
+    n = 0
+    while i - n > 0 and text[i - n - 1] == "\\":
+        n += 1
+    return n % 2 == 1
+
+
+def _fully_escaped(text: str) -> tuple[str, list[int]]:
+    """``text`` with every unescaped ``<`` and ``&`` escaped, and where each character of
+    ``text`` starts in it."""
+    out, starts, size = [], [], 0
+    for i, ch in enumerate(text):
+        piece = _ESCAPES[ch] if ch in _ESCAPES and not _backslashed(text, i) else ch
+        out.append(piece)
+        starts.append(size)
+        size += len(piece)
+    return "".join(out), starts
+
+
+def _line_starts(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each line, without its break, as markdown-it numbers them."""
+    spans, pos = [], 0
+    for brk in _LINES.finditer(text):
+        spans.append((pos, brk.start()))
+        pos = brk.end()
+    spans.append((pos, len(text)))
+    return spans
+
+
+def _align(content: str, line: str, offset: int, in_cell: bool) -> Optional[list[int]]:
+    """Where each character of one line of an inline token's ``content`` is in ``line``
+    (its source line, which may also hold container marks, indentation, heading marks or
+    other table cells); -1 where it is not (leading whitespace, a tab's padding). A line of
+    a paragraph ends its source line (but trailing whitespace), a heading's text follows its
+    marks, a table's cells come left to right (``offset``) with ``\\|`` read as ``|``."""
+    body = content.lstrip()
+    lead = len(content) - len(body)
+    if not body:
+        return [-1] * len(content)
+    pattern = "".join(r"\\?\|" if ch == "|" else re.escape(ch) for ch in body)
+    match = None if in_cell else re.compile(pattern + r"\s*\Z").search(line, offset)
+    match = match or re.compile(pattern).search(line, offset)
+    if match is None:
+        return None
+    where, j = [-1] * lead, match.start()
+    for ch in body:
+        if ch == "|" and line[j] == "\\":
+            j += 1
+        where.append(j)
+        j += 1
+    return where
+
+
+def _inline_code(md_src: str, lines: list[tuple[int, int]], token, env: dict,
+                 cursors: dict, code: list[bool]) -> None:
+    """Mark the code spans of one inline token in ``code`` (indexed like ``md_src``); a
+    token whose text cannot be located in its source lines marks nothing (escaped)."""
+    env["cp_src"], env["cp_spans"] = token.content, []
+    _MD.inline.parse(token.content, _MD, env, [])
+    if not env["cp_spans"] or not token.map:
+        return
+    where: list[int] = []
+    heads: set[int] = set()
+    in_cell = env.get("cp_table", False)
+    for k, part in enumerate(token.content.split("\n")):
+        row = token.map[0] + k
+        if row >= len(lines):
+            return
+        start, end = lines[row]
+        line = md_src[start:end]
+        at = _align(part, line, cursors.get(row, 0) if in_cell else 0, in_cell)
+        if at is None:
+            return
+        if in_cell:
+            cursors[row] = max([a for a in at if a >= 0], default=-1) + 1
+        # A span's line starts are left out: blocks are found before spans, so a raw "<"
+        # there would start an HTML block and break the span (its escape shows, harmless).
+        heads.add(len(where) + len(part) - len(part.lstrip()))
+        where.extend(start + a if a >= 0 else -1 for a in at)
+        where.append(-1)  # the line break
+    for a, b in env["cp_spans"]:
+        for i in range(a, min(b, len(where))):
+            if where[i] >= 0 and i not in heads:
+                code[where[i]] = True
+
+
+def _code_mask(text: str) -> list[bool]:
+    """For each character of ``text``: is it code the page shows literally (left raw)?"""
+    md_src, starts = _fully_escaped(text)
+    code = [False] * len(md_src)
+    lines = _line_starts(md_src)
+    env: dict = {}
+    cursors: dict = {}
+    for token in _MD.parse(md_src, env):
+        if token.type in ("table_open", "table_close"):
+            env["cp_table"] = token.type == "table_open"
+        elif token.type in ("fence", "code_block") and token.map and not _mermaid(token):
+            for row in range(token.map[0], min(token.map[1], len(lines))):
+                start, end = lines[row]
+                code[start:end] = [True] * (end - start)  # its lines' marks have no < or &
+        elif token.type == "inline":
+            _inline_code(md_src, lines, token, env, cursors, code)
+    mask = [code[s] for s in starts]
+    for cut in LATEX.finditer(text):  # put back as HTML by the page: always escaped
+        mask[cut.start():cut.end()] = [False] * (cut.end() - cut.start())
+    return mask
+
+
+def _mermaid(token) -> bool:
+    """A block the page's renderer turns into a diagram from its text as HTML (Gradio's
+    mermaid tokenizer: exactly three backticks, then ``mermaid``)."""
+    return token.type == "fence" and token.markup == "```" and token.info.strip() == "mermaid"
+
+
+def escape_markdown_html(text: str) -> str:
+    r"""Escape raw HTML in a model's Markdown answer, but not its code, which Markdown
+    already shows literally.
+
+    >>> escape_markdown_html('<b>hi</b> `<i>` and ```<u>``` and \\`<img>\\`')
+    '&lt;b>hi&lt;/b> `<i>` and ```<u>``` and \\`&lt;img>\\`'
+    >>> escape_markdown_html('x ```\n<div>fake</div>')  # not a fence: not at a line start
+    'x ```\n&lt;div>fake&lt;/div>'
+    >>> escape_markdown_html("```html\n<p>code</p>\n```\n<p>text</p>")
+    '```html\n<p>code</p>\n```\n&lt;p>text&lt;/p>'
+    >>> escape_markdown_html("- step:\n\n      ```\n      <p>a && b</p>\n      ```")
+    '- step:\n\n      ```\n      <p>a && b</p>\n      ```'
+    """
+    if not _SPECIAL.search(text):
+        return text
+    mask = _code_mask(text)
+    return "".join(_ESCAPES[ch] if ch in _ESCAPES and not mask[i] and not _backslashed(text, i)
+                   else ch for i, ch in enumerate(text))
+
+
+def unescape_markdown_html(text: str) -> str:
+    """The model's own text back from ``escape_markdown_html`` (for the next turn).
+
+    >>> t = 'a < b & `x & y` and &amp;'
+    >>> unescape_markdown_html(escape_markdown_html(t)) == t
+    True
+    """
+    if "&" not in text:
+        return text
+    mask = _code_mask(text)
+
+    def back(m: re.Match) -> str:
+        i = m.start()
+        return m.group(0) if mask[i] or _backslashed(text, i) else _UNESCAPES[m.group(1)]
+
+    return _ENTITY.sub(back, text)
