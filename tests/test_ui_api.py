@@ -136,8 +136,8 @@ def test_ollama_down_is_reported_with_the_fix(dead_host):
 def test_model_output_is_escaped(client, fake_ollama):
     fake_ollama.add_installed(FakeModel(
         name="evil:latest", reply=lambda m: '<img src=x onerror="alert(1)"> `<b>code</b>`'))
-    _, (messages, *_) = chat(client, "hi", "evil")
-    assert answers(messages) == ['&lt;img src=x onerror="alert(1)"&gt; `<b>code</b>`']
+    _, (messages, *_) = chat(client, "hi", "evil")  # ">" alone opens no tag
+    assert answers(messages) == ['&lt;img src=x onerror="alert(1)"> `<b>code</b>`']
 
 
 def test_image_for_a_model_without_vision_is_refused(client, fake_ollama, tmp_path):

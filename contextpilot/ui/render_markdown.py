@@ -31,7 +31,6 @@ from markdown_it import MarkdownIt
 LATEX = re.compile(r"\$\$[\s\S]+?\$\$")
 "Gradio's LaTeX cut (the Chatbot's default delimiters, ``$$`` only), found before Markdown."
 _LINES = re.compile(r"\r\n|\r|\n")  # the line breaks markdown-it normalises
-_SPECIAL = re.compile(r"[<&]")
 _ENTITY = re.compile(r"&(lt|amp);")
 _ESCAPES = {"<": "&lt;", "&": "&amp;"}
 _UNESCAPES = {"lt": "<", "amp": "&"}
@@ -57,25 +56,24 @@ def _parser() -> MarkdownIt:
 _MD = _parser()
 
 
-def _backslashed(text: str, i: int) -> bool:
-    """Whether ``text[i]`` follows an odd run of backslashes (a Markdown escape: ``\\<``
-    already shows ``<`` and runs nothing, and ``\\&lt;`` must stay as the model wrote it)."""
-    n = 0
-    while i - n > 0 and text[i - n - 1] == "\\":
-        n += 1
-    return n % 2 == 1
+def _specials(text: str, pattern: re.Pattern = re.compile(r"(\\*)([<&])")) -> list[int]:
+    """Where ``text`` has a ``<`` or ``&`` that no backslash escapes (after an odd run of
+    backslashes it is a Markdown escape: ``\\<`` already shows ``<`` and runs nothing, and
+    ``\\&lt;`` must stay as the model wrote it)."""
+    return [m.start(2) for m in pattern.finditer(text) if len(m.group(1)) % 2 == 0]
 
 
-def _fully_escaped(text: str) -> tuple[str, list[int]]:
-    """``text`` with every unescaped ``<`` and ``&`` escaped, and where each character of
-    ``text`` starts in it."""
-    out, starts, size = [], [], 0
-    for i, ch in enumerate(text):
-        piece = _ESCAPES[ch] if ch in _ESCAPES and not _backslashed(text, i) else ch
-        out.append(piece)
-        starts.append(size)
-        size += len(piece)
-    return "".join(out), starts
+def _fully_escaped(text: str, at: list[int]) -> tuple[str, list[int]]:
+    """``text`` with the ``<`` and ``&`` at ``at`` escaped, and where each of them is in it."""
+    out, moved, pos, grown = [], [], 0, 0
+    for i in at:
+        piece = _ESCAPES[text[i]]
+        out += [text[pos:i], piece]
+        moved.append(i + grown)
+        grown += len(piece) - 1
+        pos = i + 1
+    out.append(text[pos:])
+    return "".join(out), moved
 
 
 def _line_starts(text: str) -> list[tuple[int, int]]:
@@ -116,9 +114,11 @@ def _inline_code(md_src: str, lines: list[tuple[int, int]], token, env: dict,
                  cursors: dict, code: list[bool]) -> None:
     """Mark the code spans of one inline token in ``code`` (indexed like ``md_src``); a
     token whose text cannot be located in its source lines marks nothing (escaped)."""
+    if "`" not in token.content or not token.map:
+        return  # no code span (the common case: spares the inline parse)
     env["cp_src"], env["cp_spans"] = token.content, []
     _MD.inline.parse(token.content, _MD, env, [])
-    if not env["cp_spans"] or not token.map:
+    if not env["cp_spans"]:
         return
     where: list[int] = []
     heads: set[int] = set()
@@ -145,9 +145,9 @@ def _inline_code(md_src: str, lines: list[tuple[int, int]], token, env: dict,
                 code[where[i]] = True
 
 
-def _code_mask(text: str) -> list[bool]:
-    """For each character of ``text``: is it code the page shows literally (left raw)?"""
-    md_src, starts = _fully_escaped(text)
+def _code_at(text: str, at: list[int]) -> set[int]:
+    """Which of the positions ``at`` (of ``_specials``) are code the page shows literally."""
+    md_src, moved = _fully_escaped(text, at)
     code = [False] * len(md_src)
     lines = _line_starts(md_src)
     env: dict = {}
@@ -161,10 +161,8 @@ def _code_mask(text: str) -> list[bool]:
                 code[start:end] = [True] * (end - start)  # its lines' marks have no < or &
         elif token.type == "inline":
             _inline_code(md_src, lines, token, env, cursors, code)
-    mask = [code[s] for s in starts]
-    for cut in LATEX.finditer(text):  # put back as HTML by the page: always escaped
-        mask[cut.start():cut.end()] = [False] * (cut.end() - cut.start())
-    return mask
+    cuts = [m.span() for m in LATEX.finditer(text)]  # put back as HTML by the page: escaped
+    return {i for i, j in zip(at, moved) if code[j] and not any(a <= i < b for a, b in cuts)}
 
 
 def _mermaid(token) -> bool:
@@ -186,11 +184,15 @@ def escape_markdown_html(text: str) -> str:
     >>> escape_markdown_html("- step:\n\n      ```\n      <p>a && b</p>\n      ```")
     '- step:\n\n      ```\n      <p>a && b</p>\n      ```'
     """
-    if not _SPECIAL.search(text):
+    at = _specials(text)
+    if not at:
         return text
-    mask = _code_mask(text)
-    return "".join(_ESCAPES[ch] if ch in _ESCAPES and not mask[i] and not _backslashed(text, i)
-                   else ch for i, ch in enumerate(text))
+    code = _code_at(text, at)
+    out, pos = [], 0
+    for i in at:
+        out += [text[pos:i], text[i] if i in code else _ESCAPES[text[i]]]
+        pos = i + 1
+    return "".join(out + [text[pos:]])
 
 
 def unescape_markdown_html(text: str) -> str:
@@ -200,12 +202,9 @@ def unescape_markdown_html(text: str) -> str:
     >>> unescape_markdown_html(escape_markdown_html(t)) == t
     True
     """
-    if "&" not in text:
+    at = _specials(text)
+    if "&" not in text or not at:
         return text
-    mask = _code_mask(text)
-
-    def back(m: re.Match) -> str:
-        i = m.start()
-        return m.group(0) if mask[i] or _backslashed(text, i) else _UNESCAPES[m.group(1)]
-
-    return _ENTITY.sub(back, text)
+    code, free = _code_at(text, at), set(at)
+    return _ENTITY.sub(lambda m: m.group(0) if m.start() in code or m.start() not in free
+                       else _UNESCAPES[m.group(1)], text)
