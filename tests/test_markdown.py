@@ -3,11 +3,14 @@ nothing, code shows its characters literally, and ``unescape_markdown_html`` giv
 exactly what the model wrote.
 
 What the page would render is judged here by markdown-it with raw HTML switched *on* (a
-CommonMark renderer as permissive as the page's ``marked``): any HTML token with a tag in it
-is HTML that would reach the page. tests/test_browser_markdown.py checks the real page."""
+CommonMark renderer as permissive as the page's ``marked``), on the text as Gradio hands it to
+the page (``inspect.cleandoc``: tabs expanded, common indentation removed): any HTML token with
+a tag in it is HTML that would reach the page. tests/test_browser_markdown.py checks the real
+page."""
 
 from __future__ import annotations
 
+import inspect
 import random
 
 import pytest
@@ -22,7 +25,8 @@ SCRIPT = "<script>window.__pwned=1</script>"
 
 
 def tokens(text: str):
-    for token in PAGE.parse(text):
+    """The page's tokens for a message ``text`` (Gradio's Chatbot cleandocs a str first)."""
+    for token in PAGE.parse(inspect.cleandoc(text)):
         yield token
         yield from token.children or ()
 
@@ -48,9 +52,14 @@ CODE_CASES = {
         "1. Make a page:\n\n    ```html\n    <p>hi</p>\n    ```\n2. Done.",
         ["<p>hi</p>\n"]),
     "fence 4 spaces past a list item's text: indented code": (
-        "- step:\n\n      ```\n      <p>a && b</p>\n      ```", ["```\n<p>a && b</p>\n```\n"]),
-    "indented code block": ("Run:\n\n    if a < b && c:\n        print('<p>')\n",
+        "- step:\n\n      ```\n      <p>a && b</p>\n      ```\nDone.",
+        ["```\n<p>a && b</p>\n```\n"]),
+    "indented code block": ("Run:\n\n    if a < b && c:\n        print('<p>')\n\nDone.",
                             ["if a < b && c:\n    print('<p>')\n"]),
+    # Gradio removes the indentation common to the lines after the first (inspect.cleandoc):
+    "indented code dedented by Gradio: a fence": (
+        "- step:\n\n      ```\n      <p>a && b</p>\n      ```", ["<p>a && b</p>\n"]),
+    "indented code dedented by Gradio: prose": ("Run:\n\n    <p>a && b</p>", []),
     "nested fences": ("````md\n```html\n<p>x</p>\n```\n````", ["```html\n<p>x</p>\n```\n"]),
     "tilde fence": ("~~~\n<b>&amp;</b>\n~~~", ["<b>&amp;</b>\n"]),
     "inline code": ("Use `a < b && c` here", ["a < b && c"]),
@@ -61,7 +70,8 @@ CODE_CASES = {
     "unclosed fence while streaming": ("Here:\n```html\n<div class='a'>\n  <p>", [
         "<div class='a'>\n  <p>"]),
     "unclosed fence in a list item": ("- a\n  ```\n  <p>", ["<p>"]),
-    "tabs": ("-\t```\n\t<p>x</p>\n\t```", ["<p>x</p>\n"]),
+    "tabs, as Gradio expands them (8 columns)": ("-\t```\n\t<p>x</p>\n\t```", ["  ```\n", ""]),
+    "tabs in a fence": ("- a\n\n  ```\n  \t<p>&&</p>\n  ```\nb", ["      <p>&&</p>\n"]),
     "CRLF": ("a\r\n```\r\n<p>&&</p>\r\n```\r\n", ["<p>&&</p>\n"]),
     "lone CR": ("a\r```\r<p>\r```", ["<p>\n"]),
     "table cell": ("| a | b |\n|---|---|\n| `<i>` | `x \\| <y>` |", ["<i>", "x | <y>"]),
@@ -77,6 +87,7 @@ def test_code_shows_its_characters_literally(answer, code):
     assert code_texts(shown) == code
     assert "&lt;" not in "".join(code_texts(shown)) or "&lt;" in answer
     assert unescape_markdown_html(shown) == answer
+    assert raw_html(shown) == []
 
 
 # Hostile prose in each container: shown as text, never HTML

@@ -23,6 +23,7 @@ back as HTML) and a ```` ```mermaid ```` block (its text becomes a diagram's HTM
 
 from __future__ import annotations
 
+import inspect
 import re
 from typing import Optional
 
@@ -145,8 +146,51 @@ def _inline_code(md_src: str, lines: list[tuple[int, int]], token, env: dict,
                 code[where[i]] = True
 
 
+def _as_gradio_shows(text: str) -> tuple[str, list[int]]:
+    """``inspect.cleandoc(text)``, which Gradio's Chatbot applies to every str message before
+    the page renders it (tabs expanded, the first line's and the common indentation removed,
+    outer blank lines dropped), and where each of its characters comes from in ``text``."""
+    rows = []
+    for start, raw in zip(_starts(text), text.split("\n")):
+        chars, src, col = [], [], 0
+        for k, ch in enumerate(raw):
+            width = 8 - col % 8 if ch == "\t" else 1
+            chars.append(" " * width if ch == "\t" else ch)
+            src += [start + k] * width
+            col = 0 if ch == "\r" else col + width  # str.expandtabs restarts at \r too
+        rows.append(("".join(chars), src))
+    indents = [len(r) - len(r.lstrip()) for r, _ in rows[1:] if r.lstrip()]
+    margin = min(indents, default=0)
+    cuts = [len(rows[0][0]) - len(rows[0][0].lstrip())] + [margin] * (len(rows) - 1)
+    rows = [(r[cut:], src[cut:]) for (r, src), cut in zip(rows, cuts)]
+    ends = [i for i, (r, _) in enumerate(rows) if r]
+    rows = rows[ends[0]:ends[-1] + 1] if ends else []
+    shown, where = [], []
+    for r, src in rows:
+        shown.append(r)
+        where += src + [src[-1] + 1 if src else -1]  # the line break (placeholder if empty)
+    return "\n".join(shown), where[:-1] if where else []
+
+
+def _starts(text: str) -> list[int]:
+    starts, pos = [0], text.find("\n")
+    while pos >= 0:
+        starts.append(pos + 1)
+        pos = text.find("\n", pos + 1)
+    return starts
+
+
 def _code_at(text: str, at: list[int]) -> set[int]:
-    """Which of the positions ``at`` (of ``_specials``) are code the page shows literally."""
+    """Which of the positions ``at`` (of ``_specials``) are code the page shows literally,
+    judged on the text as Gradio hands it to the page."""
+    if inspect.cleandoc(text) == text:
+        return _code_in(text, at)
+    shown, where = _as_gradio_shows(text)  # whitespace only: each < and & is still there
+    return {where[j] for j in _code_in(shown, _specials(shown))} & set(at)
+
+
+def _code_in(text: str, at: list[int]) -> set[int]:
+    """Which of the positions ``at`` of ``text`` (as the page gets it) are code."""
     md_src, moved = _fully_escaped(text, at)
     code = [False] * len(md_src)
     lines = _line_starts(md_src)
