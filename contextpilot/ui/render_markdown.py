@@ -31,6 +31,8 @@ from markdown_it import MarkdownIt
 
 LATEX = re.compile(r"\$\$[\s\S]+?\$\$")
 "Gradio's LaTeX cut (the Chatbot's default delimiters, ``$$`` only), found before Markdown."
+_URL = re.compile(r"(?:https?://|ftp://|www\.)[^\s<]*", re.I)
+"A GFM autolink as marked finds it (to whitespace or ``<``): it runs over backticks."
 _LINES = re.compile(r"\r\n|\r|\n")  # the line breaks markdown-it normalises
 _ENTITY = re.compile(r"&(lt|amp);")
 _ESCAPES = {"<": "&lt;", "&": "&amp;"}
@@ -140,7 +142,10 @@ def _inline_code(md_src: str, lines: list[tuple[int, int]], token, env: dict,
         heads.add(len(where) + len(part) - len(part.lstrip()))
         where.extend(start + a if a >= 0 else -1 for a in at)
         where.append(-1)  # the line break
+    urls = [m.span() for m in _URL.finditer(token.content)]
     for a, b in env["cp_spans"]:
+        if any(u < a < v for u, v in urls):
+            continue  # the page's GFM takes this "span" into a link: its text is no code
         for i in range(a, min(b, len(where))):
             if where[i] >= 0 and i not in heads:
                 code[where[i]] = True
