@@ -237,3 +237,36 @@ def test_the_app_keeps_its_cleanup_and_limits_by_default():
     frequency, age = gradio_app.DELETE_CACHE
     assert 0 < frequency <= 3600 and 0 < age <= 24 * 3600
     assert 0 < gradio_app.QUEUE_SIZE <= 256
+
+
+def _look(url: str, session: str) -> list:
+    """One tick of the Downloads panel, as the page's timer sends it, in ``session``."""
+    import json
+
+    from tests.ui_helpers import event_id
+
+    body = {"data": [None, None], "fn_index": event_id(url, "downloads_panel"),
+            "session_hash": session, "event_data": None, "trigger_id": None}
+    with httpx.Client(base_url=url, timeout=30) as http:
+        http.post("/gradio_api/queue/join", json=body).raise_for_status()
+        with http.stream("GET", "/gradio_api/queue/data",
+                         params={"session_hash": session}) as stream:
+            for line in stream.iter_lines():
+                msg = json.loads(line[5:]) if line.startswith("data:") else {}
+                if msg.get("msg") == "process_completed":
+                    return msg["output"]["data"]
+    raise AssertionError("no answer")
+
+
+def test_an_idle_look_at_the_downloads_panel_sends_nothing(fake_ollama):
+    from tests.ui_helpers import running_app
+
+    with running_app(fake_ollama.url) as url:
+        session = uuid.uuid4().hex
+        first = _look(url, session)
+        again = _look(url, session)
+        with operator_pull(fake_ollama):
+            running = _look(url, session)
+    assert "No download is running." in first[0]
+    assert not isinstance(again[0], str) and "cp-" not in str(again), again  # no re-render
+    assert 'data-model="mistral:latest"' in running[0]

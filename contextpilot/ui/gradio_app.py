@@ -60,6 +60,8 @@ def build_app(host: Optional[str] = None, default_model: Optional[str] = None,
     """
     configured = default_model or os.environ.get("CONTEXTPILOT_DEFAULT_MODEL", "").strip()
     policy = policy or AccessPolicy.from_env(host=host)
+    if policy.host is None:  # its implicit allowlist is this app's Ollama's models
+        policy.host = host
     if not policy.explicit and policy.visit is None:  # judged per request: see policy
         policy.visit = current_visit
     service = Service(host, policy, preload_default() if preload is None else preload,
