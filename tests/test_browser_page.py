@@ -323,3 +323,31 @@ def test_the_downloads_panel_idles_while_nothing_downloads(new_page, fake_ollama
         page.locator("#cancel-download").click()
     assert idle <= 1, idle  # one look every IDLE_TICK (5 s) at most
     assert busy >= 4, busy  # every TICK (0.5 s) while a download runs
+
+
+def test_a_busy_app_keeps_the_message_and_says_why(new_page, fake_ollama, monkeypatch,
+                                                   artifacts):
+    from gradio_client import Client
+
+    from contextpilot.ui import gradio_app
+    from tests.ui_helpers import wait_until
+
+    monkeypatch.setattr(gradio_app, "STREAM_CONCURRENCY", 1)  # one answer at a time
+    monkeypatch.setattr(gradio_app, "LINE_PATIENCE", 3.0)  # a short wait before "busy"
+    with running_app(fake_ollama.url) as url:
+        page = new_page()
+        open_app(page, url)
+        pick(page, "Installed · llama3.2:latest · 3.0 MB · tools")
+        fake_ollama.token_delay = 1.0
+        first = Client(url, verbose=False).submit(
+            {"text": "one two three four five six", "files": []}, "llama3.2", api_name="/chat")
+        wait_until(lambda: fake_ollama.chat_requests, what="the first answer starting")
+        send(page, "hello?")
+        chat = page.locator("#chatbot")
+        chat.get_by_text("Waiting for a free slot — next in line", exact=False).wait_for()
+        page.screenshot(path=str(artifacts / "page-waiting.png"), full_page=True)
+        chat.get_by_text("ContextPilot is busy", exact=False).wait_for()
+        assert chat.get_by_text("hello?").is_visible()  # the message is kept
+        page.screenshot(path=str(artifacts / "page-busy.png"), full_page=True)
+        fake_ollama.token_delay = 0.0
+        first.result(timeout=60)
