@@ -9,6 +9,7 @@ user is looking; nothing raw reaches Gradio.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 from typing import Any, AsyncIterator, Optional, Union
@@ -182,9 +183,10 @@ class ChatHandlers:
         try:
             self.service.policy.check_message(text, files=len(files))
             self.service.policy.check_message(system or "")
-            async for ahead in self.line.wait():  # all answer slots taken: wait, told why
-                view.waiting = ahead
-                yield view.messages(), skip, skip, skip, skip
+            async with contextlib.aclosing(self.line.wait()) as line:  # a closed tab leaves
+                async for ahead in line:  # all answer slots taken: wait, told why
+                    view.waiting = ahead
+                    yield view.messages(), skip, skip, skip, skip
             answering, view.waiting = True, None
             files = await asyncio.to_thread(genuine_uploads, files)
             host = self.service.host  # in the request's context: the bridge threads have none

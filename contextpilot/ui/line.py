@@ -31,7 +31,11 @@ class AnswerLine:
     def _condition(self) -> asyncio.Condition:
         loop = asyncio.get_running_loop()
         if self._cond is None or self._loop is not loop:
+            # a new loop: the app was relaunched, and what waited or ran on the old one
+            # (its tasks gone with it) must not hold slots or places here
             self._cond, self._loop = asyncio.Condition(), loop
+            self.running = 0
+            self._waiting.clear()
         return self._cond
 
     async def wait(self, report_every: float = 1.0) -> AsyncIterator[int]:
@@ -69,7 +73,7 @@ class AnswerLine:
                 await self._wake()
 
     async def release(self) -> None:
-        self.running -= 1
+        self.running = max(0, self.running - 1)
         await self._wake()
 
     async def _wake(self) -> None:
