@@ -30,9 +30,8 @@ WATCH = """() => {
   window.__injected = [];
   const bad = 'img, script, iframe, form, input, object, embed, [onerror], [onload], [onclick]';
   new MutationObserver(() => {
-    for (const e of document.querySelectorAll('#chatbot [data-testid=bot] ' +
-                                              bad.split(', ').join(', #chatbot [data-testid=bot] ')))
-      window.__injected.push(e.outerHTML);
+    for (const bot of document.querySelectorAll('#chatbot [data-testid=bot]'))
+      for (const e of bot.querySelectorAll(bad)) window.__injected.push(e.outerHTML);
   }).observe(document.querySelector('#chatbot'), {subtree: true, childList: true});
 }"""
 CODE = """(n) => {
@@ -40,7 +39,8 @@ CODE = """(n) => {
   return bot ? [...bot.querySelectorAll('code')].map(c => c.textContent.replace(/\\n$/, ''))
     .filter(c => c) : null;  // an empty unclosed fence: markdown-it has one, marked not
 }"""
-TEXTS = """() => [...document.querySelectorAll('#chatbot [data-testid=bot]')].map(b => b.innerText)"""
+TEXTS = """() => [...document.querySelectorAll('#chatbot [data-testid=bot]')]
+  .map(b => b.innerText)"""
 # Where the page shows an escape, knowingly: a span that runs over a line starting with "<"
 # is escaped there (blocks are found before spans: raw, that "<" would start an HTML block).
 PAGE_ONLY = {  # what Gradio does besides Markdown, which markdown-it does not know about
