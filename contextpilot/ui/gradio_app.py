@@ -17,6 +17,7 @@ from typing import Optional
 
 import gradio as gr
 
+from contextpilot import settings
 from contextpilot.catalog import catalog
 from contextpilot.policy import AccessPolicy
 from contextpilot.ui import render, theme
@@ -50,12 +51,13 @@ def build_app(host: Optional[str] = None, default_model: Optional[str] = None,
     its download (default: CONTEXTPILOT_PRELOAD, on). Nothing here talks to Ollama: the
     model list and status are filled on page load.
     """
-    configured = default_model or os.environ.get("CONTEXTPILOT_DEFAULT_MODEL", "").strip()
+    settings.check()  # a bad CONTEXTPILOT_* value: SettingError here, with what to set
+    configured = default_model or settings.text("CONTEXTPILOT_DEFAULT_MODEL")
     policy = policy or AccessPolicy.from_env(host=host)
     if policy.visit is None:  # every request is judged again: see contextpilot.policy
         policy.visit = current_visit
     service = Service(host, policy, preload_default() if preload is None else preload,
-                      login_required=bool(os.environ.get("CONTEXTPILOT_AUTH", "").strip()))
+                      login_required=settings.auth() is not None)
     h = ChatHandlers(service, configured)
     private = dict(api_visibility="private")
 
@@ -213,11 +215,11 @@ class App(gr.Blocks):
 
 def auth_from_env() -> Optional[tuple[str, str]]:
     """CONTEXTPILOT_AUTH="user:pass" -> ("user", "pass") for ``launch(auth=...)``; else None.
+    A malformed value is a SettingError (see ``contextpilot.settings.parse_auth``).
 
     >>> import os; os.environ["CONTEXTPILOT_AUTH"] = "ada:s3:cret"; auth_from_env()
     ('ada', 's3:cret')
     >>> del os.environ["CONTEXTPILOT_AUTH"]; auth_from_env() is None
     True
     """
-    user, sep, password = os.environ.get("CONTEXTPILOT_AUTH", "").partition(":")
-    return (user, password) if sep and user else None
+    return settings.auth()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from typing import Optional
 
 import contextpilot as cp
 from contextpilot import models as _models
+from contextpilot import settings
 from contextpilot._client import redact, resolve_host
 from contextpilot.catalog import catalog, catalog_entry
 from contextpilot.policy import AccessPolicy
@@ -44,7 +44,8 @@ def key(name: str) -> str:
 
 
 def preload_default() -> bool:
-    return os.environ.get("CONTEXTPILOT_PRELOAD", "1").strip() != "0"
+    """CONTEXTPILOT_PRELOAD (on): load a model into memory after its download."""
+    return settings.flag("CONTEXTPILOT_PRELOAD")
 
 
 @dataclass(frozen=True)
