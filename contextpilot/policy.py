@@ -161,10 +161,21 @@ UNKNOWN_VISIT = Visit(served=True)
 "A request the front end could not describe: treated as a visitor's."
 
 
-class AccessPolicy:
-    """The rules every handler applies before it does anything."""
+def _names(names: Iterable[str]) -> dict[str, str]:
+    parsed = [parse_name(n) for n in names]
+    return {n.key: n.display for n in parsed}
 
-    def __init__(self, shared: bool = False, allowed_models: Optional[Iterable[str]] = None,
+
+class AccessPolicy:
+    """The rules every handler applies before it does anything.
+
+    ``shared``: True, the shared rules always; False, the operator's own app, with every
+    check off wherever it is served (an explicit choice that wins over everything else);
+    None (the default), decided for every request by ``visit`` (how it reached the app),
+    and without a ``visit`` to ask, shared: when the app cannot tell, it is shared."""
+
+    def __init__(self, shared: Optional[bool] = None,
+                 allowed_models: Optional[Iterable[str]] = None,
                  allow_delete: bool = False, allow_unload: bool = False,
                  allow_cancel: bool = False, host: Optional[str] = None,
                  visit: Optional[Callable[[], Optional[Visit]]] = None) -> None:
@@ -172,8 +183,8 @@ class AccessPolicy:
         self.visit = visit
         self.host = host
         self._explicit = allowed_models is not None
-        self._allowed = (None if allowed_models is None
-                         else frozenset(parse_name(m).key for m in allowed_models))
+        self._allowed: Optional[dict[str, str]] = (  # key -> the name as shown
+            None if allowed_models is None else _names(allowed_models))
         self._actions = {"delete": allow_delete, "unload": allow_unload, "cancel": allow_cancel}
         self._lock = threading.Lock()
 
@@ -181,8 +192,8 @@ class AccessPolicy:
     def from_env(cls, share: bool = False, server_name: Optional[str] = None,
                  host: Optional[str] = None) -> "AccessPolicy":
         """Shared when asked to share, bound beyond loopback, behind a proxy path, on a Space
-        or in a hosted notebook (and, per request, whenever a ``visit`` says so)."""
-        shared = served_by_environment(share, server_name)
+        or in a hosted notebook; otherwise decided per request (``shared=None``)."""
+        shared = True if served_by_environment(share, server_name) else None
         raw = os.environ.get("CONTEXTPILOT_ALLOWED_MODELS", "")
         allowed = [m.strip() for m in raw.split(",") if m.strip()] or None
         return cls(shared=shared, allowed_models=allowed,
@@ -192,22 +203,35 @@ class AccessPolicy:
 
     @property
     def shared(self) -> bool:
-        """Shared when built so, or when the current request (``visit()``) is a visitor's."""
-        if self._shared:
-            return True
-        if self.visit is None:
-            return False
-        visit = self.visit()
-        return visit is not None and visit.why_shared() is not None
+        """Shared when built so; else, unless explicitly private, when the current request
+        (``visit()``) is a visitor's or there is no way to ask."""
+        if self._shared is not None:
+            return self._shared
+        visit = self.visit() if self.visit is not None else None
+        return visit is None or visit.why_shared() is not None
+
+    @property
+    def explicit(self) -> bool:
+        """True when the operator fixed the mode (``shared`` True or False) when building."""
+        return self._shared is not None
 
     def allowed_models(self) -> Optional[frozenset[str]]:
         """The keys of the models visitors may download (None: any, on a private app)."""
         if not self.shared:
             return None
+        return frozenset(self._allowlist())
+
+    def allowed_names(self) -> list[str]:
+        """The models visitors may download, as names to show (empty on a private app)."""
+        if not self.shared:
+            return []
+        return sorted(d for d in self._allowlist().values()  # see may_pull for cloud
+                      if self._explicit or not parse_name(d).is_cloud)
+
+    def _allowlist(self) -> dict[str, str]:
         with self._lock:
             if self._allowed is None:  # first need: the models installed now
-                self._allowed = frozenset(
-                    parse_name(m.name).key for m in models.list_models(self.host))
+                self._allowed = _names(m.name for m in models.list_models(self.host))
             return self._allowed
 
     def may_pull(self, name: str) -> bool:

@@ -194,6 +194,7 @@ def test_a_download_that_fails_with_its_page_closed_says_why_on_a_new_page(
 
     pull._outcomes.clear()  # outcomes of earlier tests in this process
     monkeypatch.setattr(downloads, "TICK", 60.0)
+    monkeypatch.setattr(downloads, "IDLE_TICK", 60.0)
     fake_ollama.chunk_size, fake_ollama.event_delay = 10_000, 0.05  # ~20 s download
     with running_app(fake_ollama.url) as url:
         first = browser.new_context(viewport={"width": 1200, "height": 1100})

@@ -187,7 +187,7 @@ def test_ollamas_recommendations_come_first_with_their_memory_needs(fake_ollama)
     recs = cp.recommended_models(fake_ollama.url)
     assert [(r.model, r.vram_bytes, r.context_length) for r in recs] == [
         ("gpt-oss:20b", 14_000_000_000, 8192), ("qwen3-coder:480b-cloud", 0, 262144)]
-    choices = Service(fake_ollama.url, AccessPolicy(), preload=False).models().choices()
+    choices = Service(fake_ollama.url, AccessPolicy(shared=False), preload=False).models().choices()
     labels = [label for label, _ in choices]
     installed = len(fake_ollama.installed_names())
     assert labels[installed:installed + 2] == [

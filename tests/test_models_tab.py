@@ -145,7 +145,8 @@ def test_the_downloads_panel_lists_and_cancels_any_running_pull(client, app_url,
     fake_ollama.chunk_size, fake_ollama.event_delay = 20_000, 0.05  # ~10 s download
     job = client.submit({"text": "hi", "files": []}, "mistral", api_name="/chat")
     wait_until(lambda: cp.is_pulling("mistral", fake_ollama.url), what="the auto-pull")
-    panel, which, _controls, _box, _seen = call_event(app_url, "downloads_panel", None, [])
+    panel, which, _controls, _box, _seen, _timer = call_event(app_url, "downloads_panel", None,
+                                                              [])
     assert 'data-model="mistral:latest"' in panel and which["value"] == "mistral:latest"
     (said,) = call_event(app_url, "cancel_download", "mistral:latest")
     assert said.startswith("Cancelled the download of mistral:latest")

@@ -40,13 +40,25 @@ def test_shared_refuses_operator_actions_unless_enabled(monkeypatch, fake_ollama
     ({"share": True}, {}, True),
     ({"server_name": "0.0.0.0"}, {}, True),
     ({}, {"GRADIO_SERVER_NAME": "0.0.0.0"}, True),
+    ({}, {"GRADIO_SHARE": "True"}, True),
     ({}, {"SPACE_ID": "x/y"}, True),
     ({"server_name": "127.0.0.1"}, {}, False),
 ])
-def test_when_an_app_is_shared(monkeypatch, kw, env, shared):
+def test_when_an_app_is_shared(monkeypatch, loopback_only, kw, env, shared):
     for k, v in env.items():
         monkeypatch.setenv(k, v)
-    assert AccessPolicy.from_env(**kw).shared is shared
+    p = AccessPolicy.from_env(**kw)
+    assert p.shared  # nothing to ask yet (no request): shared
+    p.visit = lambda: Visit(**LOCAL)  # a plain request from this machine
+    assert p.shared is shared
+
+
+def test_an_explicit_policy_wins(loopback_only):
+    public = Visit(**{**LOCAL, "served": True})
+    assert AccessPolicy(shared=False, visit=lambda: public).shared is False
+    assert AccessPolicy(shared=True, visit=lambda: Visit(**LOCAL)).shared is True
+    assert AccessPolicy(visit=lambda: public).shared is True
+    assert AccessPolicy().shared is True  # cannot tell: shared
 
 
 def test_allowlist_from_env(monkeypatch):
@@ -114,7 +126,7 @@ def test_a_socket_bound_beyond_loopback_makes_it_shared():
 
 def test_the_policy_asks_the_request_and_fails_closed(loopback_only, fake_ollama):
     visits = [Visit(**LOCAL)]
-    p = AccessPolicy(shared=False, allowed_models=["llama3.2"], host=fake_ollama.url,
+    p = AccessPolicy(allowed_models=["llama3.2"], host=fake_ollama.url,
                      visit=lambda: visits[-1])
     p.check_action("delete", "llama3.2")  # this machine, no proxy: the operator
     visits.append(UNKNOWN_VISIT)  # a request nobody could describe
@@ -135,7 +147,7 @@ def test_hosted_notebooks_are_shared(monkeypatch, env, place):
         monkeypatch.setenv(k, v)
     found = hosted_environment()
     assert (found is None) if place is None else (place in found)
-    assert AccessPolicy.from_env().shared is (place is not None)
+    assert AccessPolicy.from_env().explicit is (place is not None)  # shared at build time
 
 
 def test_cloud_models_need_the_allowlist_to_name_them(fake_ollama):

@@ -162,7 +162,7 @@ def test_cloud_models_get_a_badge_and_no_fit_check(srv, monkeypatch):
 
     srv.add_cloud(FakeModel(name="gpt-oss:20b", family="gptoss"))
     list(cp.pull_model("gpt-oss:20b-cloud", srv.url))  # the stub Ollama writes
-    service = Service(srv.url, AccessPolicy(), False)
+    service = Service(srv.url, AccessPolicy(shared=False), False)
     labels = dict((v, k) for k, v in service.models().choices())
     assert labels["gpt-oss:20b-cloud"].startswith("Cloud · gpt-oss:20b-cloud")
     assert labels["llama3.2:latest"].startswith("Installed · ")

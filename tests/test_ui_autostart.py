@@ -52,7 +52,7 @@ def test_remote_host_is_never_started(mocker):
     from contextpilot.ui.service import Service
     from contextpilot.policy import AccessPolicy
 
-    line = Service("http://gpu-box.invalid:11434", AccessPolicy(), False).status_html()
+    line = Service("http://gpu-box.invalid:11434", AccessPolicy(shared=False), False).status_html()
     assert "remote host" in line and "does not start Ollama there" in line
     spawn.assert_not_called()
     which.assert_not_called()

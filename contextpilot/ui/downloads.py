@@ -20,7 +20,10 @@ import contextpilot as cp
 from contextpilot.ui import render, render_models
 from contextpilot.ui.service import Service
 
-TICK = 0.5  # seconds between refreshes of the panel
+TICK = 0.5  # seconds between refreshes of the panel while a download runs
+IDLE_TICK = 5.0
+"""Seconds between looks while nothing runs (a download another page starts shows within
+it; one this page starts shows at once); a look that finds nothing new sends nothing."""
 
 
 def build_downloads(service: Service, private: dict,
@@ -41,35 +44,40 @@ def build_downloads(service: Service, private: dict,
             cancel = gr.Button("Cancel download", elem_id="cancel-download", scale=0,
                                min_width=150, variant="stop", size="sm")
         result = gr.Markdown(elem_id="downloads-status")
-    seen = gr.State([])
-    timer = gr.Timer(TICK)
+    seen = gr.State({})  # what this page shows: {"names": [...], "html": "..."}
+    timer = gr.Timer(IDLE_TICK)
+    nothing = (gr.skip(),) * 6
 
-    def update(current: Optional[str], last: list, on_load: bool = False):
+    def update(current: Optional[str], last: dict, on_load: bool = False):
+        last = last if isinstance(last, dict) else {}
         pulls, recent = cp.active_pulls(service.host), cp.recent_pulls(service.host)
         html = service.public(render_models.downloads_html(pulls, recent),
                               paths=False)  # a failed pull's reason may name the host
         names = [p.model for p in pulls]
-        if names == last and not on_load:
-            return html, gr.skip(), gr.skip(), gr.skip(), last
+        shown = {"names": names, "html": html}
+        if names == last.get("names") and not on_load:  # no re-render when nothing changed
+            return nothing if html == last.get("html") else (
+                html, gr.skip(), gr.skip(), gr.skip(), shown, gr.skip())
         value = current if current in names else (names[0] if names else None)
         label = f"Downloads · {len(names)} running" if names else "Downloads"
-        opens = bool(set(names) - set(last)) or (
+        opens = bool(set(names) - set(last.get("names") or ())) or (
             on_load and any(o.outcome == "failed" for o in recent))
         return (html, gr.Dropdown(choices=names, value=value), gr.Row(visible=bool(names)),
                 gr.Accordion(label=label, open=True) if opens else gr.Accordion(label=label),
-                names)
+                shown, gr.Timer(TICK if names else IDLE_TICK))
 
-    def tick(current: Optional[str], last: list):
+    def tick(current: Optional[str], last: dict):
         return update(current, last)
 
-    def on_load(current: Optional[str], last: list):
+    def on_load(current: Optional[str], last: dict):
         return update(current, last, on_load=True)
 
-    def on_started(current: Optional[str], last: list):
+    def on_started(current: Optional[str], last: dict):
         # The Download button's progress changed: a pull started in this page shows now,
         # not at the next tick; otherwise nothing to send.
-        if [p.model for p in cp.active_pulls(service.host)] == last:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        names = [p.model for p in cp.active_pulls(service.host)]
+        if isinstance(last, dict) and names == last.get("names"):
+            return nothing
         return tick(current, last)
 
     async def cancel_download(name: Optional[str]) -> str:
@@ -81,7 +89,7 @@ def build_downloads(service: Service, private: dict,
             return f"⚠️ {render.escape(service.public(str(exc)))}"
 
     events = dict(show_progress="hidden", concurrency_limit=None, **private)
-    outputs = [panel, which, controls, box, seen]
+    outputs = [panel, which, controls, box, seen, timer]
     timer.tick(tick, [which, seen], outputs, api_name="downloads_panel", **events)
     # As the page loads, not at the first tick (private: a callable value would be public).
     if Context.root_block is not None:

@@ -19,7 +19,7 @@ import gradio as gr
 
 from contextpilot import settings
 from contextpilot.catalog import catalog
-from contextpilot.policy import AccessPolicy
+from contextpilot.policy import MAX_FILE_BYTES, AccessPolicy
 from contextpilot.ui import render, theme
 from contextpilot.ui.chat_handlers import ChatHandlers
 from contextpilot.ui.downloads import build_downloads
@@ -36,6 +36,11 @@ from contextpilot.ui.service import Service, key, preload_default
 # default of 8, enough that a slow Ollama answer to one /api/tags never stalls a page load.
 STREAM_CONCURRENCY = 16
 DEFAULT_CONCURRENCY = 8
+QUEUE_SIZE = 64
+"""Events waiting beyond those running; past it a visitor is told the app is busy and to try
+again in a moment, instead of a queue that grows without bound on a public page."""
+DELETE_CACHE = (3600, 6 * 3600)
+"Every hour, uploads older than six hours are deleted (and all of them at a restart)."
 
 DEFAULT_OPTIONS = {"system": "", "temperature": 0.7, "num_ctx": 4096}
 
@@ -45,16 +50,19 @@ def build_app(host: Optional[str] = None, default_model: Optional[str] = None,
               ) -> gr.Blocks:
     """Build the app for the Ollama at ``host`` (None: OLLAMA_HOST, else localhost).
 
-    ``policy``: the shared-app rules (default: from the environment); whatever it says,
-    every request is judged again from how it arrived (``serving.current_visit``), so a
-    launch or mount by other code cannot give visitors the operator's rights. ``preload``: load a model into memory after
-    its download (default: CONTEXTPILOT_PRELOAD, on). Nothing here talks to Ollama: the
-    model list and status are filled on page load.
+    ``policy``: the shared-app rules. By default (and for any policy built with
+    ``shared=None``) shared or private is decided when the app is served, for every request
+    from how it arrived (``serving.current_visit``: a share link, a bind beyond loopback, a
+    Space, a hosted notebook, a proxy...), so however other code launches or mounts the app,
+    visitors never get the operator's rights; when it cannot tell, it is shared. A policy
+    built with ``shared=True`` or ``shared=False`` is the operator's explicit choice and wins.
+    ``preload``: load a model into memory after its download (default: CONTEXTPILOT_PRELOAD,
+    on). Nothing here talks to Ollama: the model list and status are filled on page load.
     """
     settings.check()  # a bad CONTEXTPILOT_* value: SettingError here, with what to set
     configured = default_model or settings.text("CONTEXTPILOT_DEFAULT_MODEL")
     policy = policy or AccessPolicy.from_env(host=host)
-    if policy.visit is None:  # every request is judged again: see contextpilot.policy
+    if not policy.explicit and policy.visit is None:  # judged per request: see policy
         policy.visit = current_visit
     service = Service(host, policy, preload_default() if preload is None else preload,
                       login_required=settings.auth() is not None)
@@ -94,7 +102,7 @@ def build_app(host: Optional[str] = None, default_model: Optional[str] = None,
         models_tab.select(refresh_tab, [selected], tab_outputs, **private).then(
             lambda: gr.Timer(active=True), None, [running_timer], **private)
         chat_tab.select(lambda: gr.Timer(active=False), None, [running_timer], **private)
-    demo.queue(default_concurrency_limit=DEFAULT_CONCURRENCY)
+    demo.queue(default_concurrency_limit=DEFAULT_CONCURRENCY, max_size=QUEUE_SIZE)
     return demo
 
 
@@ -104,7 +112,7 @@ def _themed_blocks() -> "App":
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The parameters have been moved")
         return App(title="ContextPilot", fill_height=True, theme=theme.theme(),
-                   css=theme.css())
+                   css=theme.css(), delete_cache=DELETE_CACHE)
 
 
 BRAND = ('<div class="cp-brand"><span class="cp-logo" aria-hidden="true">◆</span>'
@@ -174,13 +182,14 @@ def _chat_tab(h: ChatHandlers, configured: str, status: gr.HTML):
 
 
 MAX_UPLOAD = "20mb"
-"The largest file a visitor may attach (images for vision models); launch() defaults to it."
+"""The largest file a visitor may attach (images for vision models), however the app is
+launched or mounted; an operator may lower it, never raise it past MAX_FILE_BYTES."""
 
 
 class App(gr.Blocks):
     """The app's Blocks: ``launch()`` defaults ``auth`` to CONTEXTPILOT_AUTH and
-    ``max_file_size`` to MAX_UPLOAD, whoever calls it (app.py, the CLI, a notebook, a
-    script), so the operator's login holds on every launch path.
+    whoever calls it (app.py, the CLI, a notebook, a script), so the operator's login holds
+    on every launch path; the upload limit (``max_file_size``) never exceeds MAX_UPLOAD.
 
     ``has_launched`` is set from the start: Gradio checks that a file in a request was
     uploaded (or, for outputs, is in an allowed place) only once it is True, which launch()
@@ -188,8 +197,21 @@ class App(gr.Blocks):
     request named into its cache and served it back."""
 
     def __init__(self, *args, **kwargs) -> None:
+        self._max_file_size: Optional[int] = None
         super().__init__(*args, **kwargs)
         self.has_launched = True
+
+    # Gradio reads the upload limit from here; launch() and mount_gradio_app() set it, to
+    # None (no limit) unless told otherwise, and `gradio app.py` or a Space launch as they
+    # please: whatever they set, uploads stay within MAX_FILE_BYTES.
+    @property
+    def max_file_size(self) -> int:
+        given = self._max_file_size
+        return MAX_FILE_BYTES if given is None else min(given, MAX_FILE_BYTES)
+
+    @max_file_size.setter
+    def max_file_size(self, value: Optional[int]) -> None:
+        self._max_file_size = value
 
     # Gradio shows the text of any exception to the visitor when show_error is on, which
     # Blocks() and mount_gradio_app() turn on by default; those texts name server paths
@@ -208,8 +230,6 @@ class App(gr.Blocks):
         given = bound.arguments
         if given.get("auth") is None and given.get("auth_dependency") is None:
             given["auth"] = auth_from_env()
-        if given.get("max_file_size") is None:
-            given["max_file_size"] = MAX_UPLOAD
         return super().launch(*bound.args[1:], **bound.kwargs)
 
 

@@ -352,14 +352,41 @@ def model_note(model: str, installed: Optional[ModelInfo], entry: Optional[Catal
             f'{f" <span class=cp-chips>{chips}</span>" if chips else ""}</div>')
 
 
-def status_html(s: ServerStatus, note: str = "", hint: str = "", shared: Optional[bool] = None
-                ) -> str:
-    """The status chip: Ollama's version and host, cloud, shared or private; when Ollama is
-    not there, what is wrong, the fix (``hint``) and where to get Ollama."""
-    mode = "" if shared is None else (
-        '<span class="cp-chip" data-mode="shared" title="Visitors cannot delete, and only '
-        'allowed models download">shared</span>' if shared else
-        '<span class="cp-chip" data-mode="private">private</span>')
+MODE_NAMES_SHOWN = 3
+"How many allowed models the shared chip names before '+N more' (all are in its title)."
+
+
+def mode_html(shared: bool, allowed: Optional[Sequence[str]] = None,
+              locked: Sequence[str] = ()) -> str:
+    """The chip that says which mode the app is in. ``allowed``: the models visitors may
+    download (names); ``locked``: the operator's actions ("delete", "unload", "cancel").
+
+    >>> mode_html(True, ["llama3.2", "qwen3:0.6b"], ["delete"])  # doctest: +ELLIPSIS
+    '<span ... data-mode="shared" title="...">Shared: downloads limited to llama3.2, qwen3:0.6b</span>'
+    """
+    if not shared:
+        return ('<span class="cp-chip" data-mode="private" title="Only this machine reaches '
+                'this app: downloads, delete, unload and cancel are all allowed.">'
+                'Private</span>')
+    names = [short_name(n) for n in allowed or ()]
+    shown = ", ".join(names[:MODE_NAMES_SHOWN]) + (
+        f" +{len(names) - MODE_NAMES_SHOWN} more" if len(names) > MODE_NAMES_SHOWN else "")
+    text = f"Shared: downloads limited to {shown}" if names else "Shared: no downloads"
+    title = (f"Visitors may download only: {', '.join(names)}." if names
+             else "Visitors may not download models.")
+    if locked:
+        title += f" {_and(locked).capitalize()} are the operator's."
+    return (f'<span class="cp-chip" data-mode="shared" title="{escape(title)}">'
+            f'{escape(text)}</span>')
+
+
+def _and(words: Sequence[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
+def status_html(s: ServerStatus, note: str = "", hint: str = "", mode: str = "") -> str:
+    """The status chip: Ollama's version and host, cloud, the app's ``mode`` (``mode_html``);
+    when Ollama is not there, what is wrong, the fix (``hint``) and where to get Ollama."""
     if s.reachable:
         host = s.host.split("://", 1)[-1]
         version = f" {escape(s.version)}" if s.version else ""

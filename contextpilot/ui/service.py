@@ -20,7 +20,7 @@ from contextpilot import models as _models
 from contextpilot import settings
 from contextpilot._client import redact, resolve_host
 from contextpilot.catalog import catalog, catalog_entry
-from contextpilot.policy import AccessPolicy
+from contextpilot.policy import ACTIONS, AccessPolicy
 from contextpilot.ui import render, render_models
 from contextpilot.ui.serving import require_login
 from contextpilot.units import format_size
@@ -159,13 +159,23 @@ class Service:
         When nothing answers at a local host, start 'ollama serve' if we can, and say so."""
         status = self.server_status()
         if status.reachable:
-            return render.status_html(status, shared=self.policy.shared)
+            return render.status_html(status, mode=self.mode_html())
         result = self._autostart()
         said = self.public(result.message)
         if result.reachable:
-            return render.status_html(self.server_status(), note=said,
-                                      shared=self.policy.shared)
-        return render.status_html(status, hint=said, shared=self.policy.shared)
+            return render.status_html(self.server_status(), note=said, mode=self.mode_html())
+        return render.status_html(status, hint=said, mode=self.mode_html())
+
+    def mode_html(self) -> str:
+        """Which mode the app is in for this request: "Private", or "Shared: downloads
+        limited to ..." (the allowlist, or the models installed when it is first needed)."""
+        if not self.policy.shared:
+            return render.mode_html(False)
+        try:
+            allowed = self.policy.allowed_names()
+        except cp.ContextPilotError:  # the installed models cannot be listed: none yet
+            allowed = []
+        return render.mode_html(True, allowed, [a for a in ACTIONS if not self.policy.may(a)])
 
     def _autostart(self) -> cp.AutostartResult:
         # One attempt a minute at most: a page load or message must not start a server
