@@ -381,3 +381,12 @@ def test_autostart_of_the_default_ipv6_address_is_local(mocker, monkeypatch, tmp
     result = ensure_ollama(sleep=pytest.fail)
     assert result.outcome is Autostart.FAILED  # tried: it is this machine, not REMOTE
     assert popen.call_args.kwargs["env"]["OLLAMA_HOST"] == "[::1]:11434"
+
+
+def test_a_bad_disk_check_flag_stops_a_pull_and_the_next_one_works(fake_ollama, monkeypatch):
+    monkeypatch.setenv("CONTEXTPILOT_DISK_CHECK", "sometimes")
+    with pytest.raises(cp.SettingError, match="^CONTEXTPILOT_DISK_CHECK='sometimes' is not"):
+        list(cp.pull_model("mistral", host=fake_ollama.url))
+    assert fake_ollama.pull_requests == {} and not cp.is_pulling("mistral", fake_ollama.url)
+    monkeypatch.setenv("CONTEXTPILOT_DISK_CHECK", "off")
+    assert list(cp.pull_model("mistral", host=fake_ollama.url))[-1].done
