@@ -274,8 +274,9 @@ def _aborted(reason: str, ctx: Context) -> Exception:
 
 def _transport(exc: BaseException, ctx: Context) -> Exception:
     if isinstance(exc, (httpx.ReadTimeout, httpx.WriteTimeout)) and ctx.op == "call":
+        limit = settings.seconds("CONTEXTPILOT_READ_TIMEOUT")
         return OllamaError("no answer", None, ctx.model, message=(
-            f"Ollama at {ctx.host} did not answer within {settings.seconds('CONTEXTPILOT_READ_TIMEOUT'):g} s; it may be busy "
+            f"Ollama at {ctx.host} did not answer within {limit:g} s; it may be busy "
             f"(loading a model). Try again in a moment"))
     refused = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout,
                                ConnectionRefusedError)) or (

@@ -84,7 +84,7 @@ def ensure_ollama(host: Optional[str] = None, *, autostart: Optional[bool] = Non
         if not autostart_enabled(autostart):
             return AutostartResult(url, Autostart.DISABLED, (
                 f"Nothing answers at {url}, and starting Ollama automatically is off "
-                f"(CONTEXTPILOT_AUTOSTART=0). Start it yourself: ollama serve"))
+                f"(CONTEXTPILOT_AUTOSTART is off). Start it yourself: ollama serve"))
         binary = shutil.which("ollama")
         if binary is None:
             return AutostartResult(url, Autostart.NO_BINARY, (

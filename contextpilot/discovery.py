@@ -39,7 +39,7 @@ MAX_MANIFEST_BYTES = 1_000_000
 "A manifest is a few kB; a larger answer is not one (and is not read to the end)."
 
 
-# -- settings: the one reader --------------------------------------------------------------
+# -- settings (read through contextpilot.settings, at each call) ------------------------
 
 def registry_url() -> str:
     """The registry for names on the default host: CONTEXTPILOT_REGISTRY_URL, else Ollama's."""

@@ -174,7 +174,9 @@ def test_autostart_follows_the_flag(dead_host, mocker, monkeypatch, spelling):
     popen = mocker.patch("contextpilot.autostart.subprocess.Popen")
     mocker.patch("contextpilot.autostart.shutil.which", return_value="/opt/bin/ollama")
     monkeypatch.setenv("CONTEXTPILOT_AUTOSTART", spelling)
-    assert ensure_ollama(dead_host).outcome is Autostart.DISABLED
+    result = ensure_ollama(dead_host)
+    assert result.outcome is Autostart.DISABLED
+    assert "starting Ollama automatically is off (CONTEXTPILOT_AUTOSTART is off)" in result.message
     popen.assert_not_called()
 
 
