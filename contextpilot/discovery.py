@@ -28,7 +28,7 @@ from . import settings
 from .errors import ContextPilotError, ModelNotFound
 from .names import DEFAULT_HOST, ModelName
 
-DEFAULT_REGISTRY = "https://registry.ollama.ai"
+DEFAULT_REGISTRY = settings.URLS["CONTEXTPILOT_REGISTRY_URL"]
 DEFAULT_HUB = "https://huggingface.co"
 HF_HOSTS = frozenset({"hf.co", "huggingface.co"})
 MANIFEST_ACCEPT = "application/vnd.docker.distribution.manifest.v2+json"
@@ -43,7 +43,7 @@ MAX_MANIFEST_BYTES = 1_000_000
 
 def registry_url() -> str:
     """The registry for names on the default host: CONTEXTPILOT_REGISTRY_URL, else Ollama's."""
-    return settings.text("CONTEXTPILOT_REGISTRY_URL", DEFAULT_REGISTRY).rstrip("/")
+    return settings.url("CONTEXTPILOT_REGISTRY_URL")
 
 
 def hub_endpoint() -> str:

@@ -8,7 +8,7 @@
      │    └── PullCancelled     cancel_pull() or the last consumer left
      ├── NotAllowed             a shared app's rules refuse the action
      ├── InvalidRequest         our own request was malformed (e.g. an unreadable image)
-     ├── SettingError           an environment setting has a value we cannot use (also a ValueError)
+     ├── SettingError           a setting (environment variable) we cannot use (a ValueError)
      └── OllamaError            any other error Ollama reported
           ├── OllamaBusy        503: too many requests waiting (after a few quiet retries)
           ├── ModelCrashed      the model runner stopped, or the model does not fit in memory

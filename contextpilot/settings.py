@@ -7,6 +7,8 @@ the environment holds and a test (or a notebook) can change a setting between tw
 - Flags: ``1/true/yes/on`` and ``0/false/no/off``, in any case; spaces around are ignored
   and an empty value means the default.
 - Seconds: a finite number above 0 (``3``, ``2.5``); empty means the default.
+- CONTEXTPILOT_REGISTRY_URL: an http(s) address; CONTEXTPILOT_ALLOWED_MODELS: model names,
+  comma separated; CONTEXTPILOT_AUTH: ``user:password``.
 - Anything else raises one ``SettingError`` naming the variable, its value and what to set.
 
 ``check()`` reads every setting at once: front ends call it first, so a typo is one message
@@ -20,7 +22,10 @@ import math
 import os
 from typing import Optional
 
-from .errors import SettingError
+from urllib.parse import urlsplit
+
+from .errors import InvalidModelName, SettingError
+from .names import parse_name
 
 ON = ("1", "true", "yes", "on")
 OFF = ("0", "false", "no", "off")
@@ -41,6 +46,10 @@ SECONDS: dict[str, float] = {
     "CONTEXTPILOT_STALL_TIMEOUT": 120.0,   # a download with no new data for this long
 }
 AUTH = "CONTEXTPILOT_AUTH"
+URLS: dict[str, str] = {
+    "CONTEXTPILOT_REGISTRY_URL": "https://registry.ollama.ai",  # sizes of default-host names
+}
+ALLOWED_MODELS = "CONTEXTPILOT_ALLOWED_MODELS"
 AUTH_FORM = "user:password (both parts non-empty; the password may contain ':')"
 
 
@@ -96,6 +105,37 @@ def seconds(name: str) -> float:
     return value
 
 
+def url(name: str) -> str:
+    """One of the URLS: an http(s) address, without a trailing '/'; else SettingError."""
+    default = URLS[name]
+    value = text(name, default).rstrip("/")
+    try:
+        parts = urlsplit(value)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        ok = ok and (parts.port is None or parts.port > 0)  # a bad port raises ValueError
+    except ValueError:
+        ok = False
+    if not ok:
+        raise SettingError(name, os.environ.get(name), (
+            f"Set it to an address such as https://registry.example.com, or unset it for "
+            f"the default ({default})."))
+    return value
+
+
+def model_names(name: str) -> list[str]:
+    """A comma list of model names (CONTEXTPILOT_ALLOWED_MODELS) as written; [] when unset.
+    A name that cannot be a model name is a SettingError."""
+    names = [n.strip() for n in text(name).split(",") if n.strip()]
+    for n in names:
+        try:
+            parse_name(n)
+        except InvalidModelName as exc:
+            raise SettingError(name, os.environ[name], (
+                f"{n!r} is not a model name ({exc.reason}). Set it to a comma list such as "
+                f"llama3.2,qwen3:0.6b, or unset it.")) from None
+    return names
+
+
 def parse_auth(value: Optional[str], name: str = AUTH) -> Optional[tuple[str, str]]:
     """"user:pass" -> ("user", "pass") for a login; None when empty. The password may hold
     ':'; an empty user or password, or no ':', is a SettingError that never shows the value.
@@ -122,8 +162,11 @@ def check() -> None:
         flag(name)
     for name in SECONDS:
         seconds(name)
+    for name in URLS:
+        url(name)
+    model_names(ALLOWED_MODELS)
     auth()
 
 
-__all__ = ["AUTH", "FLAGS", "OFF", "ON", "SECONDS", "auth", "check", "flag", "is_on",
-           "parse_auth", "seconds", "text"]
+__all__ = ["ALLOWED_MODELS", "AUTH", "FLAGS", "OFF", "ON", "SECONDS", "URLS", "auth",
+           "check", "flag", "is_on", "model_names", "parse_auth", "seconds", "text", "url"]

@@ -392,3 +392,34 @@ def test_a_bad_disk_check_flag_stops_a_pull_and_the_next_one_works(fake_ollama, 
     assert fake_ollama.pull_requests == {} and not cp.is_pulling("mistral", fake_ollama.url)
     monkeypatch.setenv("CONTEXTPILOT_DISK_CHECK", "off")
     assert list(cp.pull_model("mistral", host=fake_ollama.url))[-1].done
+
+
+@pytest.mark.parametrize("value", ["registry.ollama.ai", "ftp://mirror", "http://", "http://h:0",
+                                   "http://h:99999", "https://[::1"])
+def test_a_registry_url_must_be_an_http_address(monkeypatch, value):
+    monkeypatch.setenv("CONTEXTPILOT_REGISTRY_URL", value)
+    with pytest.raises(cp.SettingError) as e:
+        settings.check()
+    assert str(e.value) == (
+        f"CONTEXTPILOT_REGISTRY_URL={value!r} is not valid. Set it to an address such as "
+        f"https://registry.example.com, or unset it for the default (https://registry.ollama.ai).")
+
+
+def test_a_registry_url_is_read_without_its_trailing_slash(monkeypatch):
+    from contextpilot import discovery
+
+    assert discovery.registry_url() == "https://registry.ollama.ai"
+    monkeypatch.setenv("CONTEXTPILOT_REGISTRY_URL", " http://[::1]:5000/ ")
+    assert discovery.registry_url() == "http://[::1]:5000"
+
+
+def test_a_bad_allowlist_names_the_variable(fake_ollama, monkeypatch):
+    from contextpilot.ui import build_app
+
+    monkeypatch.setenv("CONTEXTPILOT_ALLOWED_MODELS", "llama3.2, bad name!")
+    with pytest.raises(cp.SettingError) as e:
+        build_app(host=fake_ollama.url)
+    assert str(e.value).startswith("CONTEXTPILOT_ALLOWED_MODELS='llama3.2, bad name!' is not "
+                                   "valid. 'bad name!' is not a model name (")
+    monkeypatch.setenv("CONTEXTPILOT_ALLOWED_MODELS", " llama3.2 ,, qwen3:0.6b ")
+    assert settings.model_names("CONTEXTPILOT_ALLOWED_MODELS") == ["llama3.2", "qwen3:0.6b"]
