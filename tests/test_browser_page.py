@@ -276,6 +276,78 @@ def test_a_shared_app_says_so_in_the_status_chip(new_page, fake_ollama, artifact
     with running_app(fake_ollama.url, policy=AccessPolicy(shared=True)) as url:
         page = new_page()
         open_app(page, url)
-        page.locator("#ollama-status [data-mode=shared]").wait_for()
+        chip = page.locator("#ollama-status [data-mode=shared]")
+        chip.wait_for()
+        assert chip.inner_text() == "Shared: downloads limited to llama3.2, qwen3:0.6b"
+        assert "operator" in chip.get_attribute("title")
         page.locator("#model-note").get_by_text("is installed").wait_for()
         page.screenshot(path=str(artifacts / "page-shared.png"), full_page=True)
+
+
+def test_a_private_app_says_so_too(new_page, fake_ollama):
+    with running_app(fake_ollama.url) as url:
+        page = new_page()
+        open_app(page, url)
+        chip = page.locator("#ollama-status [data-mode=private]")
+        chip.wait_for()
+        assert chip.inner_text() == "Private"
+
+
+def test_the_downloads_panel_idles_while_nothing_downloads(new_page, fake_ollama):
+    import json
+
+    from tests.ui_helpers import event_id
+
+    fake_ollama.chunk_size, fake_ollama.event_delay = 10_000, 0.05  # ~20 s download
+    with running_app(fake_ollama.url) as url:
+        panel_event = event_id(url, "downloads_panel")
+        looks = []
+
+        def seen(request):
+            if "queue/join" in request.url and request.post_data:
+                if json.loads(request.post_data).get("fn_index") == panel_event:
+                    looks.append(1)
+
+        page = new_page()
+        open_app(page, url)
+        page.on("request", seen)
+        page.wait_for_timeout(3_000)  # the window observed (not a synchronisation)
+        idle = len(looks)
+        pick(page, "Download · mistral · 4.1 GB · tools")
+        page.locator("#model-note").get_by_text("fits").wait_for()
+        page.locator("#pull-button").click()
+        page.locator('#downloads-panel [data-model="mistral:latest"]').wait_for()
+        looks.clear()
+        page.wait_for_timeout(3_000)
+        busy = len(looks)
+        page.locator("#cancel-download").click()
+    assert idle <= 1, idle  # one look every IDLE_TICK (5 s) at most
+    assert busy >= 4, busy  # every TICK (0.5 s) while a download runs
+
+
+def test_a_busy_app_keeps_the_message_and_says_why(new_page, fake_ollama, monkeypatch,
+                                                   artifacts):
+    from gradio_client import Client
+
+    from contextpilot.ui import gradio_app
+    from tests.ui_helpers import wait_until
+
+    monkeypatch.setattr(gradio_app, "STREAM_CONCURRENCY", 1)  # one answer at a time
+    monkeypatch.setattr(gradio_app, "LINE_PATIENCE", 3.0)  # a short wait before "busy"
+    with running_app(fake_ollama.url) as url:
+        page = new_page()
+        open_app(page, url)
+        pick(page, "Installed · llama3.2:latest · 3.0 MB · tools")
+        fake_ollama.token_delay = 1.0
+        first = Client(url, verbose=False).submit(
+            {"text": "one two three four five six", "files": []}, "llama3.2", api_name="/chat")
+        wait_until(lambda: fake_ollama.chat_requests, what="the first answer starting")
+        send(page, "hello?")
+        chat = page.locator("#chatbot")
+        chat.get_by_text("Waiting for a free slot — next in line", exact=False).wait_for()
+        page.screenshot(path=str(artifacts / "page-waiting.png"), full_page=True)
+        chat.get_by_text("ContextPilot is busy", exact=False).wait_for()
+        assert chat.get_by_text("hello?").is_visible()  # the message is kept
+        page.screenshot(path=str(artifacts / "page-busy.png"), full_page=True)
+        fake_ollama.token_delay = 0.0
+        first.result(timeout=60)

@@ -162,8 +162,9 @@ def test_beyond_the_queue_bound_a_visitor_is_told_to_try_again(fake_ollama, monk
 
     from contextpilot.ui import gradio_app
 
-    monkeypatch.setattr(gradio_app, "STREAM_CONCURRENCY", 1)
-    monkeypatch.setattr(gradio_app, "QUEUE_SIZE", 1)
+    monkeypatch.setattr(gradio_app, "STREAM_CONCURRENCY", 1)  # one answer at a time,
+    monkeypatch.setattr(gradio_app, "LINE_SIZE", 0)  # none waiting in the app's line,
+    monkeypatch.setattr(gradio_app, "QUEUE_SIZE", 1)  # one in Gradio's queue
     demo = load_app_module(monkeypatch, fake_ollama).demo
     fake_ollama.token_delay = 0.5  # each answer takes a few seconds
     with served(demo, server_name="127.0.0.1") as url:
@@ -181,6 +182,37 @@ def test_beyond_the_queue_bound_a_visitor_is_told_to_try_again(fake_ollama, monk
         fake_ollama.token_delay = 0.0
         assert first.result(timeout=60)[0][-1]["content"].startswith("You said")
         second.result(timeout=60)
+
+
+def test_chats_beyond_the_answer_slots_wait_in_line_then_say_busy(fake_ollama, monkeypatch):
+    from gradio_client import Client
+
+    from contextpilot.ui import gradio_app
+
+    monkeypatch.setattr(gradio_app, "STREAM_CONCURRENCY", 1)  # one answer at a time,
+    monkeypatch.setattr(gradio_app, "LINE_SIZE", 2)  # two waiting in the line,
+    monkeypatch.setattr(gradio_app, "LINE_PATIENCE", 2.0)  # for two seconds at most
+    demo = load_app_module(monkeypatch, fake_ollama).demo
+    fake_ollama.token_delay = 1.0  # the first answer takes longer than that
+    with served(demo, server_name="127.0.0.1") as url:
+        client = Client(url, verbose=False)
+        first = client.submit({"text": "one two three four five", "files": []}, "llama3.2",
+                              api_name="/chat")
+        wait_until(lambda: fake_ollama.chat_requests, what="the first answer starting")
+        waiting = client.submit({"text": "my question", "files": []}, "llama3.2",
+                                api_name="/chat")
+        wait_until(lambda: any("Waiting for a free slot" in str(o) for o in waiting.outputs()),
+                   timeout=10, what="the line's place shown")
+        said = waiting.result(timeout=30)[0]
+        fake_ollama.token_delay = 0.0
+        assert first.result(timeout=60)[0][-1]["content"].startswith("You said")
+        again = client.submit({"text": "my question", "files": []}, "llama3.2",
+                              api_name="/chat").result(timeout=30)[0]
+    assert "next in line" in str(waiting.outputs())
+    assert "ContextPilot is busy" in said[-1]["content"]
+    assert "send it again" in said[-1]["content"]
+    assert len(fake_ollama.chat_requests) == 2  # the busy one never reached Ollama
+    assert again[-1]["content"] == "You said: my question"
 
 
 def _upload(url: str, size: int) -> httpx.Response:
@@ -237,3 +269,36 @@ def test_the_app_keeps_its_cleanup_and_limits_by_default():
     frequency, age = gradio_app.DELETE_CACHE
     assert 0 < frequency <= 3600 and 0 < age <= 24 * 3600
     assert 0 < gradio_app.QUEUE_SIZE <= 256
+
+
+def _look(url: str, session: str) -> list:
+    """One tick of the Downloads panel, as the page's timer sends it, in ``session``."""
+    import json
+
+    from tests.ui_helpers import event_id
+
+    body = {"data": [None, None], "fn_index": event_id(url, "downloads_panel"),
+            "session_hash": session, "event_data": None, "trigger_id": None}
+    with httpx.Client(base_url=url, timeout=30) as http:
+        http.post("/gradio_api/queue/join", json=body).raise_for_status()
+        with http.stream("GET", "/gradio_api/queue/data",
+                         params={"session_hash": session}) as stream:
+            for line in stream.iter_lines():
+                msg = json.loads(line[5:]) if line.startswith("data:") else {}
+                if msg.get("msg") == "process_completed":
+                    return msg["output"]["data"]
+    raise AssertionError("no answer")
+
+
+def test_an_idle_look_at_the_downloads_panel_sends_nothing(fake_ollama):
+    from tests.ui_helpers import running_app
+
+    with running_app(fake_ollama.url) as url:
+        session = uuid.uuid4().hex
+        first = _look(url, session)
+        again = _look(url, session)
+        with operator_pull(fake_ollama):
+            running = _look(url, session)
+    assert "No download is running." in first[0]
+    assert not isinstance(again[0], str) and "cp-" not in str(again), again  # no re-render
+    assert 'data-model="mistral:latest"' in running[0]

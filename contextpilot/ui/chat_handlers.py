@@ -9,6 +9,7 @@ user is looking; nothing raw reaches Gradio.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 from typing import Any, AsyncIterator, Optional, Union
@@ -19,6 +20,7 @@ import contextpilot as cp
 from contextpilot.policy import MAX_MESSAGE_CHARS
 from contextpilot.ui import render
 from contextpilot.ui.bridge import batches, keep_pull_updates
+from contextpilot.ui.line import AnswerLine, LineFull
 from contextpilot.ui.service import Service
 from contextpilot.ui.serving import genuine_uploads
 
@@ -30,6 +32,15 @@ BUSY_TOKEN_INTERVAL = 0.1  # ~10 updates/s per answer while many answers stream 
 BUSY_STREAMS = 4  # more answers streaming than this: the busy interval
 
 _streaming = 0  # answers streaming in this process (the event loop's thread only)
+
+def busy_message(full: "LineFull") -> str:
+    """What a chat that waited too long for a free answer slot says."""
+    answers = "1 answer is" if full.running == 1 else f"{full.running} answers are"
+    others = {0: "", 1: " and 1 more message waits"}.get(
+        full.waiting, f" and {full.waiting} more messages wait")
+    return (f"ContextPilot is busy: {answers} being written{others}. Your message is kept: "
+            f"send it again (or press Retry) in a moment.")
+
 
 SOMETHING_WRONG = ("Something went wrong on the server (the details are in its log). "
                    "Try again; if it keeps failing, tell the operator.")
@@ -115,9 +126,10 @@ def _interval(event: object) -> float:
 class ChatHandlers:
     """The handlers, bound to one ``Service`` and the configured default model."""
 
-    def __init__(self, service: Service, configured: str) -> None:
+    def __init__(self, service: Service, configured: str, line: AnswerLine) -> None:
         self.service = service
         self.configured = configured
+        self.line = line  # answers at once; the rest wait in it
 
     # -- page state ---------------------------------------------------------------------
 
@@ -167,9 +179,15 @@ class ChatHandlers:
         skip = gr.skip()
         text, files = split_message(message)
         view = render.ChatView(str(model or ""))
+        answering = False
         try:
             self.service.policy.check_message(text, files=len(files))
             self.service.policy.check_message(system or "")
+            async with contextlib.aclosing(self.line.wait()) as line:  # a closed tab leaves
+                async for ahead in line:  # all answer slots taken: wait, told why
+                    view.waiting = ahead
+                    yield view.messages(), skip, skip, skip, skip
+            answering, view.waiting = True, None
             files = await asyncio.to_thread(genuine_uploads, files)
             host = self.service.host  # in the request's context: the bridge threads have none
             name = await self._resolve_model(model)
@@ -224,9 +242,14 @@ class ChatHandlers:
             await asyncio.to_thread(self.service.record_use, name)  # for make-room advice
         except cp.ContextPilotError as exc:
             view.error = self.service.public(str(exc))
+        except LineFull as full:
+            view.waiting, view.error = None, busy_message(full)
         except Exception:  # never a raw traceback, path or setting in the page: the log has it
             log.exception("chat failed")
             view.error = SOMETHING_WRONG
+        finally:
+            if answering:
+                await self.line.release()
         yield (view.messages(), *(await asyncio.to_thread(self._after_turn, view)))
 
     async def _resolve_model(self, model: Optional[str]) -> str:

@@ -24,6 +24,7 @@ from contextpilot.ui import render, theme
 from contextpilot.ui.chat_handlers import ChatHandlers
 from contextpilot.ui.downloads import build_downloads
 from contextpilot.ui.find_tab import build_find_tab
+from contextpilot.ui.line import AnswerLine
 from contextpilot.ui.make_room import build_make_room
 from contextpilot.ui.models_tab import build_models_tab
 from contextpilot.ui.serving import current_visit
@@ -36,9 +37,14 @@ from contextpilot.ui.service import Service, key, preload_default
 # default of 8, enough that a slow Ollama answer to one /api/tags never stalls a page load.
 STREAM_CONCURRENCY = 16
 DEFAULT_CONCURRENCY = 8
+LINE_SIZE = 48
+"""Chats beyond STREAM_CONCURRENCY wait inside the app (``ui.line``), told their place, the
+message kept in the chat; past LINE_PATIENCE seconds they say the app is busy, to send again."""
+LINE_PATIENCE = 120.0
 QUEUE_SIZE = 64
-"""Events waiting beyond those running; past it a visitor is told the app is busy and to try
-again in a moment, instead of a queue that grows without bound on a public page."""
+"""Events waiting in Gradio's queue beyond those running (the bound behind the line, for a
+flood); past it Gradio answers "This application is currently busy. Please try again." (HTTP
+503), instead of a queue that grows without bound on a public page."""
 DELETE_CACHE = (3600, 6 * 3600)
 "Every hour, uploads older than six hours are deleted (and all of them at a restart)."
 
@@ -62,11 +68,13 @@ def build_app(host: Optional[str] = None, default_model: Optional[str] = None,
     settings.check()  # a bad CONTEXTPILOT_* value: SettingError here, with what to set
     configured = default_model or settings.text("CONTEXTPILOT_DEFAULT_MODEL")
     policy = policy or AccessPolicy.from_env(host=host)
+    if policy.host is None:  # its implicit allowlist is this app's Ollama's models
+        policy.host = host
     if not policy.explicit and policy.visit is None:  # judged per request: see policy
         policy.visit = current_visit
     service = Service(host, policy, preload_default() if preload is None else preload,
                       login_required=settings.auth() is not None)
-    h = ChatHandlers(service, configured)
+    h = ChatHandlers(service, configured, AnswerLine(STREAM_CONCURRENCY, LINE_PATIENCE))
     private = dict(api_visibility="private")
 
     with _themed_blocks() as demo:
@@ -174,7 +182,7 @@ def _chat_tab(h: ChatHandlers, configured: str, status: gr.HTML):
         examples=[[{"text": e, "files": []}] + [None] * len(additional) for e in EXAMPLES],
         cache_examples=False,
         api_name="chat",
-        concurrency_limit=STREAM_CONCURRENCY,
+        concurrency_limit=STREAM_CONCURRENCY + LINE_SIZE,  # the rest wait in the line
         save_history=True,
         fill_height=True,
     )

@@ -185,6 +185,8 @@ class ChatView:
     stats: Optional[ChatDone] = None
     thought: float = 0.0
     "Seconds the model had been thinking at its latest thought."
+    waiting: Optional[int] = None
+    "Waiting for a free answer slot, with this many messages ahead (0: next)."
 
     def feed(self, events: Iterable[Any]) -> None:
         for event in events:
@@ -214,6 +216,12 @@ class ChatView:
                         "content": escape_markdown_html("".join(self.answer))})
         if self.error:
             out.append({"role": "assistant", "content": f"⚠️ {escape(self.error)}"})
+        if not out and self.waiting is not None:
+            ahead = "next in line" if self.waiting == 0 else f"{self.waiting} ahead"
+            out.append({"role": "assistant", "content": "Every answer slot is taken: your "
+                        "message will be answered as soon as one is free.",
+                        "metadata": {"title": f"Waiting for a free slot — {ahead}…",
+                                     "status": "pending"}})
         if not out:  # something to show at once while the model loads
             out.append({"role": "assistant", "content": "",
                         "metadata": {"title": f"Asking {escape(short_name(self.model))}…",
