@@ -94,9 +94,9 @@ def served_by_environment(share: bool = False, server_name: Optional[str] = None
     """Shared by launch arguments or environment: a share link, GRADIO_SHARE, a bind beyond
     loopback (the argument, else GRADIO_SERVER_NAME), GRADIO_ROOT_PATH (behind a proxy), or a
     hosted environment."""
-    server_name = server_name or os.environ.get("GRADIO_SERVER_NAME")
+    server_name = server_name or settings.text("GRADIO_SERVER_NAME")
     return bool(share or _flag("GRADIO_SHARE") or not is_loopback_bind(server_name)
-                or os.environ.get("GRADIO_ROOT_PATH") or hosted_environment())
+                or settings.text("GRADIO_ROOT_PATH") or hosted_environment())
 
 
 def listens_beyond_loopback(port: Optional[int]) -> bool:
@@ -194,8 +194,7 @@ class AccessPolicy:
         """Shared when asked to share, bound beyond loopback, behind a proxy path, on a Space
         or in a hosted notebook; otherwise decided per request (``shared=None``)."""
         shared = True if served_by_environment(share, server_name) else None
-        raw = os.environ.get("CONTEXTPILOT_ALLOWED_MODELS", "")
-        allowed = [m.strip() for m in raw.split(",") if m.strip()] or None
+        allowed = settings.model_names(settings.ALLOWED_MODELS) or None
         return cls(shared=shared, allowed_models=allowed,
                    allow_delete=_flag("CONTEXTPILOT_ALLOW_DELETE"),
                    allow_unload=_flag("CONTEXTPILOT_ALLOW_UNLOAD"),

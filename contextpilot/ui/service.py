@@ -171,10 +171,11 @@ class Service:
         limited to ..." (the allowlist, or the models installed when it is first needed)."""
         if not self.policy.shared:
             return render.mode_html(False)
+        allowed: Optional[list[str]]
         try:
             allowed = self.policy.allowed_names()
-        except cp.ContextPilotError:  # the installed models cannot be listed: none yet
-            allowed = []
+        except cp.ContextPilotError:  # the installed models cannot be listed yet
+            allowed = None
         return render.mode_html(True, allowed, [a for a in ACTIONS if not self.policy.may(a)])
 
     def _autostart(self) -> cp.AutostartResult:
