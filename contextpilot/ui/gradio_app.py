@@ -206,6 +206,7 @@ class App(gr.Blocks):
 
     def __init__(self, *args, **kwargs) -> None:
         self._max_file_size: Optional[int] = None
+        self.share_requested = False
         super().__init__(*args, **kwargs)
         self.has_launched = True
 
@@ -238,6 +239,9 @@ class App(gr.Blocks):
         given = bound.arguments
         if given.get("auth") is None and given.get("auth_dependency") is None:
             given["auth"] = auth_from_env()
+        # Asked to share, it is shared even when the tunnel fails (Gradio then resets
+        # ``share``) or comes up later: the operator meant it for the public.
+        self.share_requested = bool(given.get("share"))
         return super().launch(*bound.args[1:], **bound.kwargs)
 
 
