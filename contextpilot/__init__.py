@@ -32,6 +32,7 @@ from .errors import (
     OllamaUnavailable,
     PullCancelled,
     PullFailed,
+    SettingError,
 )
 from .hub import model_files, search_models
 from .models import (
@@ -111,6 +112,7 @@ __all__ = [
     "PullProgress",
     "RunningModel",
     "ServerStatus",
+    "SettingError",
     "THINK_LEVELS",
     "ThinkingDelta",
     "active_pulls",

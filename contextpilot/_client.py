@@ -25,6 +25,8 @@ import httpx
 import ollama
 from ollama._client import _parse_host
 
+from . import netaddr, settings
+
 from .errors import (
     CloudDisabled,
     CloudSignInRequired,
@@ -42,14 +44,13 @@ from .errors import (
 log = logging.getLogger("contextpilot")
 
 DEFAULT_HOST = "http://localhost:11434"
-# Connecting must fail fast (refused or silently dropped packets); reading has no limit,
-# because a 40 GB pull may take an hour: our stall limit watches liveness instead.
-CONNECT_TIMEOUT = float(os.environ.get("CONTEXTPILOT_CONNECT_TIMEOUT", "3"))
-# Quick calls (list, show, ps, version) that hang mean a stuck server: give up after this.
-# Streams and loads have no read limit (a model can take minutes to load).
-READ_TIMEOUT = float(os.environ.get("CONTEXTPILOT_READ_TIMEOUT", "30"))
+# Connecting must fail fast (refused or silently dropped packets): CONTEXTPILOT_CONNECT_TIMEOUT.
+# Reading has no limit, because a 40 GB pull may take an hour: our stall limit watches
+# liveness instead. Quick calls (list, show, ps, version) that hang mean a stuck server:
+# they give up after CONTEXTPILOT_READ_TIMEOUT. Streams and loads have no read limit (a
+# model can take minutes to load). Both are read when a client is made (see settings).
 
-_clients: dict[tuple[str, bool], ollama.Client] = {}
+_clients: dict[tuple[str, bool, float, float], ollama.Client] = {}
 _clients_lock = threading.Lock()
 _capture = threading.local()
 T = TypeVar("T")
@@ -58,10 +59,12 @@ T = TypeVar("T")
 def resolve_host(host: Optional[str] = None) -> str:
     """argument > OLLAMA_HOST > http://localhost:11434, normalised like the ollama client.
 
-    >>> resolve_host("127.0.0.1:9999")
-    'http://127.0.0.1:9999'
+    >>> resolve_host("127.0.0.1:9999"), resolve_host("::1")
+    ('http://127.0.0.1:9999', 'http://[::1]:11434')
     """
-    raw = host or os.environ.get("OLLAMA_HOST") or DEFAULT_HOST
+    raw = (host or "").strip() or settings.text("OLLAMA_HOST") or DEFAULT_HOST
+    if raw.count(":") > 1 and "[" not in raw and "://" not in raw and netaddr.ip_of(raw):
+        raw = f"[{raw}]"  # a bare IPv6 address, as `ollama serve` reads OLLAMA_HOST=::1
     try:
         return _parse_host(raw)
     except ValueError as exc:  # "http://[::1" (urllib: Invalid IPv6 URL), a bad port
@@ -76,21 +79,23 @@ def get_client(host: Optional[str] = None, *, streaming: bool = False) -> ollama
     The streaming kind keeps no idle connections: each stream opens its own, so that its
     socket is known from the moment it connects (see ``Stream``) and can be shut down even
     before Ollama sends a header (a model still loading). It has no read limit; the other
-    kind gives up after READ_TIMEOUT seconds of silence.
+    kind gives up after CONTEXTPILOT_READ_TIMEOUT seconds of silence.
     """
     url = resolve_host(host)
+    connect = settings.seconds("CONTEXTPILOT_CONNECT_TIMEOUT")
+    read_limit = settings.seconds("CONTEXTPILOT_READ_TIMEOUT")
     with _clients_lock:
-        client = _clients.get((url, streaming))
+        client = _clients.get((url, streaming, connect, read_limit))
         if client is None:
             hooks: dict[str, list] = {"response": [_keep_error_body]}
             extra: dict[str, Any] = {"event_hooks": hooks}
             if streaming:
                 hooks["request"] = [_trace_stream]
                 extra["limits"] = httpx.Limits(max_keepalive_connections=0)
-            read = None if streaming else READ_TIMEOUT
+            read = None if streaming else read_limit
             client = ollama.Client(
-                host=url, timeout=httpx.Timeout(read, connect=CONNECT_TIMEOUT), **extra)
-            _clients[(url, streaming)] = client
+                host=url, timeout=httpx.Timeout(read, connect=connect), **extra)
+            _clients[(url, streaming, connect, read_limit)] = client
         return client
 
 
@@ -269,8 +274,9 @@ def _aborted(reason: str, ctx: Context) -> Exception:
 
 def _transport(exc: BaseException, ctx: Context) -> Exception:
     if isinstance(exc, (httpx.ReadTimeout, httpx.WriteTimeout)) and ctx.op == "call":
+        limit = settings.seconds("CONTEXTPILOT_READ_TIMEOUT")
         return OllamaError("no answer", None, ctx.model, message=(
-            f"Ollama at {ctx.host} did not answer within {READ_TIMEOUT:g} s; it may be busy "
+            f"Ollama at {ctx.host} did not answer within {limit:g} s; it may be busy "
             f"(loading a model). Try again in a moment"))
     refused = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout,
                                ConnectionRefusedError)) or (

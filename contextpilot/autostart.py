@@ -1,6 +1,7 @@
 """Start a local ``ollama serve`` when nothing answers at a loopback OLLAMA_HOST.
 
-Only for this machine: a remote host is never touched. On by default; CONTEXTPILOT_AUTOSTART=0
+Only for this machine (``netaddr.is_this_machine``: loopback, 0.0.0.0, ::, IPv6 too): a
+remote host is never touched. On by default; CONTEXTPILOT_AUTOSTART=0
 (or ``autostart=False``) turns it off. The outcome is a typed value with a plain ``message``;
 front ends decide how to show it.
 """
@@ -8,7 +9,6 @@ front ends decide how to show it.
 from __future__ import annotations
 
 import enum
-import ipaddress
 import logging
 import os
 import shutil
@@ -21,14 +21,13 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 from urllib.parse import urlsplit
 
-from . import _client
+from . import _client, netaddr, settings
 from .errors import INSTALL_URL
 from .models import server_status
 
 log = logging.getLogger("contextpilot")
 
 POLL_INTERVAL = 0.25
-_OFF = {"0", "false", "no", "off"}
 _lock = threading.Lock()
 _started: list[subprocess.Popen] = []  # kept so the child is not reaped (or warned about) early
 
@@ -62,29 +61,11 @@ class AutostartResult:
         return self.outcome in (Autostart.ALREADY_RUNNING, Autostart.STARTED)
 
 
-def is_loopback(url: str) -> bool:
-    """True for an address on this machine.
-
-    >>> is_loopback("http://127.0.0.1:11434"), is_loopback("http://localhost:1")
-    (True, True)
-    >>> is_loopback("http://0.0.0.0:11434"), is_loopback("https://ollama.com")
-    (True, False)
-    """
-    hostname = (urlsplit(url).hostname or "").lower()
-    if hostname == "localhost" or hostname.endswith(".localhost"):
-        return True
-    try:
-        address = ipaddress.ip_address(hostname)
-    except ValueError:
-        return False
-    return address.is_loopback or address.is_unspecified
-
-
 def autostart_enabled(autostart: Optional[bool] = None) -> bool:
     """argument > CONTEXTPILOT_AUTOSTART > on."""
     if autostart is not None:
         return autostart
-    return os.environ.get("CONTEXTPILOT_AUTOSTART", "1").strip().lower() not in _OFF
+    return settings.flag("CONTEXTPILOT_AUTOSTART")
 
 
 def ensure_ollama(host: Optional[str] = None, *, autostart: Optional[bool] = None,
@@ -96,14 +77,14 @@ def ensure_ollama(host: Optional[str] = None, *, autostart: Optional[bool] = Non
     with _lock:  # two callers at once start one server
         if server_status(url).reachable:
             return AutostartResult(url, Autostart.ALREADY_RUNNING, f"Ollama is running at {url}.")
-        if not is_loopback(url):
+        if not netaddr.is_this_machine(url):
             return AutostartResult(url, Autostart.REMOTE, (
                 f"Nothing answers at {url}. It is a remote host, so ContextPilot does not start "
                 f"Ollama there: start it on that machine ('ollama serve') or check OLLAMA_HOST."))
         if not autostart_enabled(autostart):
             return AutostartResult(url, Autostart.DISABLED, (
                 f"Nothing answers at {url}, and starting Ollama automatically is off "
-                f"(CONTEXTPILOT_AUTOSTART=0). Start it yourself: ollama serve"))
+                f"(CONTEXTPILOT_AUTOSTART is off). Start it yourself: ollama serve"))
         binary = shutil.which("ollama")
         if binary is None:
             return AutostartResult(url, Autostart.NO_BINARY, (
@@ -140,8 +121,10 @@ def _start_and_wait(url: str, binary: str, wait: float, clock: Callable[[], floa
 
 
 def _spawn(binary: str, url: str, log_path: str) -> subprocess.Popen:
+    # OLLAMA_HOST as `ollama serve` reads it: host:port, an IPv6 address in brackets
     parts = urlsplit(url)
-    env = dict(os.environ, OLLAMA_HOST=f"{parts.hostname}:{parts.port or 11434}")
+    env = dict(os.environ, OLLAMA_HOST=netaddr.join_host_port(parts.hostname or "127.0.0.1",
+                                                               parts.port or 11434))
     detach: dict = {"start_new_session": True}  # Ctrl-C in our terminal does not stop it
     if sys.platform == "win32":
         detach = {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP
@@ -157,4 +140,4 @@ def _log_file() -> str:
     return path
 
 
-__all__ = ["Autostart", "AutostartResult", "autostart_enabled", "ensure_ollama", "is_loopback"]
+__all__ = ["Autostart", "AutostartResult", "autostart_enabled", "ensure_ollama"]

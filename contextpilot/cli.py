@@ -7,12 +7,11 @@ Exit codes: 0 ok, 1 a failure (the library's message on stderr, no traceback), 2
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from datetime import datetime, timezone
 from typing import Callable, Optional, Sequence
 
-from . import __version__
+from . import __version__, settings
 from .console import print_chat, pull_with_progress
 from .chat import THINK_LEVELS
 from .errors import ContextPilotError
@@ -34,6 +33,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return int(exc.code or 0)
     args.ollama_host = getattr(args, "ollama_host", None)  # global or after the command
     try:
+        settings.check()  # a bad CONTEXTPILOT_* value: one message now, not a failure later
         return args.func(args)
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
@@ -106,8 +106,8 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
                    help="address to bind (default 127.0.0.1; 0.0.0.0 shares it on the network)")
     p.add_argument("--port", type=int, default=None, help="port (default: Gradio's, 7860)")
     p.add_argument("--share", action="store_true", help="create a public gradio.live link")
-    p.add_argument("--auth", metavar="USER:PASS", default=os.environ.get("CONTEXTPILOT_AUTH"),
-                   type=_auth, help="require a login (default: $CONTEXTPILOT_AUTH)")
+    p.add_argument("--auth", metavar="USER:PASS", default=None, type=_auth,
+                   help="require a login (default: $CONTEXTPILOT_AUTH)")
     p.add_argument("--no-autostart", dest="autostart", action="store_false",
                    help="do not start a local 'ollama serve' when nothing answers")
 
@@ -158,12 +158,11 @@ def _usage_error(parser: argparse.ArgumentParser, command: str, message: str) ->
 
 
 def _auth(value: Optional[str]) -> Optional[tuple[str, str]]:
-    if not value:
-        return None
-    user, sep, password = value.partition(":")
-    if not sep or not user or not password:
-        raise argparse.ArgumentTypeError("expected USER:PASS")
-    return user, password
+    """``--auth``, read by the same parser as CONTEXTPILOT_AUTH (the value is never shown)."""
+    try:
+        return settings.parse_auth(value, "--auth")
+    except ContextPilotError:
+        raise argparse.ArgumentTypeError(f"expected {settings.AUTH_FORM}") from None
 
 
 # -- commands -------------------------------------------------------------------------------
@@ -288,7 +287,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     policy = AccessPolicy.from_env(share=args.share, server_name=args.host,
                                    host=args.ollama_host)
     demo = build_app(host=args.ollama_host, policy=policy)
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share, auth=args.auth,
+    auth = args.auth if args.auth is not None else settings.auth()
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, auth=auth,
                 max_file_size=MAX_UPLOAD)
     return EXIT_OK
 

@@ -17,7 +17,6 @@ Every request has a timeout; redirects are followed, at most MAX_REDIRECTS of th
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -25,10 +24,11 @@ from typing import Generator, Optional, cast
 
 import httpx
 
+from . import settings
 from .errors import ContextPilotError, ModelNotFound
 from .names import DEFAULT_HOST, ModelName
 
-DEFAULT_REGISTRY = "https://registry.ollama.ai"
+DEFAULT_REGISTRY = settings.URLS["CONTEXTPILOT_REGISTRY_URL"]
 DEFAULT_HUB = "https://huggingface.co"
 HF_HOSTS = frozenset({"hf.co", "huggingface.co"})
 MANIFEST_ACCEPT = "application/vnd.docker.distribution.manifest.v2+json"
@@ -39,26 +39,27 @@ MAX_MANIFEST_BYTES = 1_000_000
 "A manifest is a few kB; a larger answer is not one (and is not read to the end)."
 
 
-# -- settings: the one reader --------------------------------------------------------------
+# -- settings (read through contextpilot.settings, at each call) ------------------------
 
 def registry_url() -> str:
     """The registry for names on the default host: CONTEXTPILOT_REGISTRY_URL, else Ollama's."""
-    return (os.environ.get("CONTEXTPILOT_REGISTRY_URL", "").strip() or DEFAULT_REGISTRY).rstrip("/")
+    return settings.url("CONTEXTPILOT_REGISTRY_URL")
 
 
 def hub_endpoint() -> str:
     """The Hugging Face Hub: HF_ENDPOINT, else huggingface.co (read at call time, unlike
     huggingface_hub, which reads it once at import)."""
-    return (os.environ.get("HF_ENDPOINT", "").strip() or DEFAULT_HUB).rstrip("/")
+    return settings.text("HF_ENDPOINT", DEFAULT_HUB).rstrip("/")
 
 
 def lookups_enabled() -> bool:
-    """False when CONTEXTPILOT_REGISTRY_LOOKUP=0: no registry or Hub request for a size."""
-    return os.environ.get("CONTEXTPILOT_REGISTRY_LOOKUP", "1").strip() != "0"
+    """False when CONTEXTPILOT_REGISTRY_LOOKUP is off: no registry or Hub request for a size."""
+    return settings.flag("CONTEXTPILOT_REGISTRY_LOOKUP")
 
 
 def probe_enabled() -> bool:
-    return os.environ.get("CONTEXTPILOT_SIZE_PROBE", "1").strip() != "0"
+    """False when CONTEXTPILOT_SIZE_PROBE is off: no pull started just to read a size."""
+    return settings.flag("CONTEXTPILOT_SIZE_PROBE")
 
 
 def is_hf(name: ModelName) -> bool:

@@ -8,6 +8,7 @@
      │    └── PullCancelled     cancel_pull() or the last consumer left
      ├── NotAllowed             a shared app's rules refuse the action
      ├── InvalidRequest         our own request was malformed (e.g. an unreadable image)
+     ├── SettingError           a setting (environment variable) we cannot use (a ValueError)
      └── OllamaError            any other error Ollama reported
           ├── OllamaBusy        503: too many requests waiting (after a few quiet retries)
           ├── ModelCrashed      the model runner stopped, or the model does not fit in memory
@@ -193,6 +194,18 @@ class NotAllowed(ContextPilotError, PermissionError):
 
 class InvalidRequest(ContextPilotError, ValueError):
     """The request could not be built (e.g. an image that cannot be read); nothing was sent."""
+
+
+class SettingError(ContextPilotError, ValueError):
+    """The environment variable ``name`` is set to something we cannot use; ``fix`` says
+    what to set. ``value`` is None for a secret (CONTEXTPILOT_AUTH): it is never shown."""
+
+    def __init__(self, name: str, value: object, fix: str) -> None:
+        self.name = name
+        self.value = value
+        self.fix = fix
+        shown = name if value is None else f"{name}={_show(value)}"
+        super().__init__(f"{shown} is not valid. {fix}")
 
 
 class OllamaError(ContextPilotError):

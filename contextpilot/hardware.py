@@ -7,17 +7,14 @@ a pull ends as soon as the first (weights) layer's size shows it cannot fit the 
 
 from __future__ import annotations
 
-import ipaddress
-import os
 import shutil
 import subprocess
-import urllib.parse
 from pathlib import Path
 from typing import Optional
 
 import psutil
 
-from . import _client, discovery, models
+from . import _client, discovery, models, netaddr, settings
 from .catalog import catalog_entry
 from .discovery import SizeLookup
 from .errors import InvalidRequest
@@ -30,21 +27,17 @@ from .units import format_size
 def is_local_host(host: Optional[str] = None) -> bool:
     """True when the Ollama host is this machine (so its disk is ours to measure).
 
-    >>> is_local_host("http://127.0.0.1:11434"), is_local_host("http://gpu-box:11434")
-    (True, False)
+    >>> is_local_host("http://127.0.0.1:11434"), is_local_host("[::1]:11434")
+    (True, True)
+    >>> is_local_host("http://gpu-box:11434")
+    False
     """
-    name = urllib.parse.urlsplit(_client.resolve_host(host)).hostname or ""
-    if name in ("localhost", "0.0.0.0", "::"):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
+    return netaddr.is_this_machine(_client.resolve_host(host))
 
 
 def models_dir() -> Path:
     """Where Ollama keeps models: OLLAMA_MODELS, else ~/.ollama/models (every platform)."""
-    env = os.environ.get("OLLAMA_MODELS")
+    env = settings.text("OLLAMA_MODELS")
     return Path(env).expanduser() if env else Path.home() / ".ollama" / "models"
 
 

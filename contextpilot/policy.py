@@ -16,14 +16,13 @@ launch or mount the app after it was built. When unsure, it is shared.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import sys
 import threading
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping, Optional
 
-from . import models
+from . import models, netaddr, settings
 from .errors import NotAllowed
 from .names import parse_name
 
@@ -36,7 +35,9 @@ ACTIONS = ("delete", "unload", "cancel")
 
 
 def _flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+    # ours (CONTEXTPILOT_ALLOW_*) must be a flag spelling; another program's (GRADIO_SHARE)
+    # is on only when spelled on: see contextpilot.settings
+    return settings.flag(name) if name in settings.FLAGS else settings.is_on(name)
 
 
 def is_loopback_bind(server_name: Optional[str]) -> bool:
@@ -45,7 +46,7 @@ def is_loopback_bind(server_name: Optional[str]) -> bool:
     >>> is_loopback_bind("127.0.0.1"), is_loopback_bind("0.0.0.0"), is_loopback_bind(None)
     (True, False, True)
     """
-    return not server_name or server_name == "localhost" or _loopback_ip(server_name)
+    return not server_name or netaddr.is_loopback(server_name)  # None: Gradio's 127.0.0.1
 
 
 # Headers a reverse proxy, tunnel or CDN adds: their presence means the request was relayed.
@@ -61,21 +62,11 @@ def _loopback_host(value: Optional[str]) -> bool:
     >>> [_loopback_host(h) for h in ("localhost:7860", "[::1]:80", "::1", "evil.example", "")]
     [True, True, True, False, False]
     """
-    if not value:
-        return False
-    host = value.strip().lower()
-    if host.startswith("["):
-        host = host[1:].partition("]")[0]
-    elif host.count(":") == 1:
-        host = host.partition(":")[0]
-    return host == "localhost" or host.endswith(".localhost") or _loopback_ip(host)
+    return netaddr.is_loopback(value)
 
 
 def _loopback_ip(text: str) -> bool:
-    try:
-        return ipaddress.ip_address(text).is_loopback
-    except ValueError:
-        return False
+    return netaddr.is_loopback(text)
 
 
 def hosted_environment() -> Optional[str]:
@@ -103,9 +94,9 @@ def served_by_environment(share: bool = False, server_name: Optional[str] = None
     """Shared by launch arguments or environment: a share link, GRADIO_SHARE, a bind beyond
     loopback (the argument, else GRADIO_SERVER_NAME), GRADIO_ROOT_PATH (behind a proxy), or a
     hosted environment."""
-    server_name = server_name or os.environ.get("GRADIO_SERVER_NAME")
+    server_name = server_name or settings.text("GRADIO_SERVER_NAME")
     return bool(share or _flag("GRADIO_SHARE") or not is_loopback_bind(server_name)
-                or os.environ.get("GRADIO_ROOT_PATH") or hosted_environment())
+                or settings.text("GRADIO_ROOT_PATH") or hosted_environment())
 
 
 def listens_beyond_loopback(port: Optional[int]) -> bool:
@@ -203,8 +194,7 @@ class AccessPolicy:
         """Shared when asked to share, bound beyond loopback, behind a proxy path, on a Space
         or in a hosted notebook; otherwise decided per request (``shared=None``)."""
         shared = True if served_by_environment(share, server_name) else None
-        raw = os.environ.get("CONTEXTPILOT_ALLOWED_MODELS", "")
-        allowed = [m.strip() for m in raw.split(",") if m.strip()] or None
+        allowed = settings.model_names(settings.ALLOWED_MODELS) or None
         return cls(shared=shared, allowed_models=allowed,
                    allow_delete=_flag("CONTEXTPILOT_ALLOW_DELETE"),
                    allow_unload=_flag("CONTEXTPILOT_ALLOW_UNLOAD"),

@@ -15,11 +15,10 @@ lock order), ``pull_job`` (one pull, wiring them). This module is the public fac
 from __future__ import annotations
 
 import logging
-import os
 import time
 from typing import Iterator, Optional
 
-from . import _client
+from . import _client, settings
 from .cancel import CancelToken
 from .errors import InvalidRequest, PullCancelled
 from .names import ModelName, parse_name
@@ -31,18 +30,13 @@ from .types import PullOutcome, PullProgress
 
 log = logging.getLogger("contextpilot")
 
-DEFAULT_STALL_TIMEOUT = 120.0
-
 _registry: Registry[PullJob] = Registry()
 _outcomes = Outcomes()
 
+
 def stall_timeout_default() -> float:
     """CONTEXTPILOT_STALL_TIMEOUT, else 120 seconds."""
-    raw = os.environ.get("CONTEXTPILOT_STALL_TIMEOUT", "")
-    try:
-        return float(raw) if raw.strip() else DEFAULT_STALL_TIMEOUT
-    except ValueError:
-        return DEFAULT_STALL_TIMEOUT
+    return settings.seconds("CONTEXTPILOT_STALL_TIMEOUT")
 
 
 def _join(host: str, name: ModelName, stall_timeout: float, clock: Clock, check_disk: bool,

@@ -7,10 +7,9 @@ disk may take a while, and nobody else must wait for it.
 
 from __future__ import annotations
 
-import os
 from typing import Optional
 
-from . import hardware
+from . import hardware, settings
 from .types import PullProgress
 from .units import format_size
 
@@ -20,7 +19,7 @@ class DiskGuard:
 
     def __init__(self, host: str, enabled: bool = True) -> None:
         self.enabled = enabled and hardware.is_local_host(host) and (
-            os.environ.get("CONTEXTPILOT_DISK_CHECK", "1") != "0")
+            settings.flag("CONTEXTPILOT_DISK_CHECK"))
 
     def refusal(self, previous: Optional[PullProgress], value: PullProgress) -> Optional[str]:
         """Why the pull must stop (the abort reason), or None to go on."""

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from . import settings
 from .names import parse_name
 
 _lock = threading.Lock()
@@ -23,7 +24,7 @@ MAX_ENTRIES = 500
 
 
 def usage_file() -> Path:
-    env = os.environ.get("CONTEXTPILOT_USAGE_FILE", "").strip()
+    env = settings.text("CONTEXTPILOT_USAGE_FILE")
     if env:
         return Path(env).expanduser()
     import platformdirs

@@ -263,7 +263,8 @@ class Faults:
 
 # --------------------------------------------------------------------------- the server
 class FakeOllama:
-    def __init__(self):
+    def __init__(self, bind: str = "127.0.0.1"):
+        self.bind = bind             # "::1": an IPv6 loopback server (OLLAMA_HOST=[::1]:port)
         self._lock = threading.RLock()
         self._installed: dict = {}   # key -> (FakeModel, modified_at)
         self._remote: dict = {}      # key -> FakeModel
@@ -341,7 +342,8 @@ class FakeOllama:
     # ---- lifecycle
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._port}"
+        host = f"[{self.bind}]" if ":" in self.bind else self.bind
+        return f"http://{host}:{self._port}"
 
     def start(self) -> "FakeOllama":
         self._stopping.clear()
@@ -361,7 +363,8 @@ class FakeOllama:
 
     def _set_listening(self, on: bool):
         if on and self._httpd is None and not self._stopping.is_set():
-            httpd = _HTTPServer(("127.0.0.1", self._port), _Handler)
+            server = _HTTPServer6 if ":" in self.bind else _HTTPServer
+            httpd = server((self.bind, self._port), _Handler)
             httpd.fake = self
             self._port = httpd.server_address[1]  # same port again after a refuse window
             self._httpd = httpd
@@ -410,6 +413,10 @@ class _HTTPServer(ThreadingHTTPServer):
 
     def handle_error(self, request, client_address):  # sockets we killed on purpose are not errors
         pass
+
+
+class _HTTPServer6(_HTTPServer):
+    address_family = socket.AF_INET6
 
 
 class _ClientGone(Exception):

@@ -162,7 +162,8 @@ def test_serve_defaults_to_loopback_and_takes_auth_from_the_environment(ollama_e
     assert _run(capsys, "serve")[0] == 0
     build.assert_called_once()
     assert build.call_args.kwargs["host"] is None
-    assert not build.call_args.kwargs["policy"].shared
+    policy = build.call_args.kwargs["policy"]
+    assert not policy.explicit  # not shared at launch: decided per request (policy.Visit)
     build.return_value.launch.assert_called_once_with(
         server_name="127.0.0.1", server_port=None, share=False, auth=("op", "pw"),
         max_file_size="20mb")

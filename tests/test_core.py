@@ -481,7 +481,7 @@ def test_a_host_that_drops_connections_fails_within_seconds(monkeypatch):
 
     from contextpilot import _client
 
-    monkeypatch.setattr(_client, "CONNECT_TIMEOUT", 1.0)
+    monkeypatch.setenv("CONTEXTPILOT_CONNECT_TIMEOUT", "1")
     monkeypatch.setattr(_client, "_clients", {})
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -510,7 +510,7 @@ def test_a_server_that_never_answers_a_quick_call_gives_up(monkeypatch):
 
     from contextpilot import _client
 
-    monkeypatch.setattr(_client, "READ_TIMEOUT", 0.5)
+    monkeypatch.setenv("CONTEXTPILOT_READ_TIMEOUT", "0.5")
     monkeypatch.setattr(_client, "_clients", {})
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))

@@ -139,6 +139,20 @@ def test_a_notebook_where_gradio_shares_by_itself_is_shared(fake_ollama, monkeyp
     assert "llama3.2:latest" in fake_ollama.installed_names()
 
 
+def test_share_true_is_shared_even_when_the_tunnel_fails(fake_ollama, monkeypatch):
+    from gradio import networking
+
+    def no_internet(*args, **kwargs):
+        raise ConnectionError("no internet")
+
+    monkeypatch.setattr(networking, "setup_tunnel", no_internet)
+    demo = load_app_module(monkeypatch, fake_ollama).demo
+    with served(demo, server_name="127.0.0.1", share=True) as url:
+        assert not demo.share  # Gradio gave up on the link...
+        assert REFUSED in queue_call(url, "delete_model", "llama3.2")  # ...we did not
+    assert "llama3.2:latest" in fake_ollama.installed_names()
+
+
 def test_an_explicit_private_policy_wins_and_an_explicit_shared_one_too(fake_ollama):
     from contextpilot.policy import AccessPolicy
     from contextpilot.ui import build_app

@@ -9,7 +9,7 @@ import pytest
 CORE = ["_client", "cancel", "catalog", "chat", "errors", "hardware", "models", "names",
         "policy", "progress", "pull", "pull_broadcast", "pull_disk", "pull_job", "pull_reader",
         "pull_registry", "pull_watchdog", "types", "discovery", "estimate", "gguf", "hub",
-        "usage"]
+        "usage", "settings", "netaddr"]
 
 
 def test_core_type_checks():

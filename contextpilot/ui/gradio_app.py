@@ -17,6 +17,7 @@ from typing import Optional
 
 import gradio as gr
 
+from contextpilot import settings
 from contextpilot.catalog import catalog
 from contextpilot.policy import MAX_FILE_BYTES, AccessPolicy
 from contextpilot.ui import render, theme
@@ -64,14 +65,15 @@ def build_app(host: Optional[str] = None, default_model: Optional[str] = None,
     ``preload``: load a model into memory after its download (default: CONTEXTPILOT_PRELOAD,
     on). Nothing here talks to Ollama: the model list and status are filled on page load.
     """
-    configured = default_model or os.environ.get("CONTEXTPILOT_DEFAULT_MODEL", "").strip()
+    settings.check()  # a bad CONTEXTPILOT_* value: SettingError here, with what to set
+    configured = default_model or settings.text("CONTEXTPILOT_DEFAULT_MODEL")
     policy = policy or AccessPolicy.from_env(host=host)
     if policy.host is None:  # its implicit allowlist is this app's Ollama's models
         policy.host = host
     if not policy.explicit and policy.visit is None:  # judged per request: see policy
         policy.visit = current_visit
     service = Service(host, policy, preload_default() if preload is None else preload,
-                      login_required=bool(os.environ.get("CONTEXTPILOT_AUTH", "").strip()))
+                      login_required=settings.auth() is not None)
     h = ChatHandlers(service, configured, AnswerLine(STREAM_CONCURRENCY, LINE_PATIENCE))
     private = dict(api_visibility="private")
 
@@ -204,6 +206,7 @@ class App(gr.Blocks):
 
     def __init__(self, *args, **kwargs) -> None:
         self._max_file_size: Optional[int] = None
+        self.share_requested = False
         super().__init__(*args, **kwargs)
         self.has_launched = True
 
@@ -236,16 +239,19 @@ class App(gr.Blocks):
         given = bound.arguments
         if given.get("auth") is None and given.get("auth_dependency") is None:
             given["auth"] = auth_from_env()
+        # Asked to share, it is shared even when the tunnel fails (Gradio then resets
+        # ``share``) or comes up later: the operator meant it for the public.
+        self.share_requested = bool(given.get("share"))
         return super().launch(*bound.args[1:], **bound.kwargs)
 
 
 def auth_from_env() -> Optional[tuple[str, str]]:
     """CONTEXTPILOT_AUTH="user:pass" -> ("user", "pass") for ``launch(auth=...)``; else None.
+    A malformed value is a SettingError (see ``contextpilot.settings.parse_auth``).
 
     >>> import os; os.environ["CONTEXTPILOT_AUTH"] = "ada:s3:cret"; auth_from_env()
     ('ada', 's3:cret')
     >>> del os.environ["CONTEXTPILOT_AUTH"]; auth_from_env() is None
     True
     """
-    user, sep, password = os.environ.get("CONTEXTPILOT_AUTH", "").partition(":")
-    return (user, password) if sep and user else None
+    return settings.auth()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from typing import Optional
 
 import contextpilot as cp
 from contextpilot import models as _models
+from contextpilot import settings
 from contextpilot._client import redact, resolve_host
 from contextpilot.catalog import catalog, catalog_entry
 from contextpilot.policy import ACTIONS, AccessPolicy
@@ -44,7 +44,8 @@ def key(name: str) -> str:
 
 
 def preload_default() -> bool:
-    return os.environ.get("CONTEXTPILOT_PRELOAD", "1").strip() != "0"
+    """CONTEXTPILOT_PRELOAD (on): load a model into memory after its download."""
+    return settings.flag("CONTEXTPILOT_PRELOAD")
 
 
 @dataclass(frozen=True)
@@ -170,10 +171,11 @@ class Service:
         limited to ..." (the allowlist, or the models installed when it is first needed)."""
         if not self.policy.shared:
             return render.mode_html(False)
+        allowed: Optional[list[str]]
         try:
             allowed = self.policy.allowed_names()
-        except cp.ContextPilotError:  # the installed models cannot be listed: none yet
-            allowed = []
+        except cp.ContextPilotError:  # the installed models cannot be listed yet
+            allowed = None
         return render.mode_html(True, allowed, [a for a in ACTIONS if not self.policy.may(a)])
 
     def _autostart(self) -> cp.AutostartResult:

@@ -47,11 +47,12 @@ def _describe(request: Any, blocks: Any) -> Visit:
 
 
 def _served(blocks: Any) -> bool:
-    """What the running server says: a share link, a non-loopback bind (launch(), or
+    """What the running server says: a share link (asked for or up), a non-loopback bind (launch(), or
     mount_gradio_app's server_name, 0.0.0.0 unless given), a root path, a hosted notebook."""
     if blocks is None:
         return True
     return bool(getattr(blocks, "share", False) or getattr(blocks, "share_url", None)
+                or getattr(blocks, "share_requested", False)  # even if the tunnel failed
                 or not is_loopback_bind(getattr(blocks, "server_name", None))
                 or getattr(blocks, "root_path", "")
                 or getattr(blocks, "is_colab", False)
