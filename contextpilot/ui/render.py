@@ -134,6 +134,15 @@ class ChatView:
     "Seconds the model had been thinking at its latest thought."
     waiting: Optional[int] = None
     "Waiting for a free answer slot, with this many messages ahead (0: next)."
+    _shown: tuple[str, str] = field(default=("", ""), repr=False)
+
+    def _answer_shown(self) -> str:
+        # Parsed again only when the answer grew: most updates are thinking, a silent
+        # Ollama or the last tick, and a long code-heavy answer costs ~10 ms to parse.
+        text = "".join(self.answer)
+        if self._shown[0] != text:
+            self._shown = (text, escape_markdown_html(text))
+        return self._shown[1]
 
     def feed(self, events: Iterable[Any]) -> None:
         for event in events:
@@ -159,8 +168,7 @@ class ChatView:
             out.append({"role": "assistant", "content": escape("".join(self.thinking)),
                         "metadata": {"title": title, "status": "done" if done else "pending"}})
         if self.answer:
-            out.append({"role": "assistant",
-                        "content": escape_markdown_html("".join(self.answer))})
+            out.append({"role": "assistant", "content": self._answer_shown()})
         if self.error:
             out.append({"role": "assistant", "content": f"⚠️ {escape(self.error)}"})
         if not out and self.waiting is not None:
