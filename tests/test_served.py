@@ -198,6 +198,31 @@ def test_beyond_the_queue_bound_a_visitor_is_told_to_try_again(fake_ollama, monk
         second.result(timeout=60)
 
 
+def test_a_callers_own_queue_call_keeps_the_bound(fake_ollama, monkeypatch):
+    # the notebook idiom demo.queue().launch(): Gradio's queue() resets max_size to None
+    from gradio_client import Client
+
+    from contextpilot.ui import gradio_app
+
+    monkeypatch.setattr(gradio_app, "STREAM_CONCURRENCY", 1)
+    monkeypatch.setattr(gradio_app, "LINE_SIZE", 0)
+    monkeypatch.setattr(gradio_app, "QUEUE_SIZE", 1)
+    demo = load_app_module(monkeypatch, fake_ollama).demo
+    demo.queue()
+    fake_ollama.token_delay = 0.5
+    with served(demo, server_name="127.0.0.1") as url:
+        client = Client(url, verbose=False)
+        first = client.submit({"text": "one two three four", "files": []}, "llama3.2",
+                              api_name="/chat")
+        wait_until(lambda: fake_ollama.chat_requests, what="the first answer starting")
+        second = client.submit({"text": "two", "files": []}, "llama3.2", api_name="/chat")
+        wait_until(lambda: second.status().code.name == "IN_QUEUE", what="the second waiting")
+        said = queue_call(url, "chat", {"text": "three", "files": []})
+        fake_ollama.token_delay = 0.0
+        first.result(timeout=60), second.result(timeout=60)
+    assert "HTTP 503" in said and "Queue is full" in said, said
+
+
 def test_chats_beyond_the_answer_slots_wait_in_line_then_say_busy(fake_ollama, monkeypatch):
     from gradio_client import Client
 

@@ -234,6 +234,19 @@ class App(gr.Blocks):
     def show_error(self, value: bool) -> None:
         pass
 
+    # A caller's own queue() (a notebook's ``demo.queue().launch(share=True)``) would reset
+    # the bound to None (unbounded) and the default concurrency to 1: unless it names its own,
+    # the public page's settings stay.
+    def queue(self, *args, **kwargs):
+        bound = inspect.signature(gr.Blocks.queue).bind(self, *args, **kwargs)
+        given = bound.arguments
+        if given.get("max_size") is None:
+            given["max_size"] = QUEUE_SIZE
+        if given.get("default_concurrency_limit", "not_set") == "not_set" \
+                and not settings.text("GRADIO_DEFAULT_CONCURRENCY_LIMIT"):
+            given["default_concurrency_limit"] = DEFAULT_CONCURRENCY
+        return super().queue(*bound.args[1:], **bound.kwargs)
+
     def launch(self, *args, **kwargs):
         bound = inspect.signature(gr.Blocks.launch).bind(self, *args, **kwargs)
         given = bound.arguments
