@@ -534,3 +534,49 @@ def test_a_visitor_never_learns_the_ollama_address(fake_ollama):
         said += queue_call(url, "unload_model", "llama3.2")
         said += queue_call(url, "refresh", "llama3.2")
     assert "at the configured host" in said and address not in said
+
+
+# -- a crafted history: bounded work, off the event loop ------------------------------------
+
+def test_a_crafted_history_is_parsed_only_within_the_budget(mocker):
+    # A visitor sends the history (the Chatbot's value syncs into the chat's state): parsing
+    # an answer back costs about 1 s per 100,000 characters of this kind, so ten such turns
+    # beyond the budget cost the server ten seconds for nothing.
+    from contextpilot.ui import render
+    from contextpilot.ui.chat_handlers import ollama_history
+
+    spy = mocker.spy(render, "unescape_markdown_html")
+    old = [{"role": "assistant", "content": "- `&`\n" * 16_000} for _ in range(10)]
+    new = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "a &amp; b"}]
+    sent = ollama_history(old + new, budget=1_000)
+    assert sent == [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "a & b"}]
+    assert sum(len(c.args[0]) for c in spy.call_args_list) <= 1_000
+
+
+def test_the_history_is_read_off_the_event_loop(fake_ollama, monkeypatch):
+    # While one chat's history is read, every other visitor's page still answers.
+    from gradio_client import Client
+
+    from contextpilot.ui import chat_handlers
+
+    reading, done = threading.Event(), threading.Event()
+    real = chat_handlers.ollama_history
+
+    def slow(history, *args, **kwargs):
+        reading.set()
+        done.wait(20)  # a long crafted history, as long as the test needs
+        return real(history, *args, **kwargs)
+
+    monkeypatch.setattr(chat_handlers, "ollama_history", slow)
+    with running_app(fake_ollama.url) as url:
+        job = Client(url, verbose=False).submit({"text": "hi", "files": []}, "llama3.2",
+                                                api_name="/chat")
+        assert reading.wait(20), "the chat never read its history"
+        try:
+            page = httpx.get(f"{url}/config", timeout=5)
+        except httpx.TimeoutException:
+            page = None
+        finally:
+            done.set()
+        assert page is not None and page.status_code == 200, "the server froze"
+        assert job.result(timeout=30)[0][-1]["content"] == "You said: hi"

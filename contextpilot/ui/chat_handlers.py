@@ -73,25 +73,28 @@ HISTORY_BUDGET = 2 * MAX_MESSAGE_CHARS
 def ollama_history(history: list, budget: int = HISTORY_BUDGET) -> list[dict]:
     """Chat history -> Ollama messages: user turns as typed, answers as the model wrote them
     (the page shows them HTML-escaped); status, thinking and error messages (metadata, or the
-    warning sign) are display only. The newest turns that fit in ``budget`` characters."""
-    out: list[dict] = []
-    for m in history or []:
+    warning sign) are display only. The newest turns that fit in ``budget`` characters.
+
+    Newest first, stopping at the budget before any further answer is parsed: a visitor sends
+    the history, and parsing (``unescape_markdown_html``) costs about 1 s per 100,000
+    characters, so a crafted history of megabytes would otherwise cost minutes. An answer is
+    measured as shown (escaped), which is never shorter than as written."""
+    kept: list[dict] = []
+    size = 0
+    for m in reversed(history or []):
         role = m.get("role") if isinstance(m, dict) else None
         if role not in ("user", "assistant") or (m.get("metadata") or {}).get("title"):
             continue
         text = _history_text(m.get("content"))
+        if role == "assistant" and text.startswith("⚠️"):
+            continue
+        if size + len(text) > budget:
+            break
         if role == "assistant":
-            if text.startswith("⚠️"):
-                continue
             text = render.unescape_markdown_html(text)
         if text:
-            out.append({"role": role, "content": text})
-    kept, size = [], 0
-    for message in reversed(out):  # a crafted history cannot grow the request without end
-        size += len(message["content"])
-        if size > budget:
-            break
-        kept.append(message)
+            size += len(text)
+            kept.append({"role": role, "content": text})
     return kept[::-1]
 
 
@@ -214,7 +217,9 @@ class ChatHandlers:
             user: dict = {"role": "user", "content": text}
             if files:
                 user["images"] = await asyncio.to_thread(_images, files)
-            messages = ollama_history(history) + [user]
+            # in a thread: a long history takes a while to parse, and the event loop serves
+            # every visitor
+            messages = await asyncio.to_thread(ollama_history, history) + [user]
             options = {"temperature": float(temperature), "num_ctx": int(num_ctx)}
             yield view.messages(), skip, skip, skip, skip  # at once: the turn has started
 
