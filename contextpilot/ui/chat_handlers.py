@@ -73,25 +73,26 @@ HISTORY_BUDGET = 2 * MAX_MESSAGE_CHARS
 def ollama_history(history: list, budget: int = HISTORY_BUDGET) -> list[dict]:
     """Chat history -> Ollama messages: user turns as typed, answers as the model wrote them
     (the page shows them HTML-escaped); status, thinking and error messages (metadata, or the
-    warning sign) are display only. The newest turns that fit in ``budget`` characters."""
-    out: list[dict] = []
-    for m in history or []:
+    warning sign) are display only. The newest turns that fit in ``budget`` characters.
+
+    The history is the visitor's to send: it is read newest first and only until the budget
+    is spent, so a huge crafted one costs no more than a full one (each answer is parsed
+    as Markdown to undo its escaping, only once it is known to fit)."""
+    kept: list[dict] = []
+    size = 0
+    for m in reversed(history if isinstance(history, list) else []):
         role = m.get("role") if isinstance(m, dict) else None
         if role not in ("user", "assistant") or (m.get("metadata") or {}).get("title"):
             continue
         text = _history_text(m.get("content"))
-        if role == "assistant":
-            if text.startswith("⚠️"):
-                continue
-            text = render.unescape_markdown_html(text)
-        if text:
-            out.append({"role": role, "content": text})
-    kept, size = [], 0
-    for message in reversed(out):  # a crafted history cannot grow the request without end
-        size += len(message["content"])
+        if not text or (role == "assistant" and text.startswith("⚠️")):
+            continue
+        size += len(text)  # unescaping only shortens it
         if size > budget:
             break
-        kept.append(message)
+        if role == "assistant":
+            text = render.unescape_markdown_html(text)
+        kept.append({"role": role, "content": text})
     return kept[::-1]
 
 
@@ -214,7 +215,7 @@ class ChatHandlers:
             user: dict = {"role": "user", "content": text}
             if files:
                 user["images"] = await asyncio.to_thread(_images, files)
-            messages = ollama_history(history) + [user]
+            messages = await asyncio.to_thread(ollama_history, history) + [user]
             options = {"temperature": float(temperature), "num_ctx": int(num_ctx)}
             yield view.messages(), skip, skip, skip, skip  # at once: the turn has started
 
