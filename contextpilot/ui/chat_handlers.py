@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from pathlib import Path
-from typing import Any, AsyncIterator, Optional, Union
+from typing import Any, AsyncIterator, Callable, Optional, Union
 
 import gradio as gr
 
@@ -114,6 +114,18 @@ def think_value(think: bool, caps: Optional[tuple], level: str = "",
 
 def _images(files: list[str]) -> list[bytes]:
     return [Path(f).read_bytes() for f in files]
+
+
+PARSE_SHARE = 10
+"""An answer is shown again at most every PARSE_SHARE times its last Markdown parse took (a
+long code-heavy answer: ~10 ms, so ~8 updates/s), so the parse stays under a tenth of the
+event loop per stream however long the answer grows."""
+
+
+def paced(view: render.ChatView) -> Callable[[object], float]:
+    """The update interval for one turn: ``_interval``, or longer while parsing the answer
+    for display is slow."""
+    return lambda event: max(_interval(event), view.parse_seconds * PARSE_SHARE)
 
 
 def _interval(event: object) -> float:
@@ -230,7 +242,7 @@ class ChatHandlers:
             global _streaming
             _streaming += 1
             try:
-                async for batch in batches(make, _interval):
+                async for batch in batches(make, paced(view)):
                     if not batch:  # Ollama is silent: a no-op lets Gradio see a closed tab
                         yield view.messages(), skip, skip, skip, skip
                         continue
