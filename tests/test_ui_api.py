@@ -226,3 +226,34 @@ def test_a_huge_crafted_history_is_trimmed_to_the_newest_turns():
     history = [{"role": "user", "content": f"{i} " + "x" * 99_000} for i in range(50)]
     sent = ollama_history(history, budget=250_000)
     assert [m["content"].split()[0] for m in sent] == ["48", "49"]
+
+
+def test_a_huge_crafted_history_of_answers_is_parsed_only_as_far_as_it_is_sent(mocker):
+    from contextpilot.ui import render
+    from contextpilot.ui.chat_handlers import HISTORY_BUDGET, ollama_history
+
+    table = "|" * 1000 + "\n" + "|-" * 500 + "\n" + "|`<`" * 250  # slow to parse as Markdown
+    history = [{"role": "assistant", "content": table} for _ in range(5_000)]  # 12 MB
+    spy = mocker.spy(render, "unescape_markdown_html")
+    sent = ollama_history(history)
+    assert len(sent) == HISTORY_BUDGET // len(table)  # the newest that fit...
+    assert spy.call_count == len(sent)  # ...and only those were parsed
+
+
+def test_a_slow_to_parse_answer_is_shown_less_often():
+    import contextpilot as cp
+    from contextpilot.ui import render
+    from contextpilot.ui.chat_handlers import PARSE_SHARE, TOKEN_INTERVAL, paced
+
+    view = render.ChatView("llama3.2")
+    pace = paced(view)
+    token = cp.ContentDelta(text="x")
+    assert pace(token) == TOKEN_INTERVAL  # nothing parsed yet
+    view.feed([token])
+    view.answer = ["|" * 4000 + "\n" + "|-" * 2000 + "\n" + "|`<`" * 1000]  # slow to parse
+    view.messages()
+    assert view.parse_seconds > 0
+    assert pace(token) == max(TOKEN_INTERVAL, view.parse_seconds * PARSE_SHARE)
+    parsed = view.parse_seconds
+    view.messages()  # unchanged: not parsed again, same pace
+    assert view.parse_seconds == parsed

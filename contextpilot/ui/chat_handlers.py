@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from pathlib import Path
-from typing import Any, AsyncIterator, Optional, Union
+from typing import Any, AsyncIterator, Callable, Optional, Union
 
 import gradio as gr
 
@@ -75,26 +75,24 @@ def ollama_history(history: list, budget: int = HISTORY_BUDGET) -> list[dict]:
     (the page shows them HTML-escaped); status, thinking and error messages (metadata, or the
     warning sign) are display only. The newest turns that fit in ``budget`` characters.
 
-    Newest first, stopping at the budget before any further answer is parsed: a visitor sends
-    the history, and parsing (``unescape_markdown_html``) costs about 1 s per 100,000
-    characters, so a crafted history of megabytes would otherwise cost minutes. An answer is
-    measured as shown (escaped), which is never shorter than as written."""
+    The history is the visitor's to send: it is read newest first and only until the budget
+    is spent, so a huge crafted one costs no more than a full one (each answer is parsed
+    as Markdown to undo its escaping, only once it is known to fit)."""
     kept: list[dict] = []
     size = 0
-    for m in reversed(history or []):
+    for m in reversed(history if isinstance(history, list) else []):
         role = m.get("role") if isinstance(m, dict) else None
         if role not in ("user", "assistant") or (m.get("metadata") or {}).get("title"):
             continue
         text = _history_text(m.get("content"))
-        if role == "assistant" and text.startswith("⚠️"):
+        if not text or (role == "assistant" and text.startswith("⚠️")):
             continue
-        if size + len(text) > budget:
+        size += len(text)  # unescaping only shortens it
+        if size > budget:
             break
         if role == "assistant":
             text = render.unescape_markdown_html(text)
-        if text:
-            size += len(text)
-            kept.append({"role": role, "content": text})
+        kept.append({"role": role, "content": text})
     return kept[::-1]
 
 
@@ -116,6 +114,18 @@ def think_value(think: bool, caps: Optional[tuple], level: str = "",
 
 def _images(files: list[str]) -> list[bytes]:
     return [Path(f).read_bytes() for f in files]
+
+
+PARSE_SHARE = 10
+"""An answer is shown again at most every PARSE_SHARE times its last Markdown parse took (a
+long code-heavy answer: ~10 ms, so ~8 updates/s), so the parse stays under a tenth of the
+event loop per stream however long the answer grows."""
+
+
+def paced(view: render.ChatView) -> Callable[[object], float]:
+    """The update interval for one turn: ``_interval``, or longer while parsing the answer
+    for display is slow."""
+    return lambda event: max(_interval(event), view.parse_seconds * PARSE_SHARE)
 
 
 def _interval(event: object) -> float:
@@ -217,8 +227,6 @@ class ChatHandlers:
             user: dict = {"role": "user", "content": text}
             if files:
                 user["images"] = await asyncio.to_thread(_images, files)
-            # in a thread: a long history takes a while to parse, and the event loop serves
-            # every visitor
             messages = await asyncio.to_thread(ollama_history, history) + [user]
             options = {"temperature": float(temperature), "num_ctx": int(num_ctx)}
             yield view.messages(), skip, skip, skip, skip  # at once: the turn has started
@@ -234,7 +242,7 @@ class ChatHandlers:
             global _streaming
             _streaming += 1
             try:
-                async for batch in batches(make, _interval):
+                async for batch in batches(make, paced(view)):
                     if not batch:  # Ollama is silent: a no-op lets Gradio see a closed tab
                         yield view.messages(), skip, skip, skip, skip
                         continue

@@ -11,7 +11,6 @@ this function's argument (operator configuration), never an input of any event.
 from __future__ import annotations
 
 import inspect
-import os
 import warnings
 from typing import Optional
 

@@ -9,6 +9,7 @@ code is decided by a Markdown parser: ``render_markdown``).
 from __future__ import annotations
 
 import html
+import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional, Sequence
 
@@ -134,6 +135,8 @@ class ChatView:
     "Seconds the model had been thinking at its latest thought."
     waiting: Optional[int] = None
     "Waiting for a free answer slot, with this many messages ahead (0: next)."
+    parse_seconds: float = 0.0
+    "How long the answer's last Markdown parse took (the chat paces its updates by it)."
     _shown: tuple[str, str] = field(default=("", ""), repr=False)
 
     def _answer_shown(self) -> str:
@@ -141,7 +144,9 @@ class ChatView:
         # Ollama or the last tick, and a long code-heavy answer costs ~10 ms to parse.
         text = "".join(self.answer)
         if self._shown[0] != text:
+            started = time.perf_counter()
             self._shown = (text, escape_markdown_html(text))
+            self.parse_seconds = time.perf_counter() - started
         return self._shown[1]
 
     def feed(self, events: Iterable[Any]) -> None:
