@@ -6,7 +6,7 @@ the environment holds and a test (or a notebook) can change a setting between tw
 
 - Flags: ``1/true/yes/on`` and ``0/false/no/off``, in any case; spaces around are ignored
   and an empty value means the default.
-- Seconds: a finite number above 0 (``3``, ``2.5``); empty means the default.
+- Seconds: a number above 0 and at most a day (``3``, ``2.5``); empty means the default.
 - CONTEXTPILOT_REGISTRY_URL: an http(s) address; CONTEXTPILOT_ALLOWED_MODELS: model names,
   comma separated; CONTEXTPILOT_AUTH: ``user:password``.
 - Anything else raises one ``SettingError`` naming the variable, its value and what to set.
@@ -45,6 +45,8 @@ SECONDS: dict[str, float] = {
     "CONTEXTPILOT_READ_TIMEOUT": 30.0,     # a quick call (list, show, ps) that hangs
     "CONTEXTPILOT_STALL_TIMEOUT": 120.0,   # a download with no new data for this long
 }
+MAX_SECONDS = 86_400
+"The longest timeout accepted: a day (longer ones overflow the clock of a socket or a wait)."
 AUTH = "CONTEXTPILOT_AUTH"
 URLS: dict[str, str] = {
     "CONTEXTPILOT_REGISTRY_URL": "https://registry.ollama.ai",  # sizes of default-host names
@@ -102,6 +104,10 @@ def seconds(name: str) -> float:
         raise SettingError(name, os.environ[name], (
             f"Set it to a number of seconds above 0, such as 2.5, or unset it for the "
             f"default ({default:g})."))
+    if value > MAX_SECONDS:  # a socket or a wait refuses ~1e10 s (OverflowError), mid-call
+        raise SettingError(name, os.environ[name], (
+            f"Set it to a number of seconds at most {MAX_SECONDS:,} (a day), or unset it for "
+            f"the default ({default:g})."))
     return value
 
 

@@ -81,6 +81,23 @@ def test_a_malformed_or_out_of_range_number_is_one_clear_error(monkeypatch, valu
         f"above 0, such as 2.5, or unset it for the default (3).")
 
 
+@pytest.mark.parametrize("name", list(settings.SECONDS))
+def test_a_timeout_too_long_for_the_clock_is_one_clear_error(monkeypatch, fake_ollama, name):
+    # finite, but past what a socket or a wait accepts: "1e10" used to reach the client and
+    # come back as "Ollama reported an error: OverflowError: timestamp out of range..."
+    monkeypatch.setenv(name, "1e10")
+    with pytest.raises(cp.SettingError, match=f"^{name}='1e10' is not valid.*at most"):
+        settings.check()
+    with pytest.raises(cp.SettingError, match=f"^{name}='1e10'"):
+        if name == "CONTEXTPILOT_STALL_TIMEOUT":
+            list(cp.pull_model("mistral", host=fake_ollama.url))
+        else:
+            cp.list_models(fake_ollama.url)
+    assert fake_ollama.requests == []
+    monkeypatch.setenv(name, "86400")  # a day is still fine
+    assert settings.seconds(name) == 86400.0
+
+
 def test_check_passes_on_a_clean_environment_and_finds_each_bad_setting(monkeypatch):
     settings.check()
     for name in [*settings.FLAGS, *settings.SECONDS]:
