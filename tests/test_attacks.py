@@ -580,3 +580,54 @@ def test_the_history_is_read_off_the_event_loop(fake_ollama, monkeypatch):
             done.set()
         assert page is not None and page.status_code == 200, "the server froze"
         assert job.result(timeout=30)[0][-1]["content"] == "You said: hi"
+
+
+@pytest.fixture
+def tls_mismatch(tmp_path, monkeypatch):
+    """An https "Ollama" at 127.0.0.2 whose (trusted) certificate names another host: the TLS
+    error then names the host it was not valid for, without scheme or port."""
+    import ssl
+    import subprocess
+
+    key, cert = tmp_path / "k.pem", tmp_path / "c.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=other.example",
+                    "-addext", "subjectAltName=DNS:other.example"],
+                   check=True, capture_output=True, timeout=60)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(str(cert), str(key))
+    server = socket.create_server(("127.0.0.2", 0))
+    server.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            try:
+                tls.wrap_socket(conn, server_side=True).close()
+            except (OSError, ssl.SSLError):
+                conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"https://127.0.0.2:{server.getsockname()[1]}"
+    stop.set()
+    thread.join(5)
+    server.close()
+
+
+def test_a_tls_error_does_not_name_the_ollama_host(tls_mismatch, monkeypatch):
+    monkeypatch.setenv("CONTEXTPILOT_AUTOSTART", "0")
+    demo = build_app(host=tls_mismatch)
+    demo.launch(prevent_thread_lock=True, server_name="0.0.0.0", server_port=free_port(),
+                quiet=True)
+    try:
+        said = queue_call(f"http://127.0.0.1:{demo.server_port}", "refresh", "llama3.2")
+    finally:
+        demo.close()
+    assert "TLS" in said and "the configured host" in said, said[-600:]
+    assert "127.0.0.2" not in said, said[-600:]

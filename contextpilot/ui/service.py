@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import Optional
 
 import contextpilot as cp
 from contextpilot import models as _models
-from contextpilot import settings
+from contextpilot import netaddr, settings
 from contextpilot._client import redact, resolve_host
 from contextpilot.catalog import catalog, catalog_entry
 from contextpilot.policy import ACTIONS, AccessPolicy
@@ -145,6 +146,10 @@ class Service:
         url = resolve_host(self._host)
         for form in sorted({url, url.split("://", 1)[-1]}, key=len, reverse=True):
             text = text.replace(form, HIDDEN_HOST)
+        name = netaddr.host_of(url)
+        if name:  # alone too: a TLS error names the host its certificate is not valid for
+            text = re.sub(rf"(?<![\w.-]){re.escape(name)}(?![\w-]|\.\w)", HIDDEN_HOST, text,
+                          flags=re.I)
         return redact(text) if paths else text
 
     def server_status(self) -> cp.ServerStatus:
