@@ -45,9 +45,35 @@ def _words(n: int):
     return lambda messages: text
 
 
+CODE_SECTION = """Step {i}: compare `a < b && c` first.
+
+1. In the list, a fenced block:
+
+    ```html
+    <p class="x">{i} & more</p>
+    ```
+
+| case | code |
+|---|---|
+| {i} | `x < {i} && y` |
+
+    indented <code> {i} & done
+
+"""
+
+
+def _code(n: int):
+    """A code-heavy Markdown answer of about ``n`` words: what makes the display parse slow."""
+    per = len(CODE_SECTION.split())
+    text = "".join(CODE_SECTION.format(i=i) for i in range(max(1, n // per)))
+    return lambda messages: text
+
+
 def models() -> tuple[list[FakeModel], list[FakeModel]]:
     installed = [FakeModel(name=f"{name}:latest", layers=[1_000, 100], reply=_words(n))
                  for name, n in TOKENS.items()]
+    installed += [FakeModel(name=f"code-{k}k:latest", layers=[1_000, 100], reply=_code(k * 1000))
+                  for k in (2, 8)]
     installed.append(FakeModel(name="echo:latest", layers=[1_000, 100]))
     remote = [FakeModel(name=f"bench-pull-{i}:latest", layers=[PULL_EVENTS * CHUNK, 1_000, 500])
               for i in range(PULL_MODELS)]
