@@ -86,3 +86,20 @@ def test_a_new_event_loop_starts_with_an_empty_line():
     places = []
     asyncio.run(asyncio.wait_for(take(line, places), BOUND))
     assert places == [] and line.running == 1
+
+
+def test_a_slot_freed_while_the_next_waiter_reports_is_taken_at_once():
+    # The next in line is away (its place shown to the page) when the slot frees: the
+    # wake-up it missed must not cost it a whole report interval (here 60 s).
+    async def main():
+        line = AnswerLine(slots=1, patience=120)
+        await asyncio.wait_for(take(line, []), BOUND)  # the one answering
+        waiting = line.wait(report_every=60)
+        assert await asyncio.wait_for(anext(waiting), BOUND) == 0  # next, shown
+        await line.release()  # meanwhile, the answer ends
+        with pytest.raises(StopAsyncIteration):  # the slot: at once, not in 60 s
+            await asyncio.wait_for(anext(waiting), BOUND)
+        assert line.running == 1
+        await waiting.aclose()
+
+    asyncio.run(main())

@@ -64,7 +64,10 @@ class AnswerLine:
                 yield ahead
                 try:
                     async with cond:
-                        await asyncio.wait_for(cond.wait(), min(report_every, left))
+                        # the line may have moved while the place was being shown: a wake-up
+                        # missed then would cost a whole report_every
+                        if self._waiting[0] is not ticket or self.running >= self.slots:
+                            await asyncio.wait_for(cond.wait(), min(report_every, left))
                 except asyncio.TimeoutError:
                     pass
         finally:
