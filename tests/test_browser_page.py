@@ -351,3 +351,17 @@ def test_a_busy_app_keeps_the_message_and_says_why(new_page, fake_ollama, monkey
         page.screenshot(path=str(artifacts / "page-busy.png"), full_page=True)
         fake_ollama.token_delay = 0.0
         first.result(timeout=60)
+
+
+def test_the_shared_chip_fits_a_phone(new_page, fake_ollama, artifacts):
+    policy = AccessPolicy(shared=True, allowed_models=[
+        "llama3.2", "qwen3:0.6b", "hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M",
+        "gemma3:27b-it-qat", "mistral-small3.2:24b"])
+    with running_app(fake_ollama.url, policy=policy) as url:
+        page = new_page(375, 800)
+        open_app(page, url)
+        chip = page.locator("#ollama-status [data-mode=shared]")
+        chip.wait_for()
+        assert chip.inner_text().endswith("+2 more")
+        assert page.evaluate(NO_SIDEWAYS_SCROLL)
+        page.screenshot(path=str(artifacts / "page-shared-phone.png"), full_page=True)
