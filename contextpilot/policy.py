@@ -65,10 +65,6 @@ def _loopback_host(value: Optional[str]) -> bool:
     return netaddr.is_loopback(value)
 
 
-def _loopback_ip(text: str) -> bool:
-    return netaddr.is_loopback(text)
-
-
 def hosted_environment() -> Optional[str]:
     """The hosted place this process runs in (a Space, Colab, Kaggle, SageMaker...), else None;
     there a page is reached through the host's proxy, so an app is always shared."""
@@ -111,7 +107,7 @@ def listens_beyond_loopback(port: Optional[int]) -> bool:
                  if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port]
     except Exception:  # no psutil answer: we cannot tell, so it is shared
         return True
-    return not binds or not all(_loopback_ip(ip) for ip in binds)
+    return not binds or not all(_loopback_host(ip) for ip in binds)
 
 
 @dataclass(frozen=True)

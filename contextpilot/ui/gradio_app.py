@@ -188,7 +188,7 @@ def _chat_tab(h: ChatHandlers, configured: str, status: gr.HTML):
     return model, think, think_level, override, note, pull_status, pull_button
 
 
-MAX_UPLOAD = "20mb"
+MAX_UPLOAD = f"{MAX_FILE_BYTES // 2**20}mb"
 """The largest file a visitor may attach (images for vision models), however the app is
 launched or mounted; an operator may lower it, never raise it past MAX_FILE_BYTES."""
 

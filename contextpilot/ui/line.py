@@ -41,9 +41,9 @@ class AnswerLine:
     async def wait(self, report_every: float = 1.0) -> AsyncIterator[int]:
         """Wait for a slot, yielding how many wait ahead in the line (0: next), at once and
         then every ``report_every`` s, or sooner when the line moves; nothing when a slot is
-        free at once. Ends when a slot is taken (``release`` it after
-        the answer); raises ``LineFull`` past ``patience``. A caller that stops iterating
-        (a closed tab) leaves the line."""
+        free at once. Ends when a slot is taken (``release`` it after the answer); raises
+        ``LineFull`` past ``patience``. A caller that stops iterating (a closed tab) leaves
+        the line."""
         cond = self._condition()
         ticket = object()
         loop = asyncio.get_running_loop()
@@ -53,7 +53,7 @@ class AnswerLine:
         try:
             while True:
                 async with cond:
-                    if self._waiting[0] is ticket and self.running < self.slots:
+                    if self._turn(ticket):
                         self._waiting.popleft()
                         self.running += 1
                         return
@@ -66,7 +66,7 @@ class AnswerLine:
                     async with cond:
                         # the line may have moved while the place was being shown: a wake-up
                         # missed then would cost a whole report_every
-                        if self._waiting[0] is not ticket or self.running >= self.slots:
+                        if not self._turn(ticket):
                             await asyncio.wait_for(cond.wait(), min(report_every, left))
                 except asyncio.TimeoutError:
                     pass
@@ -74,6 +74,10 @@ class AnswerLine:
             if ticket in self._waiting:  # gave up, timed out or was cancelled
                 self._waiting.remove(ticket)
                 await self._wake()
+
+    def _turn(self, ticket: object) -> bool:
+        """``ticket`` is first in line and a slot is free (asked under the Condition)."""
+        return self._waiting[0] is ticket and self.running < self.slots
 
     async def release(self) -> None:
         self.running = max(0, self.running - 1)

@@ -327,7 +327,8 @@ MODE_NAMES_SHOWN = 3
 def mode_html(shared: bool, allowed: Optional[Sequence[str]] = None,
               locked: Sequence[str] = ()) -> str:
     """The chip that says which mode the app is in. ``allowed``: the models visitors may
-    download (names; None: not known yet); ``locked``: the operator's actions ("delete", "unload", "cancel").
+    download (names; None: not known yet); ``locked``: the operator's actions ("delete",
+    "unload", "cancel").
 
     >>> mode_html(True, ["llama3.2", "qwen3:0.6b"], ["delete"])  # doctest: +ELLIPSIS
     '<span ... data-mode="shared" title="...">Shared: downloads limited to llama3.2, qwen3:0.6b</span>'
@@ -337,13 +338,15 @@ def mode_html(shared: bool, allowed: Optional[Sequence[str]] = None,
                 'this app: downloads, delete, unload and cancel are all allowed.">'
                 'Private</span>')
     names = [short_name(n) for n in allowed or ()]
-    shown = ", ".join(names[:MODE_NAMES_SHOWN]) + (
-        f" +{len(names) - MODE_NAMES_SHOWN} more" if len(names) > MODE_NAMES_SHOWN else "")
-    text = f"Shared: downloads limited to {shown}" if names else "Shared: no downloads"
-    title = (f"Visitors may download only: {', '.join(names)}." if names
-             else "Visitors may not download models.")
     if allowed is None:  # not known yet (the installed models, and Ollama is not there)
         text, title = "Shared", "Visitors may download only the allowed models."
+    elif names:
+        shown = ", ".join(names[:MODE_NAMES_SHOWN]) + (
+            f" +{len(names) - MODE_NAMES_SHOWN} more" if len(names) > MODE_NAMES_SHOWN else "")
+        text = f"Shared: downloads limited to {shown}"
+        title = f"Visitors may download only: {', '.join(names)}."
+    else:
+        text, title = "Shared: no downloads", "Visitors may not download models."
     if locked:
         title += f" {_and(locked).capitalize()} are the operator's."
     return (f'<span class="cp-chip" data-mode="shared" title="{escape(title)}">'

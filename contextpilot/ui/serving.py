@@ -47,8 +47,9 @@ def _describe(request: Any, blocks: Any) -> Visit:
 
 
 def _served(blocks: Any) -> bool:
-    """What the running server says: a share link (asked for or up), a non-loopback bind (launch(), or
-    mount_gradio_app's server_name, 0.0.0.0 unless given), a root path, a hosted notebook."""
+    """What the running server says: a share link (asked for or up), a non-loopback bind
+    (launch(), or mount_gradio_app's server_name, 0.0.0.0 unless given), a root path, a
+    hosted notebook."""
     if blocks is None:
         return True
     return bool(getattr(blocks, "share", False) or getattr(blocks, "share_url", None)
