@@ -171,7 +171,11 @@ def test_an_explicit_private_policy_wins_and_an_explicit_shared_one_too(fake_oll
 
 # -- a public page: the queue's bound, uploads ----------------------------------------------
 
-def test_beyond_the_queue_bound_a_visitor_is_told_to_try_again(fake_ollama, monkeypatch):
+@contextmanager
+def full_queue(monkeypatch, fake, own_queue_call: bool = False) -> Iterator[tuple]:
+    """app.py's demo with one answer slot, no line and room for one event in Gradio's
+    queue, filled: one answer running (slowly), one waiting. Yields (url, client, first,
+    second); at the end the answers are let through and must finish."""
     from gradio_client import Client
 
     from contextpilot.ui import gradio_app
@@ -179,47 +183,35 @@ def test_beyond_the_queue_bound_a_visitor_is_told_to_try_again(fake_ollama, monk
     monkeypatch.setattr(gradio_app, "STREAM_CONCURRENCY", 1)  # one answer at a time,
     monkeypatch.setattr(gradio_app, "LINE_SIZE", 0)  # none waiting in the app's line,
     monkeypatch.setattr(gradio_app, "QUEUE_SIZE", 1)  # one in Gradio's queue
-    demo = load_app_module(monkeypatch, fake_ollama).demo
-    fake_ollama.token_delay = 0.5  # each answer takes a few seconds
+    demo = load_app_module(monkeypatch, fake).demo
+    if own_queue_call:
+        demo.queue()  # the notebook idiom; Gradio's queue() resets max_size to None
+    fake.token_delay = 0.5  # each answer takes a few seconds
     with served(demo, server_name="127.0.0.1") as url:
         client = Client(url, verbose=False)
         first = client.submit({"text": "one two three four", "files": []}, "llama3.2",
                               api_name="/chat")
-        wait_until(lambda: fake_ollama.chat_requests, what="the first answer starting")
+        wait_until(lambda: fake.chat_requests, what="the first answer starting")
         second = client.submit({"text": "two", "files": []}, "llama3.2", api_name="/chat")
         wait_until(lambda: second.status().code.name == "IN_QUEUE", what="the second waiting")
+        yield url, client, first, second
+        fake.token_delay = 0.0
+        assert first.result(timeout=60)[0][-1]["content"].startswith("You said")
+        second.result(timeout=60)
+
+
+def test_beyond_the_queue_bound_a_visitor_is_told_to_try_again(fake_ollama, monkeypatch):
+    with full_queue(monkeypatch, fake_ollama) as (url, client, _first, _second):
         said = queue_call(url, "chat", {"text": "three", "files": []})
         assert "HTTP 503" in said and "Queue is full" in said, said
         third = client.submit({"text": "three", "files": []}, "llama3.2", api_name="/chat")
         with pytest.raises(Exception, match="(?i)queue is full.*try again"):
             third.result(timeout=30)
-        fake_ollama.token_delay = 0.0
-        assert first.result(timeout=60)[0][-1]["content"].startswith("You said")
-        second.result(timeout=60)
 
 
 def test_a_callers_own_queue_call_keeps_the_bound(fake_ollama, monkeypatch):
-    # the notebook idiom demo.queue().launch(): Gradio's queue() resets max_size to None
-    from gradio_client import Client
-
-    from contextpilot.ui import gradio_app
-
-    monkeypatch.setattr(gradio_app, "STREAM_CONCURRENCY", 1)
-    monkeypatch.setattr(gradio_app, "LINE_SIZE", 0)
-    monkeypatch.setattr(gradio_app, "QUEUE_SIZE", 1)
-    demo = load_app_module(monkeypatch, fake_ollama).demo
-    demo.queue()
-    fake_ollama.token_delay = 0.5
-    with served(demo, server_name="127.0.0.1") as url:
-        client = Client(url, verbose=False)
-        first = client.submit({"text": "one two three four", "files": []}, "llama3.2",
-                              api_name="/chat")
-        wait_until(lambda: fake_ollama.chat_requests, what="the first answer starting")
-        second = client.submit({"text": "two", "files": []}, "llama3.2", api_name="/chat")
-        wait_until(lambda: second.status().code.name == "IN_QUEUE", what="the second waiting")
+    with full_queue(monkeypatch, fake_ollama, own_queue_call=True) as (url, *_):
         said = queue_call(url, "chat", {"text": "three", "files": []})
-        fake_ollama.token_delay = 0.0
-        first.result(timeout=60), second.result(timeout=60)
     assert "HTTP 503" in said and "Queue is full" in said, said
 
 
