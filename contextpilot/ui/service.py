@@ -20,7 +20,7 @@ import contextpilot as cp
 from contextpilot import models as _models
 from contextpilot import netaddr, settings
 from contextpilot._client import redact, resolve_host
-from contextpilot.catalog import catalog, catalog_entry
+from contextpilot.fit.catalog import catalog, catalog_entry
 from contextpilot.policy import ACTIONS, AccessPolicy
 from contextpilot.ui import render, render_models
 from contextpilot.ui.serving import require_login
@@ -333,7 +333,7 @@ class Service:
 
     def record_use(self, name: str) -> None:
         """Remember when this app last chatted with ``name`` (for make-room advice)."""
-        from contextpilot import usage
+        from contextpilot.fit import usage
 
         usage.record_use(name)
 
