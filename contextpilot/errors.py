@@ -2,6 +2,7 @@
 
     ContextPilotError
      ├── OllamaUnavailable      nothing answers at the host (or it went away mid-stream)
+     │    └── NoHostAvailable   a fleet: no host answers (the message names each one's state)
      ├── InvalidModelName       refused before any request is sent (also a ValueError)
      ├── ModelNotFound          no such model installed / in the registry
      ├── PullFailed             a download ended without success (reason says why)
@@ -28,14 +29,21 @@ LIBRARY_URL = "https://ollama.com/library"
 class ContextPilotError(Exception):
     """Base class: every error the library raises on purpose."""
 
+    host_name: str = ""
+    "A fleet's error: the name of the host it happened on ('' for one host)."
+    failures: tuple[tuple[str, "ContextPilotError"], ...] = ()
+    "A fleet's action on several hosts: (host name, its error) for each host that failed."
+
 
 class OllamaUnavailable(ContextPilotError, ConnectionError):
     """Nothing answers at ``host``, or the connection dropped while ``during`` something."""
 
     def __init__(self, host: str, during: str | None = None, *,
-                 message: str | None = None) -> None:
+                 message: str | None = None, kind: str = "") -> None:
         self.host = host
         self.during = during
+        self.kind = kind
+        "How it failed, when known: 'refused', 'connect timeout' or 'lost'."
         if message:
             msg = message
         elif during:
@@ -49,6 +57,21 @@ class OllamaUnavailable(ContextPilotError, ConnectionError):
                 f"and running. Install: {INSTALL_URL} | Start: 'ollama serve'"
             )
         super().__init__(msg)
+
+
+class NoHostAvailable(OllamaUnavailable):
+    """A fleet has no host that answers now: ``states`` says, for each host by name, what
+    happened to it (its address is never part of the message)."""
+
+    def __init__(self, states: "list[tuple[str, str]] | tuple[tuple[str, str], ...]") -> None:
+        self.states = tuple(states)
+        names = ", ".join(name for name, _ in self.states)
+        each = "; ".join(f"{name} {state}" for name, state in self.states)
+        many = len(self.states) > 1
+        super().__init__(names, message=(
+            f"No Ollama host answers: {each}. Start Ollama on {'one of them' if many else 'it'} "
+            f"('ollama serve') or check OLLAMA_HOSTS; ContextPilot tries "
+            f"{'them' if many else 'it'} again in the background."))
 
 
 class InvalidModelName(ContextPilotError, ValueError):
@@ -148,20 +171,24 @@ class PullFailed(ContextPilotError):
     """The download of ``model`` ended without success; ``reason`` is Ollama's (redacted)."""
 
     def __init__(self, model: str, reason: str, *, auto: bool = False,
-                 kind: str | None = None) -> None:
+                 kind: str | None = None, advice: str | None = None) -> None:
         self.model = model
         self.reason = reason
         self.auto = auto
         self.kind = kind or _derive_kind(reason)
         "One of 'stalled', 'cancelled', 'connection lost', 'disk full', 'registry "
-        "unreachable', 'update ollama', 'unsupported', 'permission' or 'other'."
+        "unreachable', 'update ollama', 'unsupported', 'permission', 'router' or 'other'."
+        self.advice = advice or _ADVICE.get(
+            self.kind, "Try again; the download resumes where it stopped.")
         lead = (
             f"Model '{model}' not found and automatic download failed ({reason})."
             if auto
             else f"Downloading model '{model}' failed ({reason})."
         )
-        advice = _ADVICE.get(self.kind, "Try again; the download resumes where it stopped.")
-        super().__init__(f"{lead} {advice} Please pull it manually: ollama pull {model}")
+        if self.kind == "router":  # `ollama pull` would meet the same router
+            super().__init__(f"{lead} {self.advice}")
+            return
+        super().__init__(f"{lead} {self.advice} Please pull it manually: ollama pull {model}")
 
 
 def _derive_kind(reason: str) -> str:

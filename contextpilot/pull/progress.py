@@ -130,7 +130,7 @@ class ProgressFolder:
         return PullProgress._fast({
             "model": self.model, "status": status, "completed": completed, "total": total,
             "fraction": self._fraction, "speed": speed, "eta": eta, "done": done,
-            "resumed_bytes": self._resumed, "digest": digest,
+            "resumed_bytes": self._resumed, "digest": digest, "host": "",
         })
 
     @property

@@ -1,0 +1,214 @@
+"""A fleet's state, per ``Fleet`` instance: its hosts, which are up, what each has and runs,
+the answers in flight from each, and the host each session's last turn went to. Also the
+fleet's words: what happened to a host as a phrase, and an error made to name its host.
+
+Nothing here is shared between two ``Fleet`` objects, and nothing is kept but what the hosts
+report (each Ollama stays the source of truth about itself) and what this process did.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import re
+import threading
+import time
+from typing import Hashable, Iterator, Optional, Sequence, TypeVar
+
+from .. import models, settings
+from ..errors import (ContextPilotError, InvalidModelName, InvalidRequest, NoHostAvailable,
+                      NotAllowed, OllamaBusy, OllamaUnavailable)
+from ..names import ModelName, parse_name
+from . import _route
+from ._config import Host, Roster
+from ._facts import TTL, Facts, FactsCache
+from ._health import BACKOFF, Clock, Health
+
+SESSIONS = 10_000
+"Sessions remembered (the host of their last turn), least recently used forgotten first."
+E = TypeVar("E", bound=BaseException)
+
+_WHY = {"refused": "refused the connection", "connect timeout": "timed out connecting"}
+
+
+def why(exc: BaseException) -> str:
+    """What a host did, as a phrase after its name: "refused the connection"..."""
+    if isinstance(exc, OllamaBusy):
+        return "was busy"
+    if isinstance(exc, OllamaUnavailable):
+        return _WHY.get(exc.kind, "stopped answering" if exc.kind == "lost" else "did not answer")
+    return "did not answer"
+
+
+def skip_reason(exc: BaseException) -> str:
+    """Why a chat went on to the next host (``Routed.skipped``)."""
+    if isinstance(exc, OllamaBusy):
+        return "was busy"
+    if isinstance(exc, OllamaUnavailable) and exc.kind == "lost":
+        return "stopped before answering"
+    return "did not answer"
+
+
+class Core:
+    """The state behind one ``Fleet``."""
+
+    def __init__(self, hosts: tuple[Host, ...], *, clock: Clock = time.monotonic,
+                 backoff: Sequence[float] = BACKOFF, facts_ttl: float = TTL,
+                 busy_after: int = _route.BUSY_AFTER) -> None:
+        self.roster = Roster(hosts)
+        self.busy_after = busy_after
+        self.health = Health(self.roster.names, self._probe, clock=clock, backoff=backoff,
+                             on_change=self._changed)
+        self.facts = FactsCache(self._fetch, clock, facts_ttl)
+        self._lock = threading.Lock()
+        self._flights: collections.Counter[str] = collections.Counter()
+        self._sessions: collections.OrderedDict[Hashable, tuple[str, str]] = (
+            collections.OrderedDict())  # session -> (last host, host to avoid)
+        urls = sorted(((h.url, h.name) for h in hosts), key=lambda p: -len(p[0]))
+        self._addresses = [(re.compile(r"(?:https?://)?" + re.escape(_bare(u)) + r"/?", re.I), n)
+                           for u, n in urls]
+
+    # -- talking to a host -------------------------------------------------------------------
+
+    def url(self, name: str) -> str:
+        return self.roster.find(name).url
+
+    def _fetch(self, name: str) -> Facts:
+        url = self.url(name)
+        try:
+            installed = models.installed_by_key(url)
+            loaded = _loaded(url)
+        except OllamaUnavailable as exc:
+            self.health.mark_down(name, why(exc))
+            raise
+        self.health.mark_up(name)
+        return Facts(installed, loaded)
+
+    def _probe(self, name: str) -> Optional[str]:
+        """The prober's question (its answer refreshes the facts): None when it answers."""
+        error = self.facts.fresh([name], None)[name].error
+        return why(error) if isinstance(error, OllamaUnavailable) else None
+
+    def _changed(self, name: str, up: bool) -> None:
+        if not up:  # what it had is unknown until it answers again
+            self.facts.invalidate(name)
+
+    @staticmethod
+    def bound() -> float:
+        """How long a quick call to one host may take at most (connect + read limits)."""
+        return (settings.seconds("CONTEXTPILOT_CONNECT_TIMEOUT")
+                + settings.seconds("CONTEXTPILOT_READ_TIMEOUT"))
+
+    def up(self, exclude: Sequence[str] = ()) -> list[Host]:
+        return [h for h in self.roster.hosts
+                if h.name not in exclude and not self.health.is_down(h.name)]
+
+    # -- routing -----------------------------------------------------------------------------
+
+    def plan(self, parsed: ModelName, session: Optional[Hashable],
+             exclude: Sequence[str] = ()) -> _route.Plan:
+        """The hosts to try for a chat with ``parsed``, best first (see ``_route``)."""
+        up = self.up(exclude)
+        facts = self.facts.get([h.name for h in up],
+                               settings.seconds("CONTEXTPILOT_CONNECT_TIMEOUT")) if up else {}
+        last, avoid = self.session(session)
+        key = parsed.key
+        candidates = [_route.Candidate(
+            h.name, h.order, installed=key in facts[h.name].installed if h.name in facts
+            else False, loaded=key in facts[h.name].loaded if h.name in facts else False,
+            last=h.name == last, avoid=h.name == avoid, in_flight=self.in_flight(h.name))
+            for h in self.up(exclude)]  # again: a fetch may have found one down
+        return _route.plan(candidates, cloud=parsed.is_cloud, busy_after=self.busy_after)
+
+    def states(self, tried: Sequence[tuple[str, str]] = ()) -> list[tuple[str, str]]:
+        """Each host's state, for NoHostAvailable: what it did in this request, else why it
+        is skipped, else that it answers."""
+        done = dict(tried)
+        return [(h.name, self.health.why(h.name) or done.get(h.name) or "answers")
+                for h in self.roster.hosts]
+
+    def no_host(self, tried: Sequence[tuple[str, str]] = ()) -> NoHostAvailable:
+        return NoHostAvailable(self.states(tried))
+
+    # -- what this process does --------------------------------------------------------------
+
+    def in_flight(self, name: str) -> int:
+        with self._lock:
+            return self._flights[name]
+
+    @contextlib.contextmanager
+    def flight(self, name: str) -> Iterator[None]:
+        with self._lock:
+            self._flights[name] += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._flights[name] -= 1
+
+    def session(self, session: Optional[Hashable]) -> tuple[str, str]:
+        """(the host of the session's last turn, a host its last turn failed on)."""
+        if session is None:
+            return "", ""
+        with self._lock:
+            entry = self._sessions.get(session)
+            if entry is not None:
+                self._sessions.move_to_end(session)
+            return entry or ("", "")
+
+    def remember(self, session: Optional[Hashable], last: str = "", avoid: str = "") -> None:
+        if session is None:
+            return
+        with self._lock:
+            self._sessions[session] = (last, avoid)
+            self._sessions.move_to_end(session)
+            while len(self._sessions) > SESSIONS:
+                self._sessions.popitem(last=False)
+
+    # -- words -------------------------------------------------------------------------------
+
+    def redact(self, text: str) -> str:
+        """``text`` with every host's address replaced by its name."""
+        for pattern, name in self._addresses:
+            text = pattern.sub(name, text)
+        return text
+
+    def on_host(self, exc: E, name: str, extra: str = "") -> E:
+        """``exc`` (same type, same facts) with a message that starts with the host's name,
+        never shows its address, and ends with ``extra``; ``host_name`` says which host."""
+        if isinstance(exc, (InvalidRequest, InvalidModelName, NotAllowed)) or (
+                isinstance(exc, ContextPilotError) and exc.host_name):
+            return exc
+        text = self.redact(str(exc))
+        new = type(exc).__new__(type(exc))
+        new.__dict__.update(exc.__dict__)
+        new.args = (f"{name}: {text}" + (f" {extra}" if extra else ""),)
+        if isinstance(new, ContextPilotError):
+            new.host_name = name
+        new.__cause__ = exc.__cause__
+        return new
+
+
+def _bare(url: str) -> str:
+    """An address without its scheme: both "http://10.0.0.5:11434" and "10.0.0.5:11434"
+    are the host's address in a message."""
+    return url.split("://", 1)[-1]
+
+
+def _loaded(url: str) -> dict[str, str]:
+    """The keys of the models in a host's memory -> their names; {} when it will not say
+    (a router in front may not pass /api/ps on)."""
+    try:
+        running = models.running_models(url)
+    except OllamaUnavailable:
+        raise
+    except ContextPilotError:
+        return {}
+    return {k: m.name for m in running if (k := _key(m.name))}
+
+
+def _key(name: str) -> str:
+    try:
+        return parse_name(name).key  # a name the server listed, parsed where it arrives
+    except ValueError:
+        return ""
