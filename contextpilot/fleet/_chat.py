@@ -67,7 +67,8 @@ class _Turn:
 
     def _plan(self) -> Plan:
         """The hosts not tried yet, best first; raises when none is left."""
-        plan = self.core.plan(self.parsed, self.session, [n for n, _ in self.tried])
+        plan, down = self.core.plan_turn(self.parsed, self.session, [n for n, _ in self.tried])
+        self.tried += [(name, "did not answer") for name in down]
         if not plan.names:
             raise self.core.no_host(self.tried)
         if plan.pull and not self.kw.get("auto_pull", True) and not self.parsed.is_cloud:

@@ -24,6 +24,8 @@ from ._config import Host, Roster
 from ._facts import TTL, Facts, FactsCache
 from ._health import BACKOFF, Clock, Health
 
+FACTS_MARGIN = 0.5
+"Seconds past the connect timeout a chat waits for the facts of a host it knows nothing of."
 SESSIONS = 10_000
 "Sessions remembered (the host of their last turn), least recently used forgotten first."
 E = TypeVar("E", bound=BaseException)
@@ -99,6 +101,13 @@ class Core:
         return (settings.seconds("CONTEXTPILOT_CONNECT_TIMEOUT")
                 + settings.seconds("CONTEXTPILOT_READ_TIMEOUT"))
 
+    @staticmethod
+    def facts_wait() -> float:
+        """How long a chat waits for a host's first facts: long enough to see it refuse or
+        time out connecting; a host that connects and then says nothing is routed as if
+        it had nothing (its facts arrive later, for the next turn)."""
+        return settings.seconds("CONTEXTPILOT_CONNECT_TIMEOUT") + FACTS_MARGIN
+
     def up(self, exclude: Sequence[str] = ()) -> list[Host]:
         return [h for h in self.roster.hosts
                 if h.name not in exclude and not self.health.is_down(h.name)]
@@ -108,9 +117,13 @@ class Core:
     def plan(self, parsed: ModelName, session: Optional[Hashable],
              exclude: Sequence[str] = ()) -> _route.Plan:
         """The hosts to try for a chat with ``parsed``, best first (see ``_route``)."""
+        return self.plan_turn(parsed, session, exclude)[0]
+
+    def plan_turn(self, parsed: ModelName, session: Optional[Hashable],
+                  exclude: Sequence[str] = ()) -> tuple[_route.Plan, list[str]]:
+        """(the plan, the hosts found down while asking what they have: this turn's news)."""
         up = self.up(exclude)
-        facts = self.facts.get([h.name for h in up],
-                               settings.seconds("CONTEXTPILOT_CONNECT_TIMEOUT")) if up else {}
+        facts = self.facts.get([h.name for h in up], self.facts_wait()) if up else {}
         last, avoid = self.session(session)
         key = parsed.key
         candidates = [_route.Candidate(
@@ -118,7 +131,9 @@ class Core:
             else False, loaded=key in facts[h.name].loaded if h.name in facts else False,
             last=h.name == last, avoid=h.name == avoid, in_flight=self.in_flight(h.name))
             for h in self.up(exclude)]  # again: a fetch may have found one down
-        return _route.plan(candidates, cloud=parsed.is_cloud, busy_after=self.busy_after)
+        still = {c.name for c in candidates}
+        plan = _route.plan(candidates, cloud=parsed.is_cloud, busy_after=self.busy_after)
+        return plan, [h.name for h in up if h.name not in still]
 
     def states(self, tried: Sequence[tuple[str, str]] = ()) -> list[tuple[str, str]]:
         """Each host's state, for NoHostAvailable: what it did in this request, else why it

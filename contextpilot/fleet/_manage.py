@@ -41,15 +41,11 @@ def status(core: Core) -> list[HostStatus]:
 
 
 def _status_of(core: Core, host: Host) -> HostStatus:
-    server = models.server_status(host.url)  # never raises
-    if not server.reachable:
-        core.health.mark_down(host.name, "did not answer")
-        return HostStatus(host.name, host.url, False, error=f"{host.name} {core.health.why(host.name)}",
-                          in_flight=core.in_flight(host.name))
     result = core.facts.fresh([host.name], None)[host.name]
+    if isinstance(result.error, OllamaUnavailable):
+        raise result.error  # marked down by the fetch; status() says how it failed
     facts = result.value
-    if facts is None and isinstance(result.error, OllamaUnavailable):
-        raise result.error
+    server = models.server_status(host.url)  # never raises
     return HostStatus(
         host.name, host.url, True, version=server.version,
         error=core.on_host(result.error, host.name).args[0] if result.error else "",
