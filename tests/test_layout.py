@@ -18,7 +18,8 @@ from contextpilot import names
 PACKAGE = Path(cp.__file__).resolve().parent
 
 LAYERS = {  # the top of each layer's module names; a longer match wins
-    "contextpilot.ui": 6, "contextpilot.cli": 6, "contextpilot.__main__": 6,
+    "contextpilot.ui": 6, "contextpilot.cli": 6, "contextpilot.cli_fleet": 6,
+    "contextpilot.__main__": 6,
     "contextpilot": 5,  # the roof: the public API, re-exports only
     "contextpilot.console": 4,  # the text front end, which the roof re-exports
     "contextpilot.chat": 3, "contextpilot.fit": 3, "contextpilot.pull": 3,
