@@ -100,6 +100,28 @@ def test_the_host_with_fewer_answers_in_flight_answers(two):
     assert [s.in_flight for s in fleet.status()] == [0, 0]
 
 
+def test_a_burst_of_chats_spreads_over_the_hosts(two):
+    a, b = two
+    for fake in (a, b):
+        cp.load_model("llama3.2", host=fake.url)
+        fake.token_delay = 0.05
+    fleet = fleet_of(a, b)
+    start = threading.Barrier(8, timeout=5)
+    hosts = []
+
+    def user():
+        start.wait()
+        hosts.append(answer(fleet.chat_stream("llama3.2", HI))[0].host)
+
+    threads = [threading.Thread(target=user) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert sorted(hosts) == ["gpu1"] * 4 + ["gpu2"] * 4
+    assert [s.in_flight for s in fleet.status()] == [0, 0]
+
+
 def test_a_full_loaded_host_lets_one_where_it_is_installed_take_the_next(two):
     a, b = two
     cp.load_model("llama3.2", host=a.url)
@@ -199,6 +221,7 @@ def test_a_busy_host_is_skipped_after_the_quiet_retries(two, quick_busy):
     assert routed.message == "gpu1 was busy; answered by gpu2" and done.host == "gpu2"
     assert chats(a) == 4  # the first try and three retries, as with one host
     assert fleet.status()[0].reachable  # busy is not down
+    assert [s.in_flight for s in fleet.status()] == [0, 0]
 
 
 def test_a_host_that_dies_mid_answer_keeps_the_partial_and_is_named(two):

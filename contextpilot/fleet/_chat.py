@@ -55,6 +55,7 @@ class _Turn:
         self.core, self.parsed, self.messages = core, parsed, messages
         self.session, self.host, self.kw = session, host, kw
         self.tried: list[tuple[str, str]] = []
+        self.claimed = ""  # the host plan_turn counted in flight for us
 
     def run(self) -> Iterator[ChatEvent]:
         if self.host is not None:  # the caller chose: no failover
@@ -67,11 +68,14 @@ class _Turn:
 
     def _plan(self) -> Plan:
         """The hosts not tried yet, best first; raises when none is left."""
-        plan, down = self.core.plan_turn(self.parsed, self.session, [n for n, _ in self.tried])
+        plan, down = self.core.plan_turn(self.parsed, self.session, [n for n, _ in self.tried],
+                                         claim=True)
+        self.claimed = plan.names[0] if plan.names else ""
         self.tried += [(name, "did not answer") for name in down]
         if not plan.names:
             raise self.core.no_host(self.tried)
         if plan.pull and not self.kw.get("auto_pull", True) and not self.parsed.is_cloud:
+            self.core.flight_done(self.claimed)
             raise self._not_installed(plan)
         return plan
 
@@ -87,7 +91,8 @@ class _Turn:
     def _on(self, host: Host) -> Generator[ChatEvent, None, object]:
         """Try ``host``: its events, or _FAILED (returned) when it failed before the first."""
         events = chat.chat_stream(self.parsed, self.messages, host=host.url, **self.kw)
-        with self.core.flight(host.name):
+        claimed, self.claimed = host.name == self.claimed, ""
+        with self.core.flight(host.name, claimed):
             try:
                 try:
                     first = next(events)

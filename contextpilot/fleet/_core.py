@@ -120,19 +120,25 @@ class Core:
         return self.plan_turn(parsed, session, exclude)[0]
 
     def plan_turn(self, parsed: ModelName, session: Optional[Hashable],
-                  exclude: Sequence[str] = ()) -> tuple[_route.Plan, list[str]]:
-        """(the plan, the hosts found down while asking what they have: this turn's news)."""
+                  exclude: Sequence[str] = (), claim: bool = False
+                  ) -> tuple[_route.Plan, list[str]]:
+        """(the plan, the hosts found down while asking what they have: this turn's news).
+        With ``claim``, the first host's answer is counted in flight at once, in the same
+        step as the counts are read: a burst of chats spreads instead of all seeing zeros."""
         up = self.up(exclude)
         facts = self.facts.get([h.name for h in up], self.facts_wait()) if up else {}
         last, avoid = self.session(session)
         key = parsed.key
-        candidates = [_route.Candidate(
-            h.name, h.order, installed=key in facts[h.name].installed if h.name in facts
-            else False, loaded=key in facts[h.name].loaded if h.name in facts else False,
-            last=h.name == last, avoid=h.name == avoid, in_flight=self.in_flight(h.name))
-            for h in self.up(exclude)]  # again: a fetch may have found one down
+        up_now = self.up(exclude)  # again: a fetch may have found one down
+        with self._lock:
+            candidates = [_route.Candidate(
+                h.name, h.order, installed=h.name in facts and key in facts[h.name].installed,
+                loaded=h.name in facts and key in facts[h.name].loaded, last=h.name == last,
+                avoid=h.name == avoid, in_flight=self._flights[h.name]) for h in up_now]
+            plan = _route.plan(candidates, cloud=parsed.is_cloud, busy_after=self.busy_after)
+            if claim and plan.names:
+                self._flights[plan.names[0]] += 1
         still = {c.name for c in candidates}
-        plan = _route.plan(candidates, cloud=parsed.is_cloud, busy_after=self.busy_after)
         return plan, [h.name for h in up if h.name not in still]
 
     def states(self, tried: Sequence[tuple[str, str]] = ()) -> list[tuple[str, str]]:
@@ -152,12 +158,21 @@ class Core:
             return self._flights[name]
 
     @contextlib.contextmanager
-    def flight(self, name: str) -> Iterator[None]:
-        with self._lock:
-            self._flights[name] += 1
+    def flight(self, name: str, claimed: bool = False) -> Iterator[None]:
+        """Count an answer in flight from ``name`` while inside (``claimed``: already
+        counted by ``plan_turn``)."""
+        if not claimed:
+            with self._lock:
+                self._flights[name] += 1
         try:
             yield
         finally:
+            with self._lock:
+                self._flights[name] -= 1
+
+    def flight_done(self, name: str) -> None:
+        """A claimed answer that will not be tried after all."""
+        if name:
             with self._lock:
                 self._flights[name] -= 1
 
