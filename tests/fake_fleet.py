@@ -1,7 +1,8 @@
 """Fakes for a fleet of Ollama hosts, built on tests/fake_ollama.py without changing it:
 
 - ``LimitedOllama``: a fake Ollama that answers at most ``parallel`` chats at once and
-  queues the rest (like OLLAMA_NUM_PARALLEL), for the fleet's benchmark and tests;
+  queues the rest (like OLLAMA_NUM_PARALLEL), and can be slow to list its models
+  (``list_delay``), for the fleet's benchmark and tests;
 - ``FakeRouter``: a router in front of Ollama (Olla-like) that serves chats but answers 501
   to pull, show and delete;
 - ``silent_host()``: an address that accepts no connection and refuses none (the SYN is
@@ -18,12 +19,18 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from typing import Iterator, Sequence
 
 from tests.fake_ollama import FakeModel, FakeOllama, _Handler
 
 
 class _LimitedHandler(_Handler):
+    def h_tags(self, body):
+        if self.fake.list_delay:
+            time.sleep(self.fake.list_delay)
+        return _Handler.h_tags(self, body)
+
     def h_chat(self, body):
         if not (body.get("messages") or []):  # a load: no answer slot needed
             return _Handler.h_chat(self, body)
@@ -68,6 +75,7 @@ class LimitedOllama(_Swapped):
         self.slots = threading.BoundedSemaphore(parallel)
         self.answering = 0
         self.most_at_once = 0
+        self.list_delay = 0.0
 
 
 class FakeRouter(_Swapped):
