@@ -249,3 +249,44 @@ def test_a_chat_behind_a_router_that_must_pull_says_so(router, monkeypatch):
         list(cp.Fleet([router.url]).chat_stream("mistral", HI))
     assert "automatic download failed" in str(e.value)
     assert "list them in OLLAMA_HOSTS" in str(e.value) and e.value.kind == "router"
+
+
+# -- the downloads panel's view, by host name -----------------------------------------------
+
+def test_running_and_recent_pulls_name_their_host_and_cancel_stops_them(two):
+    a, b = two
+    b.faults.stall_pull_after = 500_000
+    fleet = fleet_of(a, b)
+    values = fleet.pull_model("mistral", hosts="gpu2")
+    first = next(values)
+    assert first.host == "gpu2"
+    active = fleet.active_pulls()
+    assert [(p.model, p.host) for p in active] == [("mistral:latest", "gpu2")]
+    assert fleet.cancel_pull("mistral") == ["gpu2"]
+    with pytest.raises(cp.PullCancelled) as e:
+        list(values)
+    assert e.value.host_name == "gpu2" and str(e.value).startswith("gpu2: ")
+    recent = fleet.recent_pulls()
+    assert [(o.model, o.host, o.outcome) for o in recent][:1] == [
+        ("mistral:latest", "gpu2", "cancelled")]
+    assert b.url not in recent[0].message and fleet.active_pulls() == []
+
+
+def test_details_come_from_a_host_that_has_the_model(two):
+    a, b = two
+    fleet = fleet_of(b, a)  # gpu1 has no qwen3
+    assert fleet.model_details("qwen3:0.6b").supports_thinking
+    with pytest.raises(cp.ModelNotFound, match="not installed on any host that answers"):
+        fleet.model_details("mistral")
+    with pytest.raises(cp.ModelNotFound) as e:
+        fleet.model_details("qwen3:0.6b", host="gpu1")
+    assert e.value.host_name == "gpu1"
+
+
+def test_redact_hides_a_bare_host_name_too():
+    fleet = cp.Fleet({"gpu1": "https://gpu-box:11434", "gpu2": "http://10.0.0.5:11434",
+                      "gpu3": "http://10.0.0.5:11435"})
+    assert fleet.redact("certificate is not valid for 'gpu-box' (https://gpu-box:11434/)") == (
+        "certificate is not valid for 'gpu1' (gpu1)")
+    assert fleet.redact("10.0.0.5:11435 and 10.0.0.5, not 10.0.0.55 or gpu-box2") == (
+        "gpu3 and a host, not 10.0.0.55 or gpu-box2")

@@ -22,8 +22,9 @@ from typing import Any, Hashable, Iterator, Mapping, Optional, Sequence, Union
 from .. import chat
 from ..cancel import CancelToken
 from ..names import ModelName, parse_name
-from ..types import ChatEvent, HostStatus, ModelInfo, PullProgress, RunningModel
-from . import _config, _manage
+from ..types import (ChatEvent, HostStatus, ModelDetails, ModelInfo, PullOutcome, PullProgress,
+                     RunningModel)
+from . import _config, _manage, _pulls
 from ._chat import chat_on_fleet
 from ._config import Choice, Hosts
 from ._core import Core
@@ -152,6 +153,26 @@ class Fleet:
         if targets is None:  # decided on the first next(), like any pull
             targets = [self._core.roster.find(self.route(parsed)[0])]
         yield from pull_on(self._core, parsed, targets, kw)
+
+    def active_pulls(self) -> list[PullProgress]:
+        """The latest value of every pull running in this process to one of the hosts (any
+        caller's: a chat's auto-pull, another user's), each with ``host``."""
+        return _pulls.active(self._core)
+
+    def recent_pulls(self) -> list[PullOutcome]:
+        """How the pulls to the hosts ended in the last hour, newest first; ``host`` is the
+        host's name and the message never shows its address."""
+        return _pulls.recent(self._core)
+
+    def cancel_pull(self, model: Name, *, hosts: Choice = "all") -> list[str]:
+        """Stop the running pull of ``model`` on ``hosts`` (every consumer's); returns the
+        names of the hosts where one was running. The partial stays on each host."""
+        parsed = parse_name(model)
+        return _pulls.cancel(self._core, parsed, self._core.roster.select(hosts))
+
+    def model_details(self, model: Name, *, host: Optional[str] = None) -> ModelDetails:
+        """``cp.model_details`` from ``host`` (None: the first host, in order, that has it)."""
+        return _manage.details(self._core, parse_name(model), self._core.roster.pick(host))
 
     # -- chat --------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ import threading
 import time
 from typing import Hashable, Iterator, Optional, Sequence, TypeVar
 
-from .. import models, settings
+from .. import models, netaddr, settings
 from ..errors import (ContextPilotError, InvalidModelName, InvalidRequest, NoHostAvailable,
                       NotAllowed, OllamaBusy, OllamaUnavailable)
 from ..names import ModelName, parse_name
@@ -66,9 +66,7 @@ class Core:
         self._flights: collections.Counter[str] = collections.Counter()
         self._sessions: collections.OrderedDict[Hashable, tuple[str, str]] = (
             collections.OrderedDict())  # session -> (last host, host to avoid)
-        urls = sorted(((h.url, h.name) for h in hosts), key=lambda p: -len(p[0]))
-        self._addresses = [(re.compile(r"(?:https?://)?" + re.escape(_bare(u)) + r"/?", re.I), n)
-                           for u, n in urls]
+        self._addresses = _address_patterns(hosts)
 
     # -- talking to a host -------------------------------------------------------------------
 
@@ -219,10 +217,25 @@ class Core:
         return new
 
 
-def _bare(url: str) -> str:
-    """An address without its scheme: both "http://10.0.0.5:11434" and "10.0.0.5:11434"
-    are the host's address in a message."""
-    return url.split("://", 1)[-1]
+def _address_patterns(hosts: Sequence[Host]) -> list[tuple[re.Pattern, str]]:
+    """What ``redact`` replaces, in order: each host's address, with or without its scheme
+    ("http://10.0.0.5:11434", "10.0.0.5:11434"), then its bare name or IP ("gpu-box", in a
+    TLS error) -- by the host's name when only that host has it, else by "a host". A bare
+    name that is loopback, or part of a host's name (hosts named by host:port), is left."""
+    out = []
+    for h in sorted(hosts, key=lambda h: -len(h.url)):
+        bare = h.url.split("://", 1)[-1]
+        out.append((re.compile(r"(?:https?://)?" + re.escape(bare) + r"/?", re.I), h.name))
+    owners: dict[str, list[str]] = {}
+    for h in hosts:
+        bare_host = netaddr.host_of(h.url)
+        if bare_host and not netaddr.is_loopback(bare_host) and not any(
+                bare_host in other.name.lower() for other in hosts):
+            owners.setdefault(bare_host, []).append(h.name)
+    for bare_host, names in owners.items():
+        edge = r"(?<![\w.-])" + re.escape(bare_host) + r"(?![\w-]|\.\w)"
+        out.append((re.compile(edge, re.I), names[0] if len(names) == 1 else "a host"))
+    return out
 
 
 def _loaded(url: str) -> dict[str, str]:

@@ -12,7 +12,7 @@ from typing import Callable, Optional, Sequence, TypeVar
 from .. import models
 from ..errors import ContextPilotError, ModelNotFound, OllamaUnavailable
 from ..names import ModelName
-from ..types import HostStatus, ModelInfo, RunningModel
+from ..types import HostStatus, ModelDetails, ModelInfo, RunningModel
 from ._config import Choice, Host
 from ._core import Core, why
 from ._facts import Facts
@@ -103,6 +103,24 @@ def delete_model(core: Core, parsed: ModelName, hosts: Choice) -> list[str]:
     if failed:
         raise _several(core, failed, [n for n, _ in done], f"Deleting '{parsed.display}'")
     return [n for n, _ in done]
+
+
+def details(core: Core, parsed: ModelName, host: Optional[Host]) -> ModelDetails:
+    """What ``host`` (None: the first host in order that has the model) says of it."""
+    if host is None:
+        up = core.up()
+        facts = core.facts.get([h.name for h in up], core.facts_wait())
+        host = next((h for h in up if h.name in facts
+                     and parsed.key in facts[h.name].installed), None)
+        if host is None:
+            error = ModelNotFound(parsed.display, installed_only=True)
+            error.args = (f"Model '{parsed.display}' is not installed on any host that "
+                          f"answers ({', '.join(h.name for h in up) or 'none does'}).",)
+            raise error
+    try:
+        return models.model_details(parsed, host.url)
+    except ContextPilotError as exc:
+        raise core.on_host(exc, host.name) from exc
 
 
 def load_model(core: Core, parsed: ModelName, host: Host, keep_alive) -> str:

@@ -9,6 +9,7 @@ Cancelling (the ``cancel`` token, or closing the generator) stops all of them.
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import threading
 from typing import Iterator, Optional, Sequence
@@ -17,7 +18,7 @@ from .. import pull
 from ..cancel import CancelToken
 from ..errors import ContextPilotError, OllamaUnavailable, PullCancelled, PullFailed
 from ..names import ModelName
-from ..types import PullProgress
+from ..types import PullOutcome, PullProgress
 from ._config import Host
 from ._core import Core, why
 
@@ -135,3 +136,23 @@ def _failures(core: Core, parsed: ModelName, failed: list, done: list[str]
                       f"{', '.join(n for n, _ in named)}. {text}{ok}",)
     first.failures = tuple(named)
     return first
+
+
+# -- the downloads of this process, by host name ----------------------------------------------
+
+def active(core: Core) -> list[PullProgress]:
+    """Every pull running in this process to one of the fleet's hosts, with its host's name."""
+    return [_tag(p, h.name) for h in core.roster.hosts for p in pull.active_pulls(h.url)]
+
+
+def recent(core: Core) -> list[PullOutcome]:
+    """How the pulls to the fleet's hosts ended (the last hour, newest first), each naming
+    its host by name, its message without the host's address."""
+    names = {h.url: h.name for h in core.roster.hosts}
+    return [dataclasses.replace(o, host=names[o.host], message=core.redact(o.message))
+            for o in pull.recent_pulls() if o.host in names]
+
+
+def cancel(core: Core, parsed: ModelName, targets: Sequence[Host]) -> list[str]:
+    """Stop the running pulls of ``parsed`` to ``targets``; the names where one ran."""
+    return [h.name for h in targets if pull.cancel_pull(parsed, h.url)]
