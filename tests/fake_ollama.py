@@ -297,7 +297,8 @@ class FakeModel:
     remote_model: str = ""
     embedding_length: int = 3072
     model_info: dict = dataclasses.field(default_factory=dict)
-    "/api/show model_info entries added or replaced; a list is an array (null unless verbose)."
+    """/api/show model_info entries added or replaced (all of them when it names
+    general.architecture); a list is an array, null unless verbose."""
 
     def __post_init__(self):
         # thinking flag and "thinking" capability describe the same thing: keep them in sync
@@ -346,6 +347,8 @@ class FakeModel:
                 "tokenizer.ggml.eos_token_id": 128009, "tokenizer.ggml.merges": ["Ġ Ġ", "Ġ t"],
                 "tokenizer.ggml.model": "gpt2", "tokenizer.ggml.pre": "llama-bpe",
                 "tokenizer.ggml.token_type": [1, 1, 3], "tokenizer.ggml.tokens": ["!", "#", "<s>"]}
+        if "general.architecture" in self.model_info:
+            return dict(self.model_info)
         info.update(self.model_info)
         return info
 
