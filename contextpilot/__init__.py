@@ -3,6 +3,23 @@
 The one library behind the Gradio app, the notebook and the CLI. Long operations are plain
 generators of typed values (``PullProgress``, ``ContentDelta``, ``ThinkingDelta``, ``ChatDone``);
 errors are the exceptions in ``contextpilot.errors``, each with a message that says what to do.
+
+Where each behaviour lives; imports run down this list, never up (a test checks it):
+
+front ends    ``ui/`` (the Gradio app), ``cli`` (``python -m contextpilot``), ``console``
+              (tqdm bars and printed chats for scripts and notebooks)
+services      ``chat`` (an answer, auto-pulling a missing model), ``fit/`` (what a model
+              needs and whether this machine has it: sizes, memory, the verdict, make-room),
+              ``pull/`` (the pull engine: shared pulls, progress, stall limit, disk guard),
+              ``hub/`` (Hugging Face GGUF search and quantisations), ``models`` (what one
+              host has and runs), ``policy`` (a shared app's rules), ``autostart``
+the talker    ``_client`` (the one place that talks to Ollama) with ``_errortable`` (the one
+              error table); ``machine`` (this machine's disk, memory and GPU)
+pure values   ``names`` (model names, parsed once), ``errors``, ``types``, ``units`` (one
+              size and duration formatter), ``settings`` (the one settings reader),
+              ``netaddr``, ``cancel``
+
+This module holds no logic: it re-exports the public API (``__all__``).
 """
 
 import logging
@@ -14,8 +31,6 @@ logging.getLogger("contextpilot").addHandler(logging.NullHandler())
 from .autostart import Autostart, AutostartResult, ensure_ollama
 from .cancel import CancelToken
 from .chat import THINK_LEVELS, chat_stream, think_levels
-from .discovery import recommended_models
-from .hardware import check_fit
 from .errors import (
     CloudDisabled,
     CloudSignInRequired,
@@ -34,21 +49,22 @@ from .errors import (
     PullFailed,
     SettingError,
 )
-from .hub import model_files, search_models
+from .fit import check_fit, model_files
+from .hub import search_models
 from .models import (
     delete_model,
     list_models,
     load_model,
     model_details,
     model_exists,
+    recommended_models,
     running_models,
     server_status,
     unload_model,
 )
 from .names import ModelName, parse_name, same_model
 from .policy import AccessPolicy
-from .progress import throttle
-from .pull import active_pulls, cancel_pull, is_pulling, pull_model, recent_pulls
+from .pull import active_pulls, cancel_pull, is_pulling, pull_model, recent_pulls, throttle
 from .units import format_duration, format_size
 from .types import (
     ChatDone,

@@ -14,9 +14,9 @@ from . import _client, models
 from .cancel import CancelToken
 from .errors import (InvalidRequest, ModelNotFound, OllamaError, OllamaUnavailable,
                      PullCancelled, PullFailed)
-from .names import parse_name
-from .progress import Clock
+from .names import ModelName, parse_name
 from .pull import pull_model
+from .pull.progress import Clock
 from .types import ChatDone, ChatEvent, ContentDelta, ThinkingDelta
 
 log = logging.getLogger("contextpilot")
@@ -59,7 +59,7 @@ def think_value(think: object) -> Think:
 
 
 def chat_stream(
-    model: str,
+    model: Union[str, ModelName],
     messages: Sequence[Mapping[str, Any]],
     *,
     system: Optional[str] = None,
@@ -79,17 +79,16 @@ def chat_stream(
     ``think``: True/False, or a level ("low", "medium", "high", "max") for models that take
     one (gpt-oss); None leaves it to the model. A cloud model is never downloaded.
     """
-    parsed = parse_name(model)  # invalid names never reach Ollama
-    name = parsed.display
+    parsed = parse_name(model)  # invalid names never reach Ollama; parsed once, here
     think = think_value(think)
     url = _client.resolve_host(host)
     payload = _messages(messages, system)
     pull_args = dict(host=url, stall_timeout=stall_timeout, cancel=cancel, clock=clock)
-    answer = (url, name, payload, options, think, keep_alive, cancel, clock)
-    if not parsed.is_cloud and not models.model_exists(name, url):
+    answer = (url, parsed, payload, options, think, keep_alive, cancel, clock)
+    if not parsed.is_cloud and not models.model_exists(parsed, url):
         if not auto_pull:
-            raise ModelNotFound(name, installed_only=True)
-        if not (yield from _auto_pull(name, pull_args, cancel)):
+            raise ModelNotFound(parsed.display, installed_only=True)
+        if not (yield from _auto_pull(parsed, pull_args, cancel)):
             return
     try:
         yield from _answer(*answer)
@@ -98,9 +97,9 @@ def chat_stream(
             raise
         # Removed between our check and the call: pull it again, then retry once.
         models.invalidate_cache(url)
-        if not (yield from _auto_pull(name, pull_args, cancel)):
+        if not (yield from _auto_pull(parsed, pull_args, cancel)):
             return
-        log.info("Model '%s' pulled successfully, retrying request...", name)
+        log.info("Model '%s' pulled successfully, retrying request...", parsed.display)
         yield from _answer(*answer)
 
 
@@ -118,13 +117,14 @@ def _messages(messages: Iterable[Mapping[str, Any]], system: Optional[str]) -> l
     return out
 
 
-def _auto_pull(name: str, pull_args: dict, cancel: Optional[CancelToken]
+def _auto_pull(parsed: ModelName, pull_args: dict, cancel: Optional[CancelToken]
                ) -> Generator[ChatEvent, None, bool]:
-    """Pull ``name``; True when it is there, False when our own consumer cancelled (the chat
+    """Pull ``parsed``; True when it is there, False when our own consumer cancelled (the chat
     then ends quietly, as a stopped answer does). Someone else's cancel_pull() raises."""
+    name = parsed.display
     log.info("Pulling Ollama model '%s'... This may take a few minutes.", name)
     try:
-        yield from pull_model(name, **pull_args)
+        yield from pull_model(parsed, **pull_args)
         return True
     except PullCancelled:
         if cancel and cancel.cancelled:
@@ -136,7 +136,7 @@ def _auto_pull(name: str, pull_args: dict, cancel: Optional[CancelToken]
         raise PullFailed(name, exc.reason, auto=True) from exc
 
 
-def _answer(url: str, name: str, payload: list[dict], options, think, keep_alive,
+def _answer(url: str, name: ModelName, payload: list[dict], options, think, keep_alive,
             cancel: Optional[CancelToken], clock: Clock) -> Iterator[ChatEvent]:
     try:
         yield from _stream_answer(url, name, payload, options, think, keep_alive, cancel, clock)
@@ -145,15 +145,16 @@ def _answer(url: str, name: str, payload: list[dict], options, think, keep_alive
         # without thinking rather than fail the message.
         if not (think and exc.status_code == 400 and "support thinking" in exc.reason):
             raise
-        log.info("Model '%s' does not support thinking; answering without it", name)
+        log.info("Model '%s' does not support thinking; answering without it", name.display)
         yield from _stream_answer(url, name, payload, options, None, keep_alive, cancel, clock)
 
 
-def _stream_answer(url: str, name: str, payload: list[dict], options, think, keep_alive,
-                   cancel: Optional[CancelToken], clock: Clock) -> Iterator[ChatEvent]:
+def _stream_answer(url: str, name: ModelName, payload: list[dict], options, think,
+                   keep_alive, cancel: Optional[CancelToken], clock: Clock
+                   ) -> Iterator[ChatEvent]:
     client = _client.get_client(url, streaming=True)
     stream = _client.Stream(lambda: client.chat(
-        model=name, messages=payload, stream=True, options=options, think=think,
+        model=name.display, messages=payload, stream=True, options=options, think=think,
         keep_alive=keep_alive))
     unregister = cancel.on_cancel(lambda: stream.abort("cancelled")) if cancel else None
     finished = False
@@ -170,7 +171,7 @@ def _stream_answer(url: str, name: str, payload: list[dict], options, think, kee
             if part.done:
                 finished = True
                 timer.answered()
-                yield _done(name, part, timer.seconds)
+                yield _done(name.display, part, timer.seconds)
         if not finished and not stream.aborted:  # closed cleanly, but the answer never ended
             raise OllamaUnavailable(url, during="answer")
     except OllamaUnavailable:

@@ -231,7 +231,8 @@ def _repl(model: str, kw: dict) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from .hub import model_files, search_models
+    from .fit import model_files
+    from .hub import search_models
 
     query = " ".join(args.query)
     if args.files:
@@ -267,7 +268,7 @@ _SOURCES = {"catalog": "the catalog", "registry": "the registry's manifest",
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    from .hardware import check_fit
+    from .fit import check_fit
 
     v = check_fit(args.model, args.ollama_host, context_length=args.context)
     source = _SOURCES.get(v.size_source)

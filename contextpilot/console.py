@@ -16,7 +16,7 @@ from tqdm import tqdm as std_tqdm
 from tqdm.auto import tqdm as auto_tqdm
 
 from .chat import chat_stream
-from .progress import throttle
+from .pull import throttle
 from .pull import pull_model
 from .types import ChatDone, ContentDelta, PullProgress, ThinkingDelta
 from .units import format_size

@@ -1,4 +1,7 @@
-"""Installed models: list, exists (briefly cached), details, delete, running, load, unload."""
+"""What one Ollama host has and does: installed models (list, exists — briefly cached —,
+details, delete), what runs now (running, load, unload), the server's status and its own
+recommendations. Each public function takes a model name as text or as a ``ModelName`` and
+parses it once; names from the server are parsed where they arrive (``_refresh``)."""
 
 from __future__ import annotations
 
@@ -8,9 +11,11 @@ import time
 from typing import Optional, Union
 
 from . import _client
-from .errors import OllamaUnavailable
-from .names import parse_name
-from .types import ModelDetails, ModelInfo, RunningModel, ServerStatus
+from .errors import ContextPilotError, OllamaUnavailable
+from .names import ModelName, parse_name
+from .types import ModelDetails, ModelInfo, ModelRecommendation, RunningModel, ServerStatus
+
+Name = Union[str, ModelName]
 
 log = logging.getLogger("contextpilot")
 
@@ -26,23 +31,31 @@ def list_models(host: Optional[str] = None) -> list[ModelInfo]:
     return list(_refresh(_client.resolve_host(host)).values())
 
 
+def installed_by_key(host: Optional[str] = None) -> dict[str, ModelInfo]:
+    """The installed models by their names' ``key``, in Ollama's order; refreshes the cache."""
+    return dict(_refresh(_client.resolve_host(host)))
+
+
 def _refresh(url: str) -> dict[str, ModelInfo]:
-    """Ask Ollama for the installed list and cache it by key."""
-    pairs = _client.installed_list(url)
-    by_key = {parse_name(m.name).key: m
-              for m in (_model_info(p, r) for p, r in pairs if p.model)
-              if _ok(m.name)}
+    """Ask Ollama for the installed list and cache it by key (a name Ollama lists that is
+    not a valid model name is left out)."""
+    by_key = {}
+    for typed, raw in _client.installed_list(url):
+        if typed.model:
+            info = _model_info(typed, raw)
+            key = _key(info.name)
+            if key is not None:
+                by_key[key] = info
     with _cache_lock:
         _cache[url] = (time.monotonic(), by_key)
     return by_key
 
 
-def _ok(name: str) -> bool:
+def _key(server_name: str) -> Optional[str]:
     try:
-        parse_name(name)
-        return True
+        return parse_name(server_name).key  # the server's text, parsed where it arrives
     except ValueError:
-        return False
+        return None
 
 
 def _model_info(m, raw: dict) -> ModelInfo:
@@ -71,7 +84,7 @@ def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
 
 
-def installed(name: str, host: Optional[str] = None) -> Optional[ModelInfo]:
+def installed(name: Name, host: Optional[str] = None) -> Optional[ModelInfo]:
     """The installed model called ``name`` (any spelling Ollama accepts), or None."""
     key = parse_name(name).key
     url = _client.resolve_host(host)
@@ -82,7 +95,7 @@ def installed(name: str, host: Optional[str] = None) -> Optional[ModelInfo]:
     return _refresh(url).get(key)  # a miss or a stale cache: ask Ollama once
 
 
-def model_exists(name: str, host: Optional[str] = None) -> bool:
+def model_exists(name: Name, host: Optional[str] = None) -> bool:
     """True when ``name`` is installed. Raises InvalidModelName for a malformed name."""
     return installed(name, host) is not None
 
@@ -93,12 +106,13 @@ def invalidate_cache(host: Optional[str] = None) -> None:
         _cache.pop(_client.resolve_host(host), None)
 
 
-def model_details(name: str, host: Optional[str] = None) -> ModelDetails:
+def model_details(name: Name, host: Optional[str] = None) -> ModelDetails:
     """Family, sizes, context length, capabilities, license head, parameters, template."""
-    display = parse_name(name).display
+    parsed = parse_name(name)
+    display = parsed.display
     url = _client.resolve_host(host)
     r = _client.call(lambda: _client.get_client(url).show(display),
-                     _client.Context(url, model=display))
+                     _client.model_context(url, parsed))
     d = r.details
     info = dict(r.modelinfo or {})
     arch = info.get("general.architecture", "")
@@ -118,13 +132,14 @@ def model_details(name: str, host: Optional[str] = None) -> ModelDetails:
     )
 
 
-def delete_model(name: str, host: Optional[str] = None) -> None:
+def delete_model(name: Name, host: Optional[str] = None) -> None:
     """Remove an installed model. Raises ModelNotFound when it is not installed."""
-    display = parse_name(name).display
+    parsed = parse_name(name)
+    display = parsed.display
     url = _client.resolve_host(host)
     try:
         _client.call(lambda: _client.get_client(url, streaming=True).delete(display),
-                     _client.Context(url, "delete", model=display))  # no read limit
+                     _client.model_context(url, parsed, "delete"))  # no read limit
     finally:
         invalidate_cache(url)
     log.info("Deleted Ollama model '%s'", display)
@@ -143,24 +158,24 @@ def running_models(host: Optional[str] = None) -> list[RunningModel]:
     ]
 
 
-def load_model(name: str, keep_alive: Union[str, float, None] = None,
+def load_model(name: Name, keep_alive: Union[str, float, None] = None,
                host: Optional[str] = None) -> None:
     """Load ``name`` into memory without generating (pre-warm): a generate with no prompt."""
-    display = parse_name(name).display
+    parsed = parse_name(name)
     url = _client.resolve_host(host)
     # loading a big model takes minutes: the client without a read limit
     _client.call(lambda: _client.get_client(url, streaming=True).generate(
-        model=display, prompt="", keep_alive=keep_alive),
-        _client.Context(url, model=display, during="load"))
+        model=parsed.display, prompt="", keep_alive=keep_alive),
+        _client.model_context(url, parsed, during="load"))
 
 
-def unload_model(name: str, host: Optional[str] = None) -> None:
+def unload_model(name: Name, host: Optional[str] = None) -> None:
     """Free the memory ``name`` holds now (keep_alive 0)."""
-    display = parse_name(name).display
+    parsed = parse_name(name)
     url = _client.resolve_host(host)
     _client.call(lambda: _client.get_client(url).generate(
-        model=display, prompt="", keep_alive=0),
-        _client.Context(url, model=display, during="unload"))
+        model=parsed.display, prompt="", keep_alive=0),
+        _client.model_context(url, parsed, during="unload"))
 
 
 def server_status(host: Optional[str] = None) -> ServerStatus:
@@ -188,8 +203,44 @@ def _cloud(client, url: str) -> Optional[bool]:
         return None
 
 
+RECOMMENDATIONS_PATH = "/api/experimental/model-recommendations"
+
+
+def recommended_models(host: Optional[str] = None) -> list[ModelRecommendation]:
+    """The models this Ollama recommends for its machine, with their memory needs; [] when
+    the server is older than v0.22.1 (no such route). Raises OllamaUnavailable."""
+    url = _client.resolve_host(host)
+    client = _client.get_client(url)
+    try:
+        with _client.translating(url, during="recommendations"):
+            data = client._request_raw("GET", RECOMMENDATIONS_PATH).json()
+    except ContextPilotError as exc:
+        if getattr(exc, "status_code", None) in (404, 405):
+            return []
+        raise
+    items = data.get("recommendations") if isinstance(data, dict) else None
+    return [_recommendation(r) for r in items if _is_recommendation(r)] \
+        if isinstance(items, list) else []
+
+
+def _is_recommendation(r: object) -> bool:
+    return isinstance(r, dict) and isinstance(r.get("model"), str) and bool(r["model"].strip())
+
+
+def _recommendation(r: dict) -> ModelRecommendation:
+    return ModelRecommendation(
+        model=r["model"].strip(), description=str(r.get("description") or ""),
+        context_length=_int(r.get("context_length")),
+        max_output_tokens=_int(r.get("max_output_tokens")),
+        vram_bytes=_int(r.get("vram_bytes")), required_plan=str(r.get("required_plan") or ""))
+
+
+def _int(value: object) -> Optional[int]:
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
 __all__ = [
-    "delete_model", "installed", "invalidate_cache", "list_models",
-    "load_model", "model_details", "model_exists", "running_models", "server_status",
-    "unload_model",
+    "delete_model", "installed", "installed_by_key", "invalidate_cache", "list_models",
+    "load_model", "model_details", "model_exists", "recommended_models", "running_models",
+    "server_status", "unload_model",
 ]

@@ -98,7 +98,13 @@ class ModelName:
 
 
 def parse_name(name: object) -> ModelName:
-    """Parse and validate ``name``; raise InvalidModelName for anything Ollama would refuse."""
+    """Parse and validate ``name``; raise InvalidModelName for anything Ollama would refuse.
+
+    A ``ModelName`` is returned as it is: a name is parsed once, where it enters the library
+    (a public function's argument, a server's answer), and travels parsed from there.
+    """
+    if isinstance(name, ModelName):
+        return name
     if not isinstance(name, str):
         raise InvalidModelName(name, "a model name must be text")
     text = name.strip()

@@ -20,11 +20,11 @@ import os
 import sys
 import threading
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping, Optional
+from typing import Callable, Iterable, Mapping, Optional, Union
 
 from . import models, netaddr, settings
 from .errors import NotAllowed
-from .names import parse_name
+from .names import ModelName, parse_name
 
 MAX_MESSAGE_CHARS = 100_000
 "The longest chat message accepted (about 25k tokens); larger ones are refused."
@@ -157,9 +157,9 @@ UNKNOWN_VISIT = Visit(served=True)
 "A request the front end could not describe: treated as a visitor's."
 
 
-def _names(names: Iterable[str]) -> dict[str, str]:
+def _names(names: Iterable[Union[str, ModelName]]) -> dict[str, ModelName]:
     parsed = [parse_name(n) for n in names]
-    return {n.key: n.display for n in parsed}
+    return {n.key: n for n in parsed}
 
 
 class AccessPolicy:
@@ -179,7 +179,7 @@ class AccessPolicy:
         self.visit = visit
         self.host = host
         self._explicit = allowed_models is not None
-        self._allowed: Optional[dict[str, str]] = (  # key -> the name as shown
+        self._allowed: Optional[dict[str, ModelName]] = (  # key -> the name
             None if allowed_models is None else _names(allowed_models))
         self._actions = {"delete": allow_delete, "unload": allow_unload, "cancel": allow_cancel}
         self._lock = threading.Lock()
@@ -220,16 +220,16 @@ class AccessPolicy:
         """The models visitors may download, as names to show (empty on a private app)."""
         if not self.shared:
             return []
-        return sorted(d for d in self._allowlist().values()  # see may_pull for cloud
-                      if self._explicit or not parse_name(d).is_cloud)
+        return sorted(n.display for n in self._allowlist().values()  # see may_pull for cloud
+                      if self._explicit or not n.is_cloud)
 
-    def _allowlist(self) -> dict[str, str]:
+    def _allowlist(self) -> dict[str, ModelName]:
         with self._lock:
             if self._allowed is None:  # first need: the models installed now
                 self._allowed = _names(m.name for m in models.list_models(self.host))
             return self._allowed
 
-    def may_pull(self, name: str) -> bool:
+    def may_pull(self, name: Union[str, ModelName]) -> bool:
         allowed = self.allowed_models()
         if allowed is None:
             return True
@@ -238,19 +238,20 @@ class AccessPolicy:
             return False
         return n.key in allowed
 
-    def check_pull(self, name: str) -> None:
-        display = parse_name(name).display
-        if not self.may_pull(name):
+    def check_pull(self, name: Union[str, ModelName]) -> None:
+        parsed = parse_name(name)
+        display = parsed.display
+        if not self.may_pull(parsed):
             raise NotAllowed("download", display,
                              f"Downloads of '{display}' are not allowed on this shared app. "
                              f"Choose one of the models offered, or ask the operator to add it "
                              f"to CONTEXTPILOT_ALLOWED_MODELS.")
 
-    def check_chat(self, name: str) -> None:
+    def check_chat(self, name: Union[str, ModelName]) -> None:
         """A cloud model runs on the operator's ollama.com account: on a shared app only when
         CONTEXTPILOT_ALLOWED_MODELS names it."""
         n = parse_name(name)
-        if n.is_cloud and self.shared and not self.may_pull(name):
+        if n.is_cloud and self.shared and not self.may_pull(n):
             raise NotAllowed("chat", n.display,
                              f"Cloud model '{n.display}' is not allowed on this shared app: it "
                              f"runs on the operator's ollama.com account. Choose a local model, "
@@ -261,7 +262,7 @@ class AccessPolicy:
             raise ValueError(f"unknown action {action!r}")
         return not self.shared or self._actions[action]
 
-    def check_action(self, action: str, name: Optional[str] = None) -> None:
+    def check_action(self, action: str, name: Union[str, ModelName, None] = None) -> None:
         display = parse_name(name).display if name else None
         if not self.may(action):
             what = f"{action.capitalize()} of '{display}'" if display else action.capitalize()

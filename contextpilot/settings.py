@@ -27,6 +27,8 @@ from urllib.parse import urlsplit
 from .errors import InvalidModelName, SettingError
 from .names import parse_name
 
+DEFAULT_OLLAMA_HOST = "http://localhost:11434"
+"Where Ollama is when OLLAMA_HOST (and the caller) say nothing."
 ON = ("1", "true", "yes", "on")
 OFF = ("0", "false", "no", "off")
 
@@ -128,6 +130,20 @@ def url(name: str) -> str:
     return value
 
 
+def registry_url() -> str:
+    """The registry for names on the default host: CONTEXTPILOT_REGISTRY_URL, else Ollama's."""
+    return url("CONTEXTPILOT_REGISTRY_URL")
+
+
+DEFAULT_HUB = "https://huggingface.co"
+
+
+def hub_endpoint() -> str:
+    """The Hugging Face Hub: HF_ENDPOINT, else huggingface.co (read at call time, unlike
+    huggingface_hub, which reads it once at import)."""
+    return text("HF_ENDPOINT", DEFAULT_HUB).rstrip("/")
+
+
 def model_names(name: str) -> list[str]:
     """A comma list of model names (CONTEXTPILOT_ALLOWED_MODELS) as written; [] when unset.
     A name that cannot be a model name is a SettingError."""
@@ -174,5 +190,6 @@ def check() -> None:
     auth()
 
 
-__all__ = ["ALLOWED_MODELS", "AUTH", "FLAGS", "OFF", "ON", "SECONDS", "URLS", "auth",
-           "check", "flag", "is_on", "model_names", "parse_auth", "seconds", "text", "url"]
+__all__ = ["ALLOWED_MODELS", "AUTH", "DEFAULT_OLLAMA_HOST", "FLAGS", "OFF", "ON", "SECONDS",
+           "URLS", "auth", "check", "flag", "hub_endpoint", "is_on", "model_names",
+           "parse_auth", "registry_url", "seconds", "text", "url"]

@@ -49,14 +49,14 @@ Disk = namedtuple("Disk", "total used free")
 @pytest.fixture
 def machine(mocker):
     """A 24 GiB machine with 100 GB free and no GPU; tests change the figures in the dict."""
-    from contextpilot import hardware
+    from contextpilot import machine as this_machine
 
     state = {"ram": 24 * GiB, "free": 100_000_000_000}
-    mocker.patch.object(hardware.psutil, "virtual_memory",
+    mocker.patch.object(this_machine.psutil, "virtual_memory",
                         side_effect=lambda: Mem(state["ram"], state["ram"]))
-    mocker.patch.object(hardware.psutil, "disk_usage",
+    mocker.patch.object(this_machine.psutil, "disk_usage",
                         side_effect=lambda p: Disk(10**12, 0, state["free"]))
-    mocker.patch.object(hardware.shutil, "which", return_value=None)
+    mocker.patch.object(this_machine.shutil, "which", return_value=None)
     return state
 
 
@@ -120,12 +120,12 @@ def offline_registry(clean_env, monkeypatch, tmp_path):
 def roomy_machine(monkeypatch):
     """A machine where every catalog model fits (1 TB free disk, 256 GB RAM, no GPU), so
     UI tests do not depend on the host running them; tests shrink it to make things not fit."""
-    from contextpilot import hardware
+    from contextpilot import machine
 
-    monkeypatch.setattr(hardware, "free_disk", lambda path=None: 10**12)
-    monkeypatch.setattr(hardware, "total_memory", lambda: 256 * 2**30)
-    monkeypatch.setattr(hardware, "gpu_memory", lambda: None)
-    return hardware
+    monkeypatch.setattr(machine, "free_disk", lambda path=None: 10**12)
+    monkeypatch.setattr(machine, "total_memory", lambda: 256 * 2**30)
+    monkeypatch.setattr(machine, "gpu_memory", lambda: None)
+    return machine
 
 
 @pytest.fixture

@@ -115,7 +115,7 @@ def test_the_empty_chat_invites_and_its_examples_run(new_page, fake_ollama, arti
 @pytest.mark.usefixtures("roomy_machine")
 def test_the_fit_verdict_is_said_once_and_download_anyway_only_beside_it(
         new_page, fake_ollama, artifacts, monkeypatch):
-    from contextpilot import hardware
+    from contextpilot import machine as hardware
 
     with running_app(fake_ollama.url) as url:
         page = new_page()

@@ -396,7 +396,7 @@ def test_safetensors_aggregated_shape_is_folded(fake_ollama):
 
 
 def test_speed_and_eta_unknown_until_meaningful():
-    from contextpilot.progress import ProgressFolder
+    from contextpilot.pull.progress import ProgressFolder
 
     clock = FakeClock()
     folder = ProgressFolder("m", clock=clock)

@@ -9,7 +9,8 @@ import time
 import pytest
 
 import contextpilot as cp
-from contextpilot import discovery, hardware, usage
+from contextpilot import fit
+from contextpilot.fit import probe, registry as manifests, usage
 from contextpilot.policy import AccessPolicy
 from tests.fake_ollama import FakeModel
 from tests.fake_registry import FakeRegistry
@@ -54,7 +55,7 @@ def test_registry_faults_give_a_clear_note(machine, registry, fake_ollama, fault
     v = cp.check_fit("odd:1b", host=fake_ollama.url, probe=False)
     assert v.download_size is None and v.size_source == "unknown"
     assert words in v.message
-    assert len([r for r in registry.requests if r[0] == "GET"]) <= discovery.MAX_REDIRECTS + 1
+    assert len([r for r in registry.requests if r[0] == "GET"]) <= manifests.MAX_REDIRECTS + 1
 
 
 def test_a_redirect_is_followed(machine, registry):
@@ -65,7 +66,7 @@ def test_a_redirect_is_followed(machine, registry):
 
 
 def test_a_slow_registry_times_out(machine, registry, monkeypatch):
-    monkeypatch.setattr(discovery, "REGISTRY_TIMEOUT", 0.3)
+    monkeypatch.setattr(manifests, "REGISTRY_TIMEOUT", 0.3)
     registry.add("library/slow:1b", [1_000])
     registry.faults["library/slow:1b"] = "slow"
     v = cp.check_fit("slow:1b", host="http://127.0.0.1:9", probe=False)
@@ -142,15 +143,15 @@ def test_make_room_names_the_least_recently_used_first(machine, fake_ollama, tmp
     monkeypatch.setenv("CONTEXTPILOT_USAGE_FILE", str(tmp_path / "usage.json"))
     usage.record_use("qwen3:0.6b", when=2_000_000_000)  # chatted with recently
     machine["free"] = 1_000_000
-    v = hardware.fit_for_size("big:latest", 3_500_000, host=fake_ollama.url)
+    v = fit.fit_for_size("big:latest", 3_500_000, host=fake_ollama.url)
     assert v.fits_disk is False
     assert v.make_room == ("llama3.2:latest",)  # never used: the first to go
     assert "Removing llama3.2:latest (3.0 MB) would make room." in v.message
-    both = hardware.fit_for_size("big:latest", 5_000_000, host=fake_ollama.url)
+    both = fit.fit_for_size("big:latest", 5_000_000, host=fake_ollama.url)
     assert both.make_room == ("llama3.2:latest", "qwen3:0.6b")
-    mine = hardware.fit_for_size("llama3.2:latest", 2_000_000, host=fake_ollama.url)
+    mine = fit.fit_for_size("llama3.2:latest", 2_000_000, host=fake_ollama.url)
     assert mine.make_room == ("qwen3:0.6b",)  # never the model being asked for
-    assert hardware.fit_for_size("big:latest", 10**9, host=fake_ollama.url).make_room == ()
+    assert fit.fit_for_size("big:latest", 10**9, host=fake_ollama.url).make_room == ()
 
 
 def test_usage_file_survives_garbage(tmp_path, monkeypatch):
@@ -231,7 +232,7 @@ def test_a_shared_app_leaves_make_room_to_the_operator(fake_ollama, roomy_machin
 
 
 def test_a_probe_has_a_deadline(machine, fake_ollama, monkeypatch):
-    monkeypatch.setattr(discovery, "PROBE_TIMEOUT", 0.3)
+    monkeypatch.setattr(probe, "PROBE_TIMEOUT", 0.3)
     fake_ollama.add_remote(FakeModel(name="someone/slow:latest", layers=[5_000_000]))
     fake_ollama.event_delay = 2.0  # "pulling manifest", then silence
     v = cp.check_fit("someone/slow", host=fake_ollama.url)

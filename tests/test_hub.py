@@ -9,7 +9,7 @@ from datetime import datetime
 import pytest
 
 import contextpilot as cp
-from contextpilot import cli, hardware, hub as hubmod
+from contextpilot import cli, hub as hubmod, machine as hardware
 from tests.fake_hub import sample_hub
 
 GiB = 2**30
@@ -238,7 +238,7 @@ def test_the_kv_cache_comes_from_the_gguf_header(hub, machine, lookups):
 
 
 def test_gguf_headers_that_are_cut_short_or_not_gguf():
-    from contextpilot.gguf import arch_counts, read_metadata
+    from contextpilot.hub.gguf import arch_counts, read_metadata
     from tests.fake_hub import LLAMA_1B, write_header
 
     header = write_header(LLAMA_1B)

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 import contextpilot as cp
-from contextpilot import hardware
+from contextpilot import machine as hardware
 
 GiB = 2**30
 
@@ -201,7 +201,7 @@ def test_pull_stops_at_the_first_layer_when_the_disk_is_too_small(fake_ollama, m
 
 
 def test_recommended_for_this_machine():
-    from contextpilot.catalog import recommended
+    from contextpilot.fit.catalog import recommended
 
     assert recommended(8 * GiB).memory <= 8 * GiB * 0.75
     assert recommended(1) is None

@@ -11,8 +11,8 @@ import psutil
 import pytest
 
 import contextpilot as cp
-from contextpilot import hardware, pull
-from contextpilot.pull_registry import Outcomes
+from contextpilot import machine, pull
+from contextpilot.pull._registry import Outcomes
 from tests.fake_ollama import FakeModel
 from tests.ui_helpers import wait_until
 
@@ -90,7 +90,7 @@ def test_join_and_leave_while_the_disk_guard_aborts_do_not_deadlock(fake_ollama,
         seen["joined"], seen["left"] = joined.wait(5), left.wait(5)
         return 1_000_000  # mistral's weights are 4 MB
 
-    mocker.patch.object(hardware, "guard_disk", side_effect=guard)
+    mocker.patch.object(machine, "guard_disk", side_effect=guard)
     stays, newcomer = {}, {}
     a = run(consume, cp.pull_model("mistral", host=url), stays)
     assert guard_entered.wait(5), "the disk guard was never asked"
@@ -198,7 +198,7 @@ def _last_consumer_leaves(fake):
 
 def _disk_guard(fake, tmp_path, monkeypatch, mocker):
     monkeypatch.setenv("OLLAMA_MODELS", str(tmp_path))
-    mocker.patch.object(hardware, "guard_disk", return_value=1_000_000)
+    mocker.patch.object(machine, "guard_disk", return_value=1_000_000)
     with pytest.raises(cp.PullFailed) as info:
         list(cp.pull_model("mistral", host=fake.url))
     assert info.value.kind == "disk full"

@@ -17,10 +17,10 @@ from urllib.parse import urlsplit
 import pytest
 
 import contextpilot as cp
-from contextpilot import cli, hardware, netaddr, settings
+from contextpilot import cli, machine as hardware, netaddr, settings
 from contextpilot.autostart import Autostart, ensure_ollama
 from contextpilot.policy import _loopback_host, is_loopback_bind
-from contextpilot.pull_disk import DiskGuard
+from contextpilot.pull._disk import DiskGuard
 from tests.conftest import REMOTE, ROOT, SMALL
 from tests.fake_ollama import FakeModel, FakeOllama
 
@@ -424,11 +424,10 @@ def test_a_registry_url_must_be_an_http_address(monkeypatch, value):
 
 
 def test_a_registry_url_is_read_without_its_trailing_slash(monkeypatch):
-    from contextpilot import discovery
 
-    assert discovery.registry_url() == "https://registry.ollama.ai"
+    assert settings.registry_url() == "https://registry.ollama.ai"
     monkeypatch.setenv("CONTEXTPILOT_REGISTRY_URL", " http://[::1]:5000/ ")
-    assert discovery.registry_url() == "http://[::1]:5000"
+    assert settings.registry_url() == "http://[::1]:5000"
 
 
 def test_a_bad_allowlist_names_the_variable(fake_ollama, monkeypatch):

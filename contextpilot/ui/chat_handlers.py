@@ -1,4 +1,4 @@
-"""The chat's handlers: /chat, the Download button and /pull_model.
+"""The chat's handler: /chat (the page's other handlers are ``page_handlers``).
 
 Thin: they validate and apply the rules through ``Service`` (names, the shared-app policy,
 message size, the fit check), go through the async bridge (so Stop and a closed tab close
@@ -11,22 +11,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import gradio as gr
 
 import contextpilot as cp
 from contextpilot.policy import MAX_MESSAGE_CHARS
 from contextpilot.ui import render
-from contextpilot.ui.bridge import batches, keep_pull_updates
+from contextpilot.ui.bridge import batches
+from contextpilot.ui.page_handlers import PULL_INTERVAL, SOMETHING_WRONG, PageHandlers
 from contextpilot.ui.line import AnswerLine, LineFull
 from contextpilot.ui.service import Service
 from contextpilot.ui.serving import genuine_uploads
 
 log = logging.getLogger("contextpilot")
 
-PULL_INTERVAL = 0.11  # < 10 updates/s while bytes flow (margin for jitter): each costs ~1 ms of CPU
 TOKEN_INTERVAL = 0.05  # coalesce tokens to ~20 updates/s
 BUSY_TOKEN_INTERVAL = 0.1  # ~10 updates/s per answer while many answers stream at once
 BUSY_STREAMS = 4  # more answers streaming than this: the busy interval
@@ -40,11 +41,6 @@ def busy_message(full: "LineFull") -> str:
         full.waiting, f" and {full.waiting} more messages wait")
     return (f"ContextPilot is busy: {answers} being written{others}. Your message is kept: "
             f"send it again (or press Retry) in a moment.")
-
-
-SOMETHING_WRONG = ("Something went wrong on the server (the details are in its log). "
-                   "Try again; if it keeps failing, tell the operator.")
-"What a visitor sees for an unexpected error: exception texts can hold paths and settings."
 
 
 def split_message(message: Any) -> tuple[str, list[str]]:
@@ -136,49 +132,28 @@ def _interval(event: object) -> float:
     return BUSY_TOKEN_INTERVAL if _streaming > BUSY_STREAMS else TOKEN_INTERVAL
 
 
-class ChatHandlers:
-    """The handlers, bound to one ``Service`` and the configured default model."""
+@dataclass(frozen=True)
+class Turn:
+    """What one /chat call asks, besides the model: the message and the settings."""
+
+    text: str
+    files: list
+    history: list
+    system: str
+    temperature: float
+    num_ctx: float
+    think: bool
+    download_anyway: bool
+    think_level: str
+
+
+class ChatHandlers(PageHandlers):
+    """The page's handlers (``PageHandlers``) and /chat, bound to one ``Service``, the
+    configured default model and the line of answers."""
 
     def __init__(self, service: Service, configured: str, line: AnswerLine) -> None:
-        self.service = service
-        self.configured = configured
+        super().__init__(service, configured)
         self.line = line  # answers at once; the rest wait in it
-
-    # -- page state ---------------------------------------------------------------------
-
-    def refresh_models(self, current: Optional[str]):
-        """Page load and ↻: the dropdown, status line, note and Think control."""
-        data = self.service.models()
-        value = current or data.default(self.configured)
-        status = self.service.status_html()
-        return (gr.Dropdown(choices=data.choices(), value=value), status,
-                self.service.note(value, data), *self.think_control(value))
-
-    def model_changed(self, model: str):
-        """A new pick: its note and Think controls; "Download anyway" starts unticked."""
-        return self.service.note(model), *self.think_control(model), gr.Checkbox(value=False)
-
-    def controls(self, model: Optional[str]):
-        """Show a control only where it applies (after each note change): "Download
-        anyway" beside a verdict that needs it, Download for a model not installed."""
-        # On page load this can run with the dropdown's value from before the load's
-        # update (empty): it is the default the load picked.
-        state = self.service.note_state(
-            model or self.service.models(False).default(self.configured))
-        override = (gr.Checkbox(visible=True) if state.needs_override
-                    else gr.Checkbox(visible=False, value=False))
-        return override, gr.Button(visible=not state.installed)
-
-    def think_control(self, model: Optional[str]):
-        """On/off (#think-toggle) for a thinking model; a level (#think-level) for a model
-        that takes levels (gpt-oss); neither for the others."""
-        try:
-            caps = self.service.capabilities(model) if model else None
-            levels = cp.think_levels(model, self.service.family(model)) if model else ()
-        except cp.ContextPilotError:
-            caps, levels = None, ()
-        return (gr.Checkbox(visible=bool(caps and "thinking" in caps) and not levels),
-                gr.Dropdown(visible=bool(levels)))
 
     # -- /chat --------------------------------------------------------------------------
 
@@ -201,58 +176,10 @@ class ChatHandlers:
                     view.waiting = ahead
                     yield view.messages(), skip, skip, skip, skip
             answering, view.waiting = True, None
-            files = await asyncio.to_thread(genuine_uploads, files)
-            host = self.service.host  # in the request's context: the bridge threads have none
-            name = await self._resolve_model(model)
-            view.model = name
-            self.service.policy.check_chat(name)
-            caps = await self._prepare(name, download_anyway is True)
-            auto_pull = await asyncio.to_thread(self.service.may_pull, name)
-            cloud = cp.parse_name(name).is_cloud  # never downloaded, not even to look
-            if files and caps is None and not cloud:  # unknown until it is here: download
-                async for batch in batches(lambda t: cp.pull_model(
-                        name, host, cancel=t), PULL_INTERVAL):
-                    if not batch:  # Ollama is silent: a no-op lets Gradio see a closed tab
-                        yield view.messages(), skip, skip, skip, skip
-                        continue
-                    view.feed(batch)
-                    yield view.messages(), render.progress_html(view.pull), skip, skip, skip
-                caps = await asyncio.to_thread(self.service.capabilities, name)
-            # a cloud model ollama.com would not describe (signed out): let the chat say why
-            unknown_cloud = cloud and caps is None
-            if files and not unknown_cloud and "vision" not in (caps or ()):
-                view.error = vision_refusal(name)
-                yield (view.messages(), *(await asyncio.to_thread(self._after_turn, view)))
-                return
-            user: dict = {"role": "user", "content": text}
-            if files:
-                user["images"] = await asyncio.to_thread(_images, files)
-            messages = await asyncio.to_thread(ollama_history, history) + [user]
-            options = {"temperature": float(temperature), "num_ctx": int(num_ctx)}
-            yield view.messages(), skip, skip, skip, skip  # at once: the turn has started
-
-            def make(token):
-                # A model removed meanwhile is pulled again only where a pull is allowed.
-                return cp.chat_stream(name, messages, system=system or None, options=options,
-                                      auto_pull=auto_pull,
-                                      think=think_value(bool(think), caps, str(think_level),
-                                                        cp.think_levels(name)),
-                                      host=host, cancel=token)
-
-            global _streaming
-            _streaming += 1
-            try:
-                async for batch in batches(make, paced(view)):
-                    if not batch:  # Ollama is silent: a no-op lets Gradio see a closed tab
-                        yield view.messages(), skip, skip, skip, skip
-                        continue
-                    pulled_now = any(isinstance(e, cp.PullProgress) for e in batch)
-                    view.feed(batch)
-                    bar = render.progress_html(view.pull) if pulled_now else skip
-                    yield view.messages(), bar, skip, skip, skip
-            finally:
-                _streaming -= 1
-            await asyncio.to_thread(self.service.record_use, name)  # for make-room advice
+            turn = Turn(text, files, history, str(system or ""), temperature, num_ctx,
+                        bool(think), download_anyway is True, str(think_level))
+            async for update in self._answer(view, model, turn):
+                yield update
         except cp.ContextPilotError as exc:
             view.error = self.service.public(str(exc))
         except LineFull as full:
@@ -264,6 +191,76 @@ class ChatHandlers:
             if answering:
                 await self.line.release()
         yield (view.messages(), *(await asyncio.to_thread(self._after_turn, view)))
+
+    async def _answer(self, view: render.ChatView, model: Any, turn: "Turn"):
+        """One answer, once it has a slot: the model resolved and allowed, downloaded when
+        an image needs its capabilities known, then the answer streamed (auto-pulling a
+        missing model). Yields the chat's updates; raises the library's errors."""
+        skip = gr.skip()
+        files = await asyncio.to_thread(genuine_uploads, turn.files)
+        host = self.service.host  # in the request's context: the bridge threads have none
+        name = await self._resolve_model(model)
+        view.model = name
+        self.service.policy.check_chat(name)
+        caps = await self._prepare(name, turn.download_anyway)
+        auto_pull = await asyncio.to_thread(self.service.may_pull, name)
+        cloud = cp.parse_name(name).is_cloud  # never downloaded, not even to look
+        if files and caps is None and not cloud:  # unknown until it is here: download
+            async for update in self._pull_first(view, name, host):
+                yield update
+            caps = await asyncio.to_thread(self.service.capabilities, name)
+        # a cloud model ollama.com would not describe (signed out): let the chat say why
+        unknown_cloud = cloud and caps is None
+        if files and not unknown_cloud and "vision" not in (caps or ()):
+            view.error = vision_refusal(name)
+            return
+        user: dict = {"role": "user", "content": turn.text}
+        if files:
+            user["images"] = await asyncio.to_thread(_images, files)
+        messages = await asyncio.to_thread(ollama_history, turn.history) + [user]
+        options = {"temperature": float(turn.temperature), "num_ctx": int(turn.num_ctx)}
+        yield view.messages(), skip, skip, skip, skip  # at once: the turn has started
+
+        def make(token):
+            # A model removed meanwhile is pulled again only where a pull is allowed.
+            return cp.chat_stream(name, messages, system=turn.system or None, options=options,
+                                  auto_pull=auto_pull,
+                                  think=think_value(turn.think, caps, turn.think_level,
+                                                    cp.think_levels(name)),
+                                  host=host, cancel=token)
+
+        async for update in self._stream(view, make):
+            yield update
+        await asyncio.to_thread(self.service.record_use, name)  # for make-room advice
+
+    async def _pull_first(self, view: render.ChatView, name: str, host: Optional[str]):
+        """Download ``name`` before the turn (its capabilities decide whether it may see the
+        attached images), showing the progress in the chat and the bar."""
+        skip = gr.skip()
+        async for batch in batches(lambda t: cp.pull_model(name, host, cancel=t),
+                                   PULL_INTERVAL):
+            if not batch:  # Ollama is silent: a no-op lets Gradio see a closed tab
+                yield view.messages(), skip, skip, skip, skip
+                continue
+            view.feed(batch)
+            yield view.messages(), render.progress_html(view.pull), skip, skip, skip
+
+    async def _stream(self, view: render.ChatView, make):
+        """The answer as it streams (a download first, if the model went missing)."""
+        global _streaming
+        skip = gr.skip()
+        _streaming += 1
+        try:
+            async for batch in batches(make, paced(view)):
+                if not batch:  # Ollama is silent: a no-op lets Gradio see a closed tab
+                    yield view.messages(), skip, skip, skip, skip
+                    continue
+                pulled_now = any(isinstance(e, cp.PullProgress) for e in batch)
+                view.feed(batch)
+                bar = render.progress_html(view.pull) if pulled_now else skip
+                yield view.messages(), bar, skip, skip, skip
+        finally:
+            _streaming -= 1
 
     async def _resolve_model(self, model: Optional[str]) -> str:
         model = str(model or "").strip()
@@ -295,73 +292,3 @@ class ChatHandlers:
         data = self.service.models()
         return bar, gr.Dropdown(choices=data.choices()), self.service.note(view.model, data), \
             status
-
-    # -- downloads ----------------------------------------------------------------------
-
-    async def download(self, model: str, download_anyway: bool = False):
-        """The Download button: the bar, then the dropdown, note and status. The pull is
-        detached: closing or reloading the page leaves it running (see Downloads)."""
-        skip = gr.skip()
-        try:
-            name = cp.parse_name(str(model or "").strip()).display
-            refusal = await asyncio.to_thread(self.service.before_pull, name,
-                                              download_anyway is True)
-            if refusal:  # the verdict is on the page already: say it there, once
-                note = await asyncio.to_thread(self.service.note_state, name, None, True)
-                yield "", skip, note.html, skip
-                return
-            yield render.progress_html(cp.PullProgress(model=name, status="pulling manifest")), \
-                skip, skip, skip
-            last = None
-            host = self.service.host
-            async for batch in batches(lambda t: cp.pull_model(
-                    name, host, cancel=t, detach=True), PULL_INTERVAL):
-                if not batch:  # Ollama is silent: a no-op lets Gradio see a closed tab
-                    yield skip, skip, skip, skip
-                    continue
-                last = batch[-1]
-                yield render.progress_html(last), skip, skip, skip
-            if last is not None and last.done:
-                self.service.start_preload(name)
-        except cp.ContextPilotError as exc:
-            yield render.error_html(self.service.public(str(exc))), skip, skip, skip
-        except Exception:
-            log.exception("download failed")
-            yield render.error_html(SOMETHING_WRONG), skip, skip, skip
-        dropdown, status, note, *_think = await asyncio.to_thread(self.refresh_models, model)
-        yield skip, dropdown, note, status
-
-    async def pull_model_api(self, name: str, download_anyway: bool = False
-                             ) -> AsyncIterator[str]:
-        """Download a model; streams one progress line at a time and ends with the result."""
-        last: Optional[cp.PullProgress] = None
-        try:
-            display = cp.parse_name(str(name or "").strip()).display
-            refusal = await asyncio.to_thread(self.service.before_pull, display,
-                                              download_anyway is True)
-            if refusal:
-                yield refusal
-                return
-            host = self.service.host
-            async for batch in batches(lambda t: cp.pull_model(
-                    display, host, cancel=t), PULL_INTERVAL):
-                if not batch:  # Ollama is silent: repeating the last line lets Gradio see
-                    # a closed connection (an API endpoint cannot yield gr.skip())
-                    yield render.progress_text(last or cp.PullProgress(
-                        model=display, status="pulling manifest"))
-                    continue
-                for value in keep_pull_updates(batch):
-                    last = value
-                    yield render.progress_text(value)
-            self.service.start_preload(display)
-            yield render.pull_result_text(last, display)
-        except cp.ContextPilotError as exc:
-            yield self.service.public(str(exc))
-        except Exception:
-            log.exception("pull failed")
-            yield SOMETHING_WRONG
-
-    def list_models_api(self) -> dict:
-        """Installed models and the catalog of popular models (with download sizes)."""
-        status = self.service.server_status()
-        return self.service.models(with_capabilities=False).as_json(status)

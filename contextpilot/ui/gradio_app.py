@@ -17,7 +17,7 @@ from typing import Optional
 import gradio as gr
 
 from contextpilot import settings
-from contextpilot.catalog import catalog
+from contextpilot.fit.catalog import catalog
 from contextpilot.policy import MAX_FILE_BYTES, AccessPolicy
 from contextpilot.ui import render, theme
 from contextpilot.ui.chat_handlers import ChatHandlers

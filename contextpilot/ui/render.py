@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional, Sequence
 
-from ..catalog import CatalogEntry
+from ..fit.catalog import CatalogEntry
 from ..names import parse_name
 from ..types import ChatDone, ContentDelta, ModelInfo, PullProgress, ServerStatus, ThinkingDelta
 from ..units import format_duration, format_size, format_speed

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from typing import Optional
 
-from . import hardware, settings
-from .types import PullProgress
-from .units import format_size
+from .. import machine, settings
+from ..types import PullProgress
+from ..units import format_size
 
 
 class DiskGuard:
     """Whether what is left of a pull fits on Ollama's disk (a local host only)."""
 
     def __init__(self, host: str, enabled: bool = True) -> None:
-        self.enabled = enabled and hardware.is_local_host(host) and (
+        self.enabled = enabled and machine.is_local_host(host) and (
             settings.flag("CONTEXTPILOT_DISK_CHECK"))
 
     def refusal(self, previous: Optional[PullProgress], value: PullProgress) -> Optional[str]:
@@ -26,7 +26,7 @@ class DiskGuard:
         if not self.enabled or value.total <= (previous.total if previous else 0):
             return None
         missing = value.total - value.completed
-        free = hardware.guard_disk()
+        free = machine.guard_disk()
         if free is None or missing <= free:
             return None
         return (f"no space left on device: {format_size(missing)} more is needed and only "

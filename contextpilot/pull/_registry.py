@@ -19,8 +19,8 @@ import threading
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Generic, Optional, Protocol, TypeVar
 
-from .pull_broadcast import Broadcast, Cursor
-from .types import PullOutcome
+from ..types import PullOutcome
+from ._broadcast import Broadcast, Cursor
 
 Key = tuple[str, str]  # (host URL, canonical model key)
 

@@ -2,7 +2,8 @@
 of a repository with their sizes, and whether each fits this machine.
 
 Ollama pulls any of them as ``hf.co/<user>/<repo>:<QUANT>``. The Hub is ``HF_ENDPOINT``
-(read at call time, see ``discovery.hub_endpoint``). Every request has a timeout and is
+(read at call time, see ``settings.hub_endpoint``). Whether a quantisation fits this machine
+is the fit check's to say (``contextpilot.fit.quants``); ``gguf`` reads a file's header. Every request has a timeout and is
 not retried (a slow Hub gives a clear HubUnavailable within HUB_TIMEOUT, the caller keeps
 working); ``huggingface_hub``'s own calls outside ours are left as they are.
 """
@@ -16,11 +17,11 @@ from contextvars import ContextVar
 from datetime import datetime
 from typing import TYPE_CHECKING, Iterator, Optional
 
-from .discovery import SizeLookup, hub_endpoint
-from .errors import ContextPilotError, HubNotFound, HubUnavailable, InvalidRequest
+from .. import settings
+from ..errors import ContextPilotError, HubNotFound, HubUnavailable, InvalidRequest
+from ..names import ModelName
+from ..types import HubModel, HubQuant
 from .gguf import arch_counts, read_metadata
-from .names import ModelName
-from .types import HubModel, HubQuant
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
@@ -41,6 +42,12 @@ _QUANT = re.compile(
     r"(?:^|[-._])((?:UD-)?(?:I?Q\d_[A-Z0-9]+(?:_[A-Z0-9]+)*|Q\d_\d|Q\d|TQ\d_\d|"
     r"MXFP4(?:_MOE)?|BF16|F16|FP16|F32))$", re.IGNORECASE)
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}")
+HF_HOSTS = frozenset({"hf.co", "huggingface.co"})
+
+
+def is_hf(name: ModelName) -> bool:
+    """A name Ollama pulls from Hugging Face (``hf.co/<user>/<repo>:<QUANT>``)."""
+    return name.host.lower() in HF_HOSTS
 
 
 # -- names ---------------------------------------------------------------------------------
@@ -161,7 +168,7 @@ def _hub_call(repo: Optional[str] = None) -> Iterator["HfApi"]:
     from huggingface_hub import HfApi, errors
 
     _install_bounded_session()
-    endpoint = hub_endpoint()
+    endpoint = settings.hub_endpoint()
     token = _limit.set(HUB_TIMEOUT)
     try:
         yield HfApi(endpoint=endpoint)
@@ -268,27 +275,6 @@ def _quant(repo: str, g: dict) -> HubQuant:
                     pullable=not reason, reason=reason)
 
 
-def model_files(repo: str, quant: Optional[str] = None, *, context_length: Optional[int] = None,
-                host: Optional[str] = None) -> list[HubQuant]:
-    """The quantisations of ``repo`` with their sizes, whether Ollama can pull each, a fit
-    verdict for this machine and the recommended one. With ``quant``, that one only
-    (HubNotFound when the repository has no such quantisation)."""
-    from .hardware import _check_context, fit_for_size
-
-    _check_context(context_length)
-    rid = repo_id(repo)
-    quants = quants_of(rid, repo_files(rid))
-    if quant is not None:
-        quants = [pick_quant(rid, quants, quant)]
-    # Every quantisation of a repository has the same layers: one header read serves all.
-    first = next((q for q in quants if q.pullable), None)
-    arch = file_arch(rid, first.files[0]) if first else None
-    fitted = [q if not q.pullable or q.size <= 0 else _with_fit(q, fit_for_size(
-        q.name, q.size, source="hub", host=host, context_length=context_length, arch=arch))
-        for q in quants]
-    return _recommend(fitted)
-
-
 HEADER_BYTES = 1_048_576
 "How much of a GGUF file is read for its layer counts (they come before the tokenizer)."
 
@@ -299,7 +285,7 @@ def file_arch(repo: str, path: str) -> Optional[tuple[int, int, int]]:
     from huggingface_hub import hf_hub_url
     from huggingface_hub.utils import build_hf_headers, get_session
 
-    url = hf_hub_url(repo, path, endpoint=hub_endpoint())
+    url = hf_hub_url(repo, path, endpoint=settings.hub_endpoint())
     headers = {**build_hf_headers(), "Range": f"bytes=0-{HEADER_BYTES - 1}"}
     data = b""
     try:
@@ -314,26 +300,6 @@ def file_arch(repo: str, path: str) -> Optional[tuple[int, int, int]]:
     except ContextPilotError:
         return None
     return arch_counts(read_metadata(data[:HEADER_BYTES]))
-
-
-def _with_fit(q: HubQuant, verdict) -> HubQuant:
-    from dataclasses import replace
-
-    return replace(q, fit=verdict)
-
-
-def _recommend(quants: list[HubQuant]) -> list[HubQuant]:
-    """The largest that fits in memory with room for the context; Q4_K_M when several do."""
-    from dataclasses import replace
-
-    fitting = [q for q in quants if q.pullable and q.fit is not None
-               and q.fit.fits_memory and q.fit.fits_disk is not False]
-    if not fitting:
-        return quants
-    best = next((q for q in fitting if q.tag.upper() == DEFAULT_QUANT), None)
-    if best is None or len(fitting) == 1:
-        best = max(fitting, key=lambda q: q.size)
-    return [replace(q, recommended=True) if q is best else q for q in quants]
 
 
 def pick_quant(repo: str, quants: list[HubQuant], tag: str) -> HubQuant:
@@ -352,21 +318,5 @@ def pick_quant(repo: str, quants: list[HubQuant], tag: str) -> HubQuant:
     return found[0]
 
 
-def hub_size(name: ModelName) -> SizeLookup:
-    """The size of the GGUF file ``hf.co/<user>/<repo>:<tag>`` would pull."""
-    rid = f"{name.namespace}/{name.model}"
-    try:
-        q = pick_quant(rid, quants_of(rid, repo_files(rid)), name.tag)
-    except (HubNotFound, InvalidRequest) as exc:
-        return SizeLookup(missing=True, note=str(exc))
-    except HubUnavailable as exc:
-        return SizeLookup(note=str(exc))
-    if not q.pullable:
-        return SizeLookup(size=q.size, source="hub", missing=True,
-                          note=f"{q.name} is {q.reason}.")
-    if q.size <= 0:  # the Hub listed the file without a usable size
-        return SizeLookup(note=f"The Hugging Face Hub did not give the size of {q.name}.")
-    return SizeLookup(size=q.size, source="hub", arch=file_arch(rid, q.files[0]))
-
-
-__all__ = ["hub_size", "model_files", "quant_label", "repo_id", "search_models"]
+__all__ = ["DEFAULT_QUANT", "HF_HOSTS", "file_arch", "is_hf", "pick_quant", "quant_label",
+           "quants_of", "repo_files", "repo_id", "search_models"]

@@ -16,16 +16,16 @@ import logging
 import threading
 from typing import Any, Callable, Optional
 
-from . import _client, models
-from .errors import PullCancelled, PullFailed
-from .names import ModelName
+from .. import _client, models
+from ..errors import PullCancelled, PullFailed
+from ..names import ModelName
+from ..types import PullProgress
+from ._broadcast import Broadcast, Cursor
+from ._disk import DiskGuard
+from ._reader import read
+from ._registry import Outcomes
+from ._watchdog import StallWatchdog
 from .progress import Clock, ProgressFolder
-from .pull_broadcast import Broadcast, Cursor
-from .pull_disk import DiskGuard
-from .pull_reader import read
-from .pull_registry import Outcomes
-from .pull_watchdog import StallWatchdog
-from .types import PullProgress
 
 log = logging.getLogger("contextpilot")
 
@@ -64,12 +64,12 @@ class PullJob:
 
     def _run(self) -> None:
         try:
-            read(self.stream, self.broadcast.publish, self._on_step, self.model)
+            read(self.stream, self.broadcast.publish, self._on_step, self.name)
             if not self.succeeded:
                 raise PullFailed(self.model, "the download ended before Ollama reported success")
         except Exception as exc:  # every failure reaches every consumer as one of ours
             if not self.succeeded:  # an abort that lands after "success" changes nothing
-                self.error = _client.pull_error(exc, self.host, self.model, self.stream)
+                self.error = _client.pull_error(exc, self.host, self.name, self.stream)
                 if not self._probe_ended:
                     log.warning("Pulling Ollama model '%s' failed: %s", self.model, self.error)
         finally:

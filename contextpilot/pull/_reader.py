@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable
 
-from . import _client
+from .. import _client
+from ..names import ModelName
 
 OnEvent = Callable[[int, Any], None]
 
 
-def read(events: Iterable[Any], on_bytes: OnEvent, on_step: OnEvent, model: str) -> None:
+def read(events: Iterable[Any], on_bytes: OnEvent, on_step: OnEvent, name: ModelName) -> None:
     """Feed every event of ``events`` to ``on_bytes`` or ``on_step`` with its sequence number.
     Raises the error a status line reports ("error: ..." from the newer registry client)."""
     key: object = None
@@ -28,5 +29,5 @@ def read(events: Iterable[Any], on_bytes: OnEvent, on_step: OnEvent, model: str)
         key = (event.status, event.digest, event.total)
         status = event.status or ""
         if status.startswith("error"):
-            raise _client.status_error(status, model)
+            raise _client.status_error(status, name)
         on_step(seq, event)

@@ -6,10 +6,10 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import Optional
+from typing import Optional, Union
 
+from ..names import ModelName, parse_name
 from .estimate import memory_needed
-from .names import parse_name
 
 
 @dataclass(frozen=True)
@@ -59,13 +59,14 @@ def catalog() -> tuple[CatalogEntry, ...]:
     return tuple(entries)
 
 
-def catalog_entry(name: str) -> Optional[CatalogEntry]:
+@lru_cache(maxsize=1)
+def _by_key() -> dict[str, CatalogEntry]:
+    return {parse_name(e.name).key: e for e in catalog()}  # the data file's names, once
+
+
+def catalog_entry(name: Union[str, ModelName]) -> Optional[CatalogEntry]:
     """The catalog's facts for ``name`` (any spelling), or None."""
-    key = parse_name(name).key
-    for entry in catalog():
-        if parse_name(entry.name).key == key:
-            return entry
-    return None
+    return _by_key().get(parse_name(name).key)
 
 
 def recommended(total_memory: int, headroom: float = 0.75) -> Optional[CatalogEntry]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable, Optional
 
-from .types import PullProgress
+from ..types import PullProgress
 
 END = object()
 "next() returns it when the pull is over (its outcome is the job's)."

@@ -14,10 +14,10 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
-from . import settings
-from .names import parse_name
+from .. import settings
+from ..names import ModelName, parse_name
 
 _lock = threading.Lock()
 MAX_ENTRIES = 500
@@ -44,7 +44,7 @@ def last_used() -> dict[str, float]:
             if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
-def record_use(name: str, when: Optional[float] = None) -> None:
+def record_use(name: Union[str, ModelName], when: Optional[float] = None) -> None:
     """Remember that the app chatted with ``name`` now (written atomically)."""
     try:
         key = parse_name(name).key

@@ -6,27 +6,29 @@ A pull ends on success, an error, cancel_pull(), the last consumer leaving, or t
 limit — never on a total time limit, since a 40 GB model may take an hour. How each pull
 ended is kept for an hour (``recent_pulls``).
 
-The engine, by concern: ``pull_reader`` (the stream's hot loop), ``pull_broadcast`` (the
-step log and the newest value, consumers woken on change), ``pull_watchdog`` (the stall
-limit), ``pull_disk`` (the disk guard), ``pull_registry`` (running pulls, outcomes, and the
-lock order), ``pull_job`` (one pull, wiring them). This module is the public face.
+The engine, by concern, in this package: ``progress`` (pure math: Ollama's per-layer events
+folded into one whole-model value, speed and ETA, ``throttle``), ``_reader`` (the stream's
+hot loop), ``_broadcast`` (the step log and the newest value, consumers woken on change),
+``_watchdog`` (the stall limit), ``_disk`` (the disk guard), ``_registry`` (running pulls,
+outcomes, and the lock order), ``_job`` (one pull, wiring them). This module is the public
+face.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Union
 
-from . import _client, settings
-from .cancel import CancelToken
-from .errors import InvalidRequest, PullCancelled
-from .names import ModelName, parse_name
-from .progress import Clock
-from .pull_broadcast import CANCELLED, END
-from .pull_job import PullJob, known_partials
-from .pull_registry import Outcomes, Registry
-from .types import PullOutcome, PullProgress
+from .. import _client, settings
+from ..cancel import CancelToken
+from ..errors import InvalidRequest, PullCancelled
+from ..names import ModelName, parse_name
+from ..types import PullOutcome, PullProgress
+from ._broadcast import CANCELLED, END
+from ._job import PullJob, known_partials
+from ._registry import Outcomes, Registry
+from .progress import Clock, throttle
 
 log = logging.getLogger("contextpilot")
 
@@ -54,8 +56,11 @@ def _join(host: str, name: ModelName, stall_timeout: float, clock: Clock, check_
     return job, cursor
 
 
+Name = Union[str, ModelName]
+
+
 def pull_model(
-    name: str,
+    name: Name,
     host: Optional[str] = None,
     *,
     stall_timeout: Optional[float] = None,
@@ -120,7 +125,7 @@ def _consume(join, cancel: Optional[CancelToken]) -> Iterator[PullProgress]:
         job.leave(cursor)
 
 
-def cancel_pull(name: str, host: Optional[str] = None) -> bool:
+def cancel_pull(name: Name, host: Optional[str] = None) -> bool:
     """Stop the running pull of ``name`` for every consumer. False when none was running."""
     job = _registry.get((_client.resolve_host(host), parse_name(name).key))
     if job is None:
@@ -136,7 +141,7 @@ def active_pulls(host: Optional[str] = None) -> list[PullProgress]:
     return [job.snapshot() for job in _registry.jobs(url) if not job.quiet]
 
 
-def is_pulling(name: str, host: Optional[str] = None) -> bool:
+def is_pulling(name: Name, host: Optional[str] = None) -> bool:
     """True while a pull of ``name`` runs in this process."""
     return _registry.get((_client.resolve_host(host), parse_name(name).key)) is not None
 
@@ -146,3 +151,7 @@ def recent_pulls(host: Optional[str] = None) -> list[PullOutcome]:
     hosts when None): done, failed (with the error's message) or cancelled."""
     url = _client.resolve_host(host) if host else None
     return _outcomes.recent(url)
+
+
+__all__ = ["active_pulls", "cancel_pull", "is_pulling", "probe_pull", "pull_model",
+           "recent_pulls", "stall_timeout_default", "throttle"]

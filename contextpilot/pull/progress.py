@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from typing import Callable, Iterable, Iterator, Optional, TypeVar
 
-from .types import PullProgress
+from ..types import PullProgress
 
 Clock = Callable[[], float]
 T = TypeVar("T")
