@@ -518,6 +518,8 @@ class FakeOllama:
         n = parse_name(name)
         with self._lock:
             m = self._remote.get(n.key) or self._lookup_installed(n)
+            if m is None:
+                raise KeyError(f"{name}: add_remote() or add_installed() it first")
             for d, size, have in zip(m.digests, m.layers, layer_bytes):
                 self._blobs[d] = max(0, min(int(have), size))
 

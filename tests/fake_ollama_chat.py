@@ -52,8 +52,9 @@ def _resolve_for_inference(h: _Handler, req: str, body: dict, kind: str):
         return _unload(h, req, m, kind)
     if m.remote_host:  # a pulled cloud stub: proxied as well
         return _cloud_target(h, parse_name(m.remote_model), body)
-    return m if _capable(h, req, n, m, body, kind) and _scheduled(h, body) and not _raced(
-        h, req, n) else None
+    if not _capable(h, req, n, m, body, kind) or not _scheduled(h, body) or _raced(h, req, n):
+        return None
+    return m
 
 
 def _spurious_not_found(h: _Handler) -> bool:
