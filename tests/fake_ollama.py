@@ -65,7 +65,9 @@ Faults: fake.faults.<switch>; faults.reset() turns every one off
   chat_first_token_delay = s  silence before the first token (a model loading)
   In the registry (the stream is 200 and already started; errors are {"error"} lines):
   registry_down               pull model manifest: Get "<scheme>://<host>/v2/.../manifests/
-                              <tag>": dial tcp <addr>: connect: connection refused
+                              <tag>": <dial error> (Go's: "dial tcp <ip:port>: connect:
+                              connection refused" for an address, "dial tcp: lookup <host>:
+                              no such host" for a name)
   registry_drop_at = N        the blob connection drops once at byte N: the same completed
                               repeats for 1 s (x time_scale), then the part goes on (clears)
   registry_stall_at = N       bytes stop at N once: identical ticks for 30 s (x time_scale),
@@ -73,8 +75,8 @@ Faults: fake.faults.<switch>; faults.reset() turns every one off
                               near 0 and climbs again (clears itself)
   registry_gone_at = N        the storage host dies at byte N: identical ticks for 63 s
                               (1+2+...+32 s of retries, x time_scale), then "max retries
-                              exceeded: Get "<blob_url>": dial tcp ...: connect:
-                              connection refused" (clears itself; the partial stays)
+                              exceeded: Get "<blob_url>": <dial error>" (clears itself;
+                              the partial stays)
   regress                     a part restarts once from its start without the wait (the
                               completed value drops back once, then climbs)
   blob_without_location       the registry serves blobs itself: "http: no Location header
@@ -335,6 +337,8 @@ class FakeModel:
 
     def info(self) -> dict:
         """The GGUF header as /api/show's model_info shows it (arrays included)."""
+        if "general.architecture" in self.model_info:
+            return dict(self.model_info)
         a = self.family
         info = {"general.architecture": a, "general.basename": self.parsed.model,
                 "general.file_type": 15, "general.parameter_count": 3212749888,
@@ -347,8 +351,6 @@ class FakeModel:
                 "tokenizer.ggml.eos_token_id": 128009, "tokenizer.ggml.merges": ["Ġ Ġ", "Ġ t"],
                 "tokenizer.ggml.model": "gpt2", "tokenizer.ggml.pre": "llama-bpe",
                 "tokenizer.ggml.token_type": [1, 1, 3], "tokenizer.ggml.tokens": ["!", "#", "<s>"]}
-        if "general.architecture" in self.model_info:
-            return dict(self.model_info)
         info.update(self.model_info)
         return info
 

@@ -221,11 +221,14 @@ class _Blob:
         with fake._lock:
             return sum(min(fake._blobs.get(d, 0), size) for d, size in self.blobs)
 
-    def _store(self, done: int):  # bytes of the segment -> bytes of each blob, in order
+    def _store(self, done: int, rollback: bool = False):
+        """Bytes of the segment -> bytes of each blob, in order. Another pull of the same
+        blob may be further along: only a rolled-back attempt makes the partial shrink."""
         fake = self.pull.fake
         with fake._lock:
             for d, size in self.blobs:
-                fake._blobs[d] = max(0, min(done, size))
+                have = max(0, min(done, size))
+                fake._blobs[d] = have if rollback else max(have, fake._blobs.get(d, 0))
                 done -= size
 
     def download(self):
@@ -302,7 +305,7 @@ class _Blob:
 
     def _restart(self):
         self.done = self.start
-        self._store(self.done)
+        self._store(self.done, rollback=True)
 
 
 def _stall(h: _Handler, out: _Out, line: dict):

@@ -327,7 +327,7 @@ def _completed(lines, total=300_000):
 
 
 def test_registry_outage_repeats_the_same_value_then_names_the_signed_url(srv):
-    srv.scale_time(0.005, tick_bytes=20_000)
+    srv.scale_time(0.01, tick_bytes=20_000)
     srv.faults.registry_gone_at = 100_000
     lines = _pull_lines(srv)
     done = _completed(lines)
@@ -341,21 +341,21 @@ def test_registry_outage_repeats_the_same_value_then_names_the_signed_url(srv):
 
 
 def test_registry_stall_restarts_the_part_from_zero(srv):
-    srv.scale_time(0.005, tick_bytes=20_000)
+    srv.scale_time(0.01, tick_bytes=20_000)
     srv.faults.registry_stall_at = 100_000
     lines = _pull_lines(srv)
     done = _completed(lines)
     drop = next(i for i, (a, b) in enumerate(zip(done, done[1:])) if b < a) + 1
-    assert set(done[4:drop]) == {100_000} and drop > 50  # 30 s of identical ticks
+    assert set(done[4:drop]) == {100_000} and drop > 25  # 30 s of identical ticks
     assert done[drop] == 20_000 and done[drop:] == sorted(done[drop:])  # the part restarts
     assert lines[-1] == {"status": "success"}
 
 
 def test_a_dropped_blob_connection_repeats_the_value_for_a_second_then_goes_on(srv):
-    srv.scale_time(0.05, tick_bytes=20_000)
+    srv.scale_time(0.2, tick_bytes=20_000)
     srv.faults.registry_drop_at = 100_000
     done = _completed(_pull_lines(srv))
-    assert done == sorted(done) and 10 <= done.count(100_000) <= 20  # 1 s of 60 ms ticks
+    assert done == sorted(done) and 8 <= done.count(100_000) <= 20  # 1 s of 60 ms ticks
     assert "gemma3:1b" in srv.installed_names()
 
 
