@@ -698,6 +698,17 @@ class _Handler(BaseHTTPRequestHandler):
     def _error(self, status: int, msg: str):
         self._json(status, {"error": msg})
 
+    def _model_ref(self, req: str):
+        """parseAndValidateModelRef: (Name, base, source), or None once the 400 is sent."""
+        try:
+            base, source = parse_ref(req)
+        except Conflict as e:
+            return self._error(400, str(e))
+        n = parse_name(base)
+        if not n.valid_for(self.fake.name_part_max):
+            return self._error(400, INVALID_NAME)
+        return n, base, source
+
     # ---- dispatch
     ROUTES = {
         ("GET", "/"): "h_root", ("HEAD", "/"): "h_root",
@@ -914,13 +925,10 @@ def h_show(self, body):
     req = body.get("model") or body.get("name") or ""
     if not req:
         return self._error(400, "model is required")
-    try:
-        base, source = parse_ref(req)
-    except Conflict as e:
-        return self._error(400, str(e))
-    n = parse_name(base)
-    if not n.valid_for(self.fake.name_part_max):
-        return self._error(400, INVALID_NAME)
+    ref = self._model_ref(req)
+    if ref is None:
+        return None
+    n, base, source = ref
     if source == "cloud":  # proxied: ollama.com's /api/show of the base name
         if self.fake.cloud_disabled:
             return self._error(403, "ollama cloud is disabled: remote model details are "

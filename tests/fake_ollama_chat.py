@@ -16,9 +16,9 @@ import math
 import time
 from typing import Optional
 
-from tests.fake_ollama import (BUSY, CLOUD_DISABLED, INVALID_NAME, NO_EMBEDDINGS, Conflict,
-                               FakeModel, Name, _go_time, _Handler, _keep_alive_seconds, _Out,
-                               _route, _sha, _tokens, parse_name, parse_ref)
+from tests.fake_ollama import (BUSY, CLOUD_DISABLED, NO_EMBEDDINGS, FakeModel, Name, _go_time,
+                               _Handler, _keep_alive_seconds, _Out, _route, _sha, _tokens,
+                               parse_name)
 
 _UNLOADED = object()  # the request was an unload, already answered
 
@@ -28,15 +28,10 @@ def _resolve_for_inference(h: _Handler, req: str, body: dict, kind: str):
     if not req:
         h._error(400, "model is required")
         return None
-    try:  # parseAndValidateModelRef
-        base, source = parse_ref(req)
-    except Conflict as e:
-        h._error(400, str(e))
+    ref = h._model_ref(req)  # parseAndValidateModelRef
+    if ref is None:
         return None
-    n = parse_name(base)
-    if not n.valid_for(h.fake.name_part_max):
-        h._error(400, INVALID_NAME)
-        return None
+    n, _, source = ref
     if source == "cloud":
         return _cloud_target(h, n, body)
     m = h.fake._lookup_installed(n)
@@ -237,16 +232,13 @@ def _stream_answer(h: _Handler, body: dict, req: str, thinking: str, text: str, 
     start = time.monotonic_ns()
     out = _Out(h, body.get("stream") is not False, fake.token_delay)
 
-    def piece(t: str, c: str, done: bool = False) -> dict:
-        base = {"model": req, "created_at": _go_time(time.time())}
+    def said(t: str, c: str) -> dict:  # what a line says: a message, or a response
         if chat:
-            base["message"] = mkmsg(t, c)
-        else:
-            base["response"] = c
-            if t:
-                base["thinking"] = t
-        base["done"] = done
-        return base
+            return {"message": mkmsg(t, c)}
+        return {"response": c, **({"thinking": t} if t else {})}
+
+    def piece(t: str, c: str, done: bool = False) -> dict:
+        return {"model": req, "created_at": _go_time(time.time()), **said(t, c), "done": done}
 
     try:
         if faults.chat_first_token_delay:
@@ -274,12 +266,7 @@ def _stream_answer(h: _Handler, body: dict, req: str, thinking: str, text: str, 
             out.emit(final)
             out.finish()
         else:  # non-streamed: one JSON with everything concatenated
-            if chat:
-                final["message"] = mkmsg(thinking, text)
-            else:
-                final["response"] = text
-                if thinking:
-                    final["thinking"] = thinking
+            final.update(said(thinking, text))
             out.finish(final)
     finally:
         out.close()
@@ -289,13 +276,10 @@ def _stream_answer(h: _Handler, body: dict, req: str, thinking: str, text: str, 
 def h_embed(self, body):
     """EmbedHandler: a completion-only model gets llama-server's 501 passed through."""
     req = body.get("model") or ""
-    try:
-        base, source = parse_ref(req)
-    except Conflict as e:
-        return self._error(400, str(e))
-    n = parse_name(base)
-    if not n.valid_for(self.fake.name_part_max):
-        return self._error(400, INVALID_NAME)
+    ref = self._model_ref(req)
+    if ref is None:
+        return None
+    n, _, source = ref
     inputs = body.get("input")
     inputs = [inputs] if isinstance(inputs, str) and inputs else inputs or []
     if not isinstance(inputs, list) or not all(isinstance(i, str) for i in inputs):
