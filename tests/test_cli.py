@@ -72,7 +72,8 @@ def test_pull_draws_a_bar_and_says_the_model_is_ready(ollama_env, capsys):
     code, out, err = _run(capsys, "pull", "mistral")
     assert code == 0
     assert out == "Model 'mistral:latest' is ready (4.0 MB).\n"
-    assert "mistral: done: 100%" in err and "4.02M/4.02M" in err
+    # the weights; the small layers finish inside a tick and are never announced
+    assert "mistral: done: 100%" in err and "4.00M/4.00M" in err
     assert "mistral:latest" in ollama_env.installed_names()
 
 

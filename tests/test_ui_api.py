@@ -88,9 +88,11 @@ def test_pull_model_streams_progress_and_ends_with_the_result(client, fake_ollam
     assert updates[0] == "mistral:latest: Pulling manifest"
     assert updates[-1] == "mistral:latest is ready (4.0 MB)."
     percents = [int(m) for u in updates for m in re.findall(r"Downloading (\d+)%", u)]
-    # 100% means ready: with every byte in, verifying and writing still say 99%
-    assert percents and percents == sorted(percents) and percents[-1] == 99
-    assert any("Verifying" in u for u in updates) and any("Writing manifest" in u for u in updates)
+    assert percents and percents == sorted(percents)
+    # 100% means ready: with every byte in, verifying and writing still say 99% (the last
+    # "Downloading" may be lower: Ollama sends no final tick, the next step says it is done)
+    assert any("Verifying sha256 digest 99%" in u for u in updates)
+    assert any("Writing manifest 99%" in u for u in updates)
     assert fake_ollama.pull_requests["mistral:latest"] == 1
     assert "mistral:latest" in fake_ollama.installed_names()
 
