@@ -36,8 +36,9 @@ def test_chat_endpoint_is_public_with_the_model_among_its_inputs(client):
     assert set(info) == {"/chat", "/list_models", "/pull_model"}
     names = [p["parameter_name"] for p in info["/chat"]["parameters"]]
     assert names == ["message", "model", "system", "temperature", "num_ctx", "think",
-                     "download_anyway", "think_level"]
+                     "download_anyway", "think_level", "host"]  # host: issue 18
     assert all(p["parameter_has_default"] for p in info["/chat"]["parameters"][2:])
+    assert info["/chat"]["parameters"][-1]["parameter_default"] == "auto"
 
 
 def test_chat_with_installed_model_streams_the_answer(client, fake_ollama):

@@ -24,7 +24,7 @@ from contextpilot.ui.bridge import batches
 from contextpilot.ui.page_handlers import PULL_INTERVAL, SOMETHING_WRONG, PageHandlers
 from contextpilot.ui.line import AnswerLine, LineFull
 from contextpilot.ui.service import Service
-from contextpilot.ui.serving import genuine_uploads
+from contextpilot.ui.serving import genuine_uploads, session_key
 
 log = logging.getLogger("contextpilot")
 
@@ -145,6 +145,8 @@ class Turn:
     think: bool
     download_anyway: bool
     think_level: str
+    host: Optional[str]
+    "The host chosen (its name), or None for the router."
 
 
 class ChatHandlers(PageHandlers):
@@ -159,8 +161,10 @@ class ChatHandlers(PageHandlers):
 
     async def chat(self, message: Any, history: list, model: str = "", system: str = "",
                    temperature: float = 0.7, num_ctx: float = 4096, think: bool = True,
-                   download_anyway: bool = False, think_level: str = "medium"):
+                   download_anyway: bool = False, think_level: str = "medium",
+                   host: str = "auto"):
         """Answer ``message`` with ``model``, downloading the model first if needed.
+        ``host``: "auto" (the router chooses, on several hosts) or a host's name.
 
         Yields the assistant's messages (download status, thinking, answer) and, for the page,
         the progress bar, the dropdown, the model note and the status line."""
@@ -171,13 +175,14 @@ class ChatHandlers(PageHandlers):
         try:
             self.service.policy.check_message(text, files=len(files))
             self.service.policy.check_message(system or "")
+            choice = self.service.host_choice(host)  # a bad host: refused before anything
             async with contextlib.aclosing(self.line.wait()) as line:  # a closed tab leaves
                 async for ahead in line:  # all answer slots taken: wait, told why
                     view.waiting = ahead
                     yield view.messages(), skip, skip, skip, skip
             answering, view.waiting = True, None
             turn = Turn(text, files, history, str(system or ""), temperature, num_ctx,
-                        bool(think), download_anyway is True, str(think_level))
+                        bool(think), download_anyway is True, str(think_level), choice)
             async for update in self._answer(view, model, turn):
                 yield update
         except cp.ContextPilotError as exc:
@@ -198,15 +203,18 @@ class ChatHandlers(PageHandlers):
         missing model). Yields the chat's updates; raises the library's errors."""
         skip = gr.skip()
         files = await asyncio.to_thread(genuine_uploads, turn.files)
-        host = self.service.host  # in the request's context: the bridge threads have none
+        hosts = self.service.hosts  # in the request's context: the bridge threads have none
+        session = session_key()
         name = await self._resolve_model(model)
         view.model = name
+        view.host_label = self.service.label if self.service.multi else None
         self.service.policy.check_chat(name)
-        caps = await self._prepare(name, turn.download_anyway)
+        caps = await self._prepare(name, turn.download_anyway, turn.host)
         auto_pull = await asyncio.to_thread(self.service.may_pull, name)
         cloud = cp.parse_name(name).is_cloud  # never downloaded, not even to look
         if files and caps is None and not cloud:  # unknown until it is here: download
-            async for update in self._pull_first(view, name, host):
+            async for update in self._pull_first(view, lambda t: hosts.pull(
+                    name, turn.host, cancel=t)):
                 yield update
             caps = await asyncio.to_thread(self.service.capabilities, name)
         # a cloud model ollama.com would not describe (signed out): let the chat say why
@@ -223,22 +231,22 @@ class ChatHandlers(PageHandlers):
 
         def make(token):
             # A model removed meanwhile is pulled again only where a pull is allowed.
-            return cp.chat_stream(name, messages, system=turn.system or None, options=options,
-                                  auto_pull=auto_pull,
-                                  think=think_value(turn.think, caps, turn.think_level,
-                                                    cp.think_levels(name)),
-                                  host=host, cancel=token)
+            return hosts.chat_stream(name, messages, choice=turn.host, session=session,
+                                     system=turn.system or None, options=options,
+                                     auto_pull=auto_pull,
+                                     think=think_value(turn.think, caps, turn.think_level,
+                                                       cp.think_levels(name)),
+                                     cancel=token)
 
         async for update in self._stream(view, make):
             yield update
         await asyncio.to_thread(self.service.record_use, name)  # for make-room advice
 
-    async def _pull_first(self, view: render.ChatView, name: str, host: Optional[str]):
-        """Download ``name`` before the turn (its capabilities decide whether it may see the
-        attached images), showing the progress in the chat and the bar."""
+    async def _pull_first(self, view: render.ChatView, make):
+        """Download the model before the turn (its capabilities decide whether it may see
+        the attached images), showing the progress in the chat and the bar."""
         skip = gr.skip()
-        async for batch in batches(lambda t: cp.pull_model(name, host, cancel=t),
-                                   PULL_INTERVAL):
+        async for batch in batches(make, PULL_INTERVAL):
             if not batch:  # Ollama is silent: a no-op lets Gradio see a closed tab
                 yield view.messages(), skip, skip, skip, skip
                 continue
@@ -269,14 +277,16 @@ class ChatHandlers(PageHandlers):
             model = data.default(self.configured)
         return cp.parse_name(model).display  # InvalidModelName: shown as the answer
 
-    async def _prepare(self, name: str, override: bool) -> Optional[tuple]:
+    async def _prepare(self, name: str, override: bool, host: Optional[str] = None
+                       ) -> Optional[tuple]:
         """Before a turn: a missing model must be allowed and fit (else NotAllowed); then
         its capabilities (None when unknown). A cloud model is never downloaded nor
-        fit-checked (it runs on ollama.com); a shared app's allowlist still applies."""
+        fit-checked (it runs on ollama.com); a shared app's allowlist still applies.
+        ``host``: the host chosen (None: the router's pick, on several hosts)."""
         if cp.parse_name(name).is_cloud:
             await asyncio.to_thread(self.service.policy.check_pull, name)
-        elif not await asyncio.to_thread(self.service.installed, name):
-            refusal = await asyncio.to_thread(self.service.before_pull, name, override)
+        elif not await asyncio.to_thread(self.service.installed, name, host):
+            refusal = await asyncio.to_thread(self.service.before_pull, name, override, host)
             if refusal:
                 raise cp.NotAllowed("download", name, refusal)
         return await asyncio.to_thread(self.service.capabilities, name)

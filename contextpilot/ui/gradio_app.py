@@ -86,8 +86,8 @@ def build_app(host: Optional[str] = None, default_model: Optional[str] = None,
                                 min_width=96, variant="secondary")
         with gr.Tabs(elem_id="cp-tabs") as tabs:
             with gr.Tab("Chat", id="chat") as chat_tab:
-                model, think, think_level, override, note, pull_status, pull_button = _chat_tab(
-                    h, configured, status)
+                model, think, think_level, override, note, pull_status, pull_button, host, \
+                    every_host = _chat_tab(h, configured, status)
                 build_downloads(service, private, started=pull_status)
             with gr.Tab("Models", id="models") as models_tab:
                 refresh_tab, selected, tab_outputs, running_timer = build_models_tab(
@@ -97,14 +97,21 @@ def build_app(host: Optional[str] = None, default_model: Optional[str] = None,
         gr.api(h.list_models_api, api_name="list_models")
         gr.api(h.pull_model_api, api_name="pull_model", concurrency_limit=STREAM_CONCURRENCY)
 
-        page = [model, status, note, think, think_level]
+        # One host: the events take what they always took; several: the host too.
+        chosen = [host] if service.multi else []
+        page = [model, status, note, think, think_level, *chosen]
         quiet = dict(show_progress="hidden", **private)  # these lines change in place
-        demo.load(h.refresh_models, [model], page, api_name="refresh_models", **quiet)
-        refresh.click(h.refresh_models, [model], page, **quiet)
-        model.input(h.model_changed, [model], [note, think, think_level, override], **quiet)
-        note.change(h.controls, [model], [override, pull_button], **quiet)
-        pull_button.click(h.download, [model, override], [pull_status, model, note, status],
-                          api_name="download", concurrency_limit=STREAM_CONCURRENCY,
+        demo.load(h.refresh_models, [model, *chosen], page, api_name="refresh_models",
+                  **quiet)
+        refresh.click(h.refresh_models, [model, *chosen], page, **quiet)
+        for changed in (model.input, host.input) if service.multi else (model.input,):
+            changed(h.model_changed, [model, *chosen], [note, think, think_level, override],
+                    **quiet)
+        note.change(h.controls, [model, *chosen], [override, pull_button], **quiet)
+        pull_button.click(h.download, [model, override, *chosen,
+                                       *([every_host] if service.multi else [])],
+                          [pull_status, model, note, status], api_name="download",
+                          concurrency_limit=STREAM_CONCURRENCY,
                           show_progress="hidden", **private)  # the card is the progress
         models_tab.select(refresh_tab, [selected], tab_outputs, **private).then(
             lambda: gr.Timer(active=True), None, [running_timer], **private)
@@ -145,8 +152,15 @@ def _chat_tab(h: ChatHandlers, configured: str, status: gr.HTML):
             info="Installed, cloud, then models to download. Or type any tag, e.g. "
                  "qwen3:0.6b or hf.co/user/repo:Q4_K_M.",
             elem_id="model-dropdown", scale=5, min_width=200)
+        # Several hosts: where to chat (Auto: the router) and download; filled on load
+        host = gr.Dropdown(choices=[("Auto", "auto")], value="auto", label="Host",
+                           elem_id="host-select", visible=h.service.multi, scale=1,
+                           min_width=130, allow_custom_value=True)  # checked by Service
         pull_button = gr.Button("Download", elem_id="pull-button", scale=0, min_width=110,
                                 variant="primary")
+        every_host = gr.Checkbox(False, label="on every host", elem_id="pull-every-host",
+                                 visible=h.service.multi, scale=0, min_width=140,
+                                 container=False)
     with gr.Row(elem_id="cp-model-line"):
         note = gr.HTML("", elem_id="model-note", scale=5, min_width=200, padding=False,
                        container=False)
@@ -165,7 +179,7 @@ def _chat_tab(h: ChatHandlers, configured: str, status: gr.HTML):
     temperature = gr.Slider(0.0, 2.0, value=0.7, step=0.05, label="Temperature", render=False)
     num_ctx = gr.Slider(512, 131072, value=4096, step=512, label="Context length (num_ctx)",
                         render=False)
-    additional = [model, system, temperature, num_ctx, think, override, think_level]
+    additional = [model, system, temperature, num_ctx, think, override, think_level, host]
     gr.ChatInterface(
         h.chat,
         multimodal=True,
@@ -185,7 +199,7 @@ def _chat_tab(h: ChatHandlers, configured: str, status: gr.HTML):
         save_history=True,
         fill_height=True,
     )
-    return model, think, think_level, override, note, pull_status, pull_button
+    return model, think, think_level, override, note, pull_status, pull_button, host, every_host
 
 
 MAX_UPLOAD = f"{MAX_FILE_BYTES // 2**20}mb"

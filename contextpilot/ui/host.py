@@ -104,8 +104,10 @@ class Host:
     """One Ollama server: ``url`` is operator configuration (None: OLLAMA_HOST, else
     localhost), never a visitor's input."""
 
-    def __init__(self, url: Optional[str], preload: bool = True) -> None:
+    def __init__(self, url: Optional[str], preload: bool = True, name: str = "") -> None:
         self.url = url
+        self.name = name
+        "Its name in the app's fleet (OLLAMA_HOSTS), or its host:port."
         self.preload = preload
         self._autostart_lock = threading.Lock()
         self._autostart_at: Optional[float] = None

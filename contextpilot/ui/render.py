@@ -11,12 +11,13 @@ from __future__ import annotations
 import html
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 from ..fit.catalog import CatalogEntry
 from ..names import parse_name
-from ..types import ChatDone, ContentDelta, ModelInfo, PullProgress, ServerStatus, ThinkingDelta
+from ..types import ChatDone, ContentDelta, ModelInfo, PullProgress, Routed, ThinkingDelta
 from ..units import format_duration, format_size, format_speed
+from .render_fleet import answer_footer, route_note, where_words
 from .render_markdown import escape_markdown_html as escape_markdown_html  # re-exported
 from .render_markdown import unescape_markdown_html as unescape_markdown_html
 
@@ -76,9 +77,11 @@ def progress_facts(p: PullProgress) -> list[str]:
 
 
 def progress_text(p: PullProgress) -> str:
-    """One line for /pull_model and the chat: ``mistral:latest: Downloading 45% · 1.8 GB / ...``."""
+    """One line for /pull_model and the chat:
+    ``mistral:latest: Downloading 45% · 1.8 GB / ...`` (``... on gpu1: ...`` on several hosts)."""
     pct = percent(p)
-    head = f"{p.model}: {step_words(p)}" + (f" {pct}%" if pct is not None else "")
+    where = f" on {p.host}" if p.host else ""
+    head = f"{p.model}{where}: {step_words(p)}" + (f" {pct}%" if pct is not None else "")
     return " · ".join([head, *progress_facts(p)])
 
 
@@ -95,7 +98,8 @@ def progress_html(p: PullProgress) -> str:
     """The download card for ``#pull-status``: name and percent, the bar, the step in words
     with bytes, speed and time left; Ollama's own step (the layer) folded away."""
     pct = percent(p)
-    label = f"{'Downloaded' if p.done else 'Downloading'} {escape(short_name(p.model))}"
+    label = f"{'Downloaded' if p.done else 'Downloading'} {escape(short_name(p.model))}" + (
+        f" on {escape(p.host)}" if p.host else "")
     facts = " · ".join(escape(f) for f in [step_words(p), *progress_facts(p)])
     layer = escape(p.status) + (f" ({escape(p.digest[:19])}…)" if p.digest else "")
     return (
@@ -137,6 +141,10 @@ class ChatView:
     "Waiting for a free answer slot, with this many messages ahead (0: next)."
     parse_seconds: float = 0.0
     "How long the answer's last Markdown parse took (the chat paces its updates by it)."
+    route: Optional[Routed] = None
+    "Several hosts: which answers, and which were skipped before it."
+    host_label: Optional[Callable[[str], str]] = None
+    "Several hosts: a host's name as the page may show it; None: one host, none shown."
     _shown: tuple[str, str] = field(default=("", ""), repr=False)
 
     def _answer_shown(self) -> str:
@@ -160,9 +168,22 @@ class ChatView:
                 self.pull = event
             elif isinstance(event, ChatDone):
                 self.stats = event
+            elif isinstance(event, Routed):
+                self.route = event
+
+    def _routed(self) -> Optional[Routed]:
+        """The route with its hosts as the page may show them (None: nothing to say)."""
+        r, label = self.route, self.host_label
+        if r is None or label is None:
+            return None
+        return Routed(label(r.host), tuple((label(n), why) for n, why in r.skipped), r.pull)
 
     def messages(self) -> list[dict]:
         out = []
+        routed = self._routed()
+        if routed is not None and routed.skipped:  # "gpu1 did not answer; answered by gpu2"
+            out.append({"role": "assistant", "content": "",
+                        "metadata": {"title": escape(route_note(routed)), "status": "done"}})
         if self.pull is not None:
             out.append(self._pull_message())
         if self.thinking:
@@ -174,6 +195,9 @@ class ChatView:
                         "metadata": {"title": title, "status": "done" if done else "pending"}})
         if self.answer:
             out.append({"role": "assistant", "content": self._answer_shown()})
+        if routed is not None and self.stats is not None:  # "gpu2 · 41 tok/s"
+            out.append({"role": "assistant", "content": "", "metadata": {
+                "title": escape(answer_footer(self.stats, routed.host)), "status": "done"}})
         if self.error:
             out.append({"role": "assistant", "content": f"⚠️ {escape(self.error)}"})
         if not out and self.waiting is not None:
@@ -215,7 +239,6 @@ def thought_title(seconds: float) -> str:
 
 # ----------------------------------------------------------------------------- models and status
 
-INSTALL_URL = "https://ollama.com/download"
 SECTIONS = ("Installed", "Recommended", "Cloud", "Download")
 "The picker's groups, in order; each choice label starts with its group's word."
 CAPABILITIES = ("vision", "tools", "thinking", "embedding")
@@ -241,14 +264,15 @@ def chips_html(capabilities: Optional[Iterable[str]]) -> str:
 
 
 def choice_label(section: str, name: str, size: Optional[int] = None,
-                 capabilities: Optional[Iterable[str]] = None) -> str:
+                 capabilities: Optional[Iterable[str]] = None,
+                 where: Sequence[str] = ()) -> str:
     """``'Installed · llama3.2:latest · 3.0 MB · tools'``: the group, the name, the size
-    (a cloud model has none here: it runs on ollama.com) and the capabilities, plain text
-    for the dropdown."""
+    (a cloud model has none here: it runs on ollama.com), the capabilities and, on several
+    hosts, where it is (``render_fleet.where_words``), plain text for the dropdown."""
     parts = [section, name]
     if size and section != "Cloud":
         parts.append(format_size(size))
-    return " · ".join(parts + capability_words(capabilities))
+    return " · ".join(parts + capability_words(capabilities) + list(where))
 
 
 def model_choices(installed: Sequence[ModelInfo], catalog: Sequence[CatalogEntry],
@@ -264,8 +288,8 @@ def model_choices(installed: Sequence[ModelInfo], catalog: Sequence[CatalogEntry
     groups: dict[str, list[tuple[str, str]]] = {s: [] for s in SECTIONS}
     for m in installed:
         section = "Cloud" if m.is_cloud or is_cloud(m.name) else "Installed"
-        groups[section].append((choice_label(section, m.name, m.size, caps.get(m.name)),
-                                m.name))
+        groups[section].append((choice_label(section, m.name, m.size, caps.get(m.name),
+                                             where_words(m)), m.name))
     for r in recommendations:  # the server's own picks for its machine
         if catalog_key(r.model) in keys or (may_pull and not may_pull(r.model)):
             continue
@@ -312,72 +336,10 @@ def model_note(model: str, installed: Optional[ModelInfo], entry: Optional[Catal
     name = escape(model)
     if installed is not None:
         chips = chips_html(capabilities)
-        return note_html("ok", f"{name} is installed ({format_size(installed.size)}).",
+        where = f" on {escape(', '.join(installed.hosts))}" if installed.hosts else ""
+        return note_html("ok", f"{name} is installed ({format_size(installed.size)}){where}.",
                          f'<span class="cp-chips">{chips}</span>' if chips else "")
     chips = chips_html(entry.capabilities if entry else capabilities)
     return (f'<div class="cp-note-sub">{name} is not installed yet: it downloads when you '
             f'send a message, or press Download now.'
             f'{f" <span class=cp-chips>{chips}</span>" if chips else ""}</div>')
-
-
-MODE_NAMES_SHOWN = 3
-"How many allowed models the shared chip names before '+N more' (all are in its title)."
-
-
-def mode_html(shared: bool, allowed: Optional[Sequence[str]] = None,
-              locked: Sequence[str] = ()) -> str:
-    """The chip that says which mode the app is in. ``allowed``: the models visitors may
-    download (names; None: not known yet); ``locked``: the operator's actions ("delete",
-    "unload", "cancel").
-
-    >>> mode_html(True, ["llama3.2", "qwen3:0.6b"], ["delete"])  # doctest: +ELLIPSIS
-    '<span ... data-mode="shared" title="...">Shared: downloads limited to llama3.2, qwen3:0.6b</span>'
-    """
-    if not shared:
-        return ('<span class="cp-chip" data-mode="private" title="Only this machine reaches '
-                'this app: downloads, delete, unload and cancel are all allowed.">'
-                'Private</span>')
-    names = [short_name(n) for n in allowed or ()]
-    if allowed is None:  # not known yet (the installed models, and Ollama is not there)
-        text, title = "Shared", "Visitors may download only the allowed models."
-    elif names:
-        shown = ", ".join(names[:MODE_NAMES_SHOWN]) + (
-            f" +{len(names) - MODE_NAMES_SHOWN} more" if len(names) > MODE_NAMES_SHOWN else "")
-        text = f"Shared: downloads limited to {shown}"
-        title = f"Visitors may download only: {', '.join(names)}."
-    else:
-        text, title = "Shared: no downloads", "Visitors may not download models."
-    if locked:
-        title += f" {_and(locked).capitalize()} are the operator's."
-    return (f'<span class="cp-chip" data-mode="shared" title="{escape(title)}">'
-            f'{escape(text)}</span>')
-
-
-def _and(words: Sequence[str]) -> str:
-    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
-
-
-def status_html(s: ServerStatus, note: str = "", hint: str = "", mode: str = "") -> str:
-    """The status chip: Ollama's version and host, cloud, the app's ``mode`` (``mode_html``);
-    when Ollama is not there, what is wrong, the fix (``hint``) and where to get Ollama."""
-    if s.reachable:
-        host = s.host.split("://", 1)[-1]
-        version = f" {escape(s.version)}" if s.version else ""
-        cloud_chip = {
-            True: '<span class="cp-chip" data-cloud="yes" title="cloud models available">'
-                  '☁ cloud</span>',
-            False: '<span class="cp-chip" data-cloud="no" title="cloud models switched off">'
-                   'cloud off</span>', None: ""}[s.cloud]
-        extra = f'<span class="cp-status-note">{escape(note)}</span>' if note else ""
-        return (f'<div class="cp-status" data-state="ok"><span class="cp-dot" '
-                f'aria-hidden="true"></span><span class="cp-status-text">Ollama{version} · '
-                f'{escape(host)}</span>{cloud_chip}{mode}{extra}</div>')
-    # With a hint (what autostart found and what to do), the error's first sentence says
-    # what is wrong and the hint the fix; the error's generic advice would repeat it.
-    headline = (s.error.split(". ", 1)[0].rstrip(".") + ".") if hint else s.error
-    fix = f'<div class="cp-status-fix">{escape(hint)}</div>' if hint else ""
-    return (f'<div class="cp-status" data-state="down" role="alert"><div class="cp-status-line">'
-            f'<span class="cp-dot" aria-hidden="true"></span><span class="cp-status-text">'
-            f'{escape(headline)}</span></div>{fix}<div class="cp-status-actions">'
-            f'<a class="cp-status-link" href="{INSTALL_URL}" target="_blank" '
-            f'rel="noopener noreferrer">How to install Ollama</a>{mode}</div></div>')
