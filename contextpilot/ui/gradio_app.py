@@ -27,6 +27,7 @@ from contextpilot.ui.line import AnswerLine
 from contextpilot.ui.make_room import build_make_room
 from contextpilot.ui.models_tab import build_models_tab
 from contextpilot.ui.serving import current_visit
+from contextpilot.ui.hosts import Hosts
 from contextpilot.ui.service import Service, key, preload_default
 
 # Chat and pulls wait on Ollama, not on this process: each runs in its own bridge thread and
@@ -53,7 +54,8 @@ DEFAULT_OPTIONS = {"system": "", "temperature": 0.7, "num_ctx": 4096}
 def build_app(host: Optional[str] = None, default_model: Optional[str] = None,
               policy: Optional[AccessPolicy] = None, preload: Optional[bool] = None
               ) -> gr.Blocks:
-    """Build the app for the Ollama at ``host`` (None: OLLAMA_HOST, else localhost).
+    """Build the app for the Ollama at ``host`` (None: OLLAMA_HOSTS, else OLLAMA_HOST, else
+    localhost; or a ``cp.Fleet`` of several hosts).
 
     ``policy``: the shared-app rules. By default (and for any policy built with
     ``shared=None``) shared or private is decided when the app is served, for every request
@@ -66,12 +68,15 @@ def build_app(host: Optional[str] = None, default_model: Optional[str] = None,
     """
     settings.check()  # a bad CONTEXTPILOT_* value: SettingError here, with what to set
     configured = default_model or settings.text("CONTEXTPILOT_DEFAULT_MODEL")
-    policy = policy or AccessPolicy.from_env(host=host)
+    hosts = Hosts.of(host)  # one Ollama, or several (OLLAMA_HOSTS, or a cp.Fleet given)
+    policy = policy or AccessPolicy.from_env(host=hosts.primary.url)
     if policy.host is None:  # its implicit allowlist is this app's Ollama's models
-        policy.host = host
+        policy.host = hosts.primary.url
+    if hosts.multi and policy.installed is None:  # ... on any of its hosts
+        policy.installed = lambda: [m.name for m in hosts.fleet.list_models()]
     if not policy.explicit and policy.visit is None:  # judged per request: see policy
         policy.visit = current_visit
-    service = Service(host, policy, preload_default() if preload is None else preload,
+    service = Service(hosts, policy, preload_default() if preload is None else preload,
                       login_required=settings.auth() is not None)
     h = ChatHandlers(service, configured, AnswerLine(STREAM_CONCURRENCY, LINE_PATIENCE))
     private = dict(api_visibility="private")

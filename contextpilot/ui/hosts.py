@@ -25,6 +25,7 @@ class Hosts:
 
     def __init__(self, fleet: cp.Fleet, preload: bool = True) -> None:
         self.fleet = fleet
+        self.preload = preload
         self.by_name = {name: Host(url, preload, name=name) for name, url in fleet.urls().items()}
         self.names: tuple[str, ...] = fleet.names
 
@@ -32,6 +33,8 @@ class Hosts:
     def of(cls, host: Any = None, preload: bool = True) -> "Hosts":
         """From ``build_app``'s argument: a Fleet, an address (a fleet of one), or None
         (OLLAMA_HOSTS, else OLLAMA_HOST)."""
+        if isinstance(host, Hosts):
+            return host
         if isinstance(host, cp.Fleet):
             return cls(host, preload)
         if host is None:

@@ -57,6 +57,8 @@ class Service:
     def __init__(self, host: Any, policy: AccessPolicy, preload: bool,
                  login_required: bool = False) -> None:
         self._hosts = Hosts.of(host, preload)
+        for h in self._hosts.by_name.values():  # the argument wins over the Hosts' own
+            h.preload = preload
         self.login_required = login_required
         self.policy = policy
 
