@@ -120,6 +120,12 @@ def bench_users(a: Host, b: Host, users: int, rounds: int) -> None:
     row(f"{users} users, two hosts, loaded on gpu1 only", f"{spread:.2f} s",
         f"one host {base:.2f} s = {spread / base:.2f}x (a full loaded host lets an idle one "
         f"take the next)", "<= 0.60x", spread / base <= 0.60)
+    cp.unload_model("answer", host=b.url)
+    strict = cp.Fleet({"gpu1": a.url, "gpu2": b.url}, busy_after=10**9)
+    only = users_at_once(strict, users)
+    row(f"{users} users, loaded on gpu1 only, 'loaded' always first (busy_after off)",
+        f"{only:.2f} s", f"one host {base:.2f} s = {only / base:.2f}x: the model never "
+        f"spreads", "info", True)
 
 
 # ----------------------------------------------------------------------------- 2. first token

@@ -433,3 +433,19 @@ def test_without_ollama_hosts_ollama_host_is_a_fleet_of_one(fake_ollama, monkeyp
     assert [m.hosts for m in fleet.list_models()] == [(name,), (name,)]
     values = list(fleet.pull_model("mistral"))
     assert values[-1].done and values[-1].host == name
+
+
+# -- a name is parsed once ------------------------------------------------------------------
+
+def test_a_fleet_chat_and_pull_parse_the_name_once(two, machine):
+    from tests.test_layout import BOUNDARIES, _parses_of, _ParseSpy
+
+    a, b = two
+    fleet = fleet_of(a, b)
+    with _ParseSpy() as spy:
+        assert list(fleet.chat_stream("mistral", HI))[-1].host == "gpu1"
+        assert list(fleet.pull_model("mistral", hosts="all"))[-1].done
+    mine = _parses_of(spy.calls, "mistral")
+    assert [c for c in mine if c[1] not in BOUNDARIES] == []
+    assert [c for c in mine if c[0] == "mistral"] == [("mistral", "chat_stream"),
+                                                      ("mistral", "pull_model")]
