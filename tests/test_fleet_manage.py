@@ -290,3 +290,13 @@ def test_redact_hides_a_bare_host_name_too():
         "certificate is not valid for 'gpu1' (gpu1)")
     assert fleet.redact("10.0.0.5:11435 and 10.0.0.5, not 10.0.0.55 or gpu-box2") == (
         "gpu3 and a host, not 10.0.0.55 or gpu-box2")
+
+
+def test_a_chats_failed_auto_pull_keeps_the_kind_and_its_advice(two):
+    a, b = two
+    a.faults.pull_error = "dial tcp: lookup registry.ollama.ai: no such host"
+    with pytest.raises(cp.PullFailed) as e:
+        list(fleet_of(a, b).chat_stream("mistral", HI))
+    assert e.value.kind == "registry unreachable" and e.value.host_name == "gpu1"
+    assert "could not reach the model registry" in str(e.value)
+    assert b.pull_requests == {}  # a pull never moves to another host on its own
