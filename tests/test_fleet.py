@@ -32,9 +32,23 @@ def quick_busy(monkeypatch):
     monkeypatch.setattr(_client, "BUSY_DELAYS", (0.01, 0.01, 0.01))
 
 
+_made: list = []
+
+
+@pytest.fixture(autouse=True)
+def close_fleets():
+    """Each test's fleets stop probing when it ends (a prober must not reach a port that a
+    later test's fake took)."""
+    yield
+    while _made:
+        _made.pop().close()
+
+
 def fleet_of(*fakes, **kw) -> cp.Fleet:
     urls = [f if isinstance(f, str) else f.url for f in fakes]
-    return cp.Fleet({f"gpu{i + 1}": u for i, u in enumerate(urls)}, **kw)
+    fleet = cp.Fleet({f"gpu{i + 1}": u for i, u in enumerate(urls)}, **kw)
+    _made.append(fleet)
+    return fleet
 
 
 def answer(events) -> tuple[cp.Routed, str, cp.ChatDone]:

@@ -10,7 +10,7 @@ import pytest
 import contextpilot as cp
 from tests.conftest import REMOTE, SMALL, THINKER
 from tests.fake_fleet import FakeRouter, make_host
-from tests.test_fleet import HI, fleet_of, two  # noqa: F401 - the fixture
+from tests.test_fleet import HI, close_fleets, fleet_of, two  # noqa: F401 - fixtures
 
 
 def hosts_of(values) -> list[str]:
