@@ -18,11 +18,9 @@ a target fails.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 import ollama  # noqa: E402
 
 import contextpilot as cp  # noqa: E402
+from tests.fake_fleet import mute_host  # noqa: E402
 
 ROWS: list[tuple[str, str, str, str, bool]] = []
 HI = [{"role": "user", "content": "hi"}]
@@ -61,18 +60,6 @@ class Host:
     def close(self) -> None:
         self.proc.stdin.close()
         self.proc.wait(10)
-
-
-@contextlib.contextmanager
-def mute_host():
-    """An address that accepts connections and never answers (a hung server)."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(64)  # the kernel completes the handshakes; nobody ever reads
-    try:
-        yield f"http://127.0.0.1:{server.getsockname()[1]}"
-    finally:
-        server.close()
 
 
 # ----------------------------------------------------------------------------- 1. 16 users

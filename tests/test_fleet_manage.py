@@ -300,3 +300,12 @@ def test_a_chats_failed_auto_pull_keeps_the_kind_and_its_advice(two):
     assert e.value.kind == "registry unreachable" and e.value.host_name == "gpu1"
     assert "could not reach the model registry" in str(e.value)
     assert b.pull_requests == {}  # a pull never moves to another host on its own
+
+
+def test_status_is_bounded_by_its_timeout():
+    from tests.fake_fleet import mute_host
+
+    with mute_host() as mute:
+        fleet = fleet_of(mute)
+        s, = fleet.status(timeout=0.3)
+    assert (s.reachable, s.error) == (False, "gpu1 did not answer within 0.3 s")
