@@ -56,6 +56,7 @@ def test_a_pull_to_all_hosts_runs_at_once_and_a_failure_on_one_names_it(two):
     assert message.endswith("The partial download stays on gpu1: pull it again there to "
                             "resume. It is ready on gpu2.")
     assert "ollama pull" not in message  # `ollama pull` would go to OLLAMA_HOST, not gpu1
+    assert "Please pull it manually: python -m contextpilot pull mistral:latest --host gpu1" in message
     assert e.value.host_name == "gpu1" and [n for n, _ in e.value.failures] == ["gpu1"]
     assert "mistral:latest" in b.installed_names()
     assert a.partial_bytes("mistral") > 0  # the partial stays on gpu1: nothing moved
