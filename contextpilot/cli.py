@@ -13,10 +13,9 @@ import sys
 from datetime import datetime, timezone
 from typing import Callable, Optional, Sequence
 
-from . import __version__, settings
+from . import __version__, cli_fleet, settings
 from .console import print_chat, pull_with_progress
 from .chat import THINK_LEVELS
-from . import cli_fleet
 from .errors import ContextPilotError
 from .models import delete_model, list_models, running_models
 from .units import format_size

@@ -41,7 +41,22 @@ def conflict(args: argparse.Namespace) -> Optional[str]:
 
 
 def command_for(args: argparse.Namespace, today: Command) -> Command:
-    """The function that runs ``args.command``: ``today``'s (on one host) or the fleet's."""
+    """The function that runs ``args.command``: ``today``'s (on one host) or the fleet's;
+    a fleet it made stops probing when the command ends."""
+    chosen = _command_for(args, today)
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return chosen(args)
+        finally:
+            fleet = getattr(args, "_fleet", None)
+            if fleet is not None:
+                fleet.close()
+
+    return run
+
+
+def _command_for(args: argparse.Namespace, today: Command) -> Command:
     if args.command == "hosts":
         return cmd_hosts
     name = getattr(args, "fleet_host", None)

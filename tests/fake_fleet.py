@@ -6,7 +6,7 @@
 - ``FakeRouter``: a router in front of Ollama (Olla-like) that serves chats but answers 501
   to pull, show and delete;
 - ``silent_host()``: an address that accepts no connection and refuses none (the SYN is
-  dropped), so connecting times out;
+  dropped), so connecting times out; ``mute_host()``: one that accepts and never answers;
 - ``hosts(n)``: n started fakes, each with its own models and fault switches.
 
 Each fake is a real HTTP server on 127.0.0.1 speaking Ollama's NDJSON, driven through the
@@ -104,6 +104,19 @@ def silent_host() -> Iterator[str]:
     finally:
         for s in fillers:
             s.close()
+        server.close()
+
+
+@contextlib.contextmanager
+def mute_host() -> Iterator[str]:
+    """An address that accepts connections and never answers (a hung server): the kernel
+    completes the handshakes, nobody ever reads."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    finally:
         server.close()
 
 

@@ -32,9 +32,23 @@ def quick_busy(monkeypatch):
     monkeypatch.setattr(_client, "BUSY_DELAYS", (0.01, 0.01, 0.01))
 
 
+_made: list = []
+
+
+@pytest.fixture(autouse=True)
+def close_fleets():
+    """Each test's fleets stop probing when it ends (a prober must not reach a port that a
+    later test's fake took)."""
+    yield
+    while _made:
+        _made.pop().close()
+
+
 def fleet_of(*fakes, **kw) -> cp.Fleet:
     urls = [f if isinstance(f, str) else f.url for f in fakes]
-    return cp.Fleet({f"gpu{i + 1}": u for i, u in enumerate(urls)}, **kw)
+    fleet = cp.Fleet({f"gpu{i + 1}": u for i, u in enumerate(urls)}, **kw)
+    _made.append(fleet)
+    return fleet
 
 
 def answer(events) -> tuple[cp.Routed, str, cp.ChatDone]:
@@ -433,3 +447,19 @@ def test_without_ollama_hosts_ollama_host_is_a_fleet_of_one(fake_ollama, monkeyp
     assert [m.hosts for m in fleet.list_models()] == [(name,), (name,)]
     values = list(fleet.pull_model("mistral"))
     assert values[-1].done and values[-1].host == name
+
+
+# -- a name is parsed once ------------------------------------------------------------------
+
+def test_a_fleet_chat_and_pull_parse_the_name_once(two, machine):
+    from tests.test_layout import BOUNDARIES, _parses_of, _ParseSpy
+
+    a, b = two
+    fleet = fleet_of(a, b)
+    with _ParseSpy() as spy:
+        assert list(fleet.chat_stream("mistral", HI))[-1].host == "gpu1"
+        assert list(fleet.pull_model("mistral", hosts="all"))[-1].done
+    mine = _parses_of(spy.calls, "mistral")
+    assert [c for c in mine if c[1] not in BOUNDARIES] == []
+    assert [c for c in mine if c[0] == "mistral"] == [("mistral", "chat_stream"),
+                                                      ("mistral", "pull_model")]

@@ -10,7 +10,7 @@ import pytest
 import contextpilot as cp
 from tests.conftest import REMOTE, SMALL, THINKER
 from tests.fake_fleet import FakeRouter, make_host
-from tests.test_fleet import HI, fleet_of, two  # noqa: F401 - the fixture
+from tests.test_fleet import HI, close_fleets, fleet_of, two  # noqa: F401 - fixtures
 
 
 def hosts_of(values) -> list[str]:
@@ -55,6 +55,8 @@ def test_a_pull_to_all_hosts_runs_at_once_and_a_failure_on_one_names_it(two):
                               "model 'mistral:latest' failed (connection lost")
     assert message.endswith("The partial download stays on gpu1: pull it again there to "
                             "resume. It is ready on gpu2.")
+    assert "ollama pull" not in message  # `ollama pull` would go to OLLAMA_HOST, not gpu1
+    assert "Please pull it manually: python -m contextpilot pull mistral:latest --host gpu1" in message
     assert e.value.host_name == "gpu1" and [n for n, _ in e.value.failures] == ["gpu1"]
     assert "mistral:latest" in b.installed_names()
     assert a.partial_bytes("mistral") > 0  # the partial stays on gpu1: nothing moved
@@ -290,3 +292,22 @@ def test_redact_hides_a_bare_host_name_too():
         "certificate is not valid for 'gpu1' (gpu1)")
     assert fleet.redact("10.0.0.5:11435 and 10.0.0.5, not 10.0.0.55 or gpu-box2") == (
         "gpu3 and a host, not 10.0.0.55 or gpu-box2")
+
+
+def test_a_chats_failed_auto_pull_keeps_the_kind_and_its_advice(two):
+    a, b = two
+    a.faults.pull_error = "dial tcp: lookup registry.ollama.ai: no such host"
+    with pytest.raises(cp.PullFailed) as e:
+        list(fleet_of(a, b).chat_stream("mistral", HI))
+    assert e.value.kind == "registry unreachable" and e.value.host_name == "gpu1"
+    assert "could not reach the model registry" in str(e.value)
+    assert b.pull_requests == {}  # a pull never moves to another host on its own
+
+
+def test_status_is_bounded_by_its_timeout():
+    from tests.fake_fleet import mute_host
+
+    with mute_host() as mute:
+        fleet = fleet_of(mute)
+        s, = fleet.status(timeout=0.3)
+    assert (s.reachable, s.error) == (False, "gpu1 did not answer within 0.3 s")

@@ -84,10 +84,12 @@ class Fleet:
         host's name: what a shared app shows."""
         return self._core.redact(text)
 
-    def status(self) -> list[HostStatus]:
+    def status(self, *, timeout: Optional[float] = None) -> list[HostStatus]:
         """Each host: reachable, version, installed and loaded models, answers in flight
-        from this process. A host known to be down is not asked again here."""
-        return _manage.status(self._core)
+        from this process. The hosts are asked at once; one that has not answered within
+        ``timeout`` seconds (default: the connect and read limits) is reported as not
+        answering. A host known to be down is not asked again here (the prober does)."""
+        return _manage.status(self._core, timeout)
 
     def route(self, model: Name, *, session: Optional[Hashable] = None) -> tuple[str, ...]:
         """The hosts a chat with ``model`` would try now, best first (the first downloads it

@@ -118,6 +118,7 @@ class _Turn:
     def _stream(self, host: Host, first: ChatEvent, events: Iterator[ChatEvent]
                 ) -> Iterator[ChatEvent]:
         self.core.remember(self.session, last=host.name)
+        self.core.health.mark_up(host.name)  # it answered (a host named while marked down)
         yield Routed(host.name, tuple(self.tried), pull=isinstance(first, PullProgress))
         wrote = False
         event = first

@@ -16,8 +16,8 @@ import time
 from typing import Hashable, Iterator, Optional, Sequence, TypeVar
 
 from .. import models, netaddr, settings
-from ..errors import (ContextPilotError, InvalidModelName, InvalidRequest, NoHostAvailable,
-                      NotAllowed, OllamaBusy, OllamaUnavailable)
+from ..errors import (ContextPilotError, InvalidModelName, InvalidRequest, ModelNotFound,
+                      NoHostAvailable, NotAllowed, OllamaBusy, OllamaUnavailable, PullFailed)
 from ..names import ModelName, parse_name
 from . import _route
 from ._config import Host, Roster
@@ -208,6 +208,11 @@ class Core:
                 isinstance(exc, ContextPilotError) and exc.host_name):
             return exc
         text = self.redact(str(exc))
+        model = getattr(exc, "model", None)
+        if isinstance(exc, (PullFailed, ModelNotFound)) and model:
+            # `ollama pull` would go to OLLAMA_HOST, not to this host
+            text = text.replace(f"ollama pull {model}",
+                                f"python -m contextpilot pull {model} --host {name}")
         new = type(exc).__new__(type(exc))
         new.__dict__.update(exc.__dict__)
         new.args = (f"{name}: {text}" + (f" {extra}" if extra else ""),)

@@ -21,11 +21,11 @@ from ._parallel import Result, run_all
 T = TypeVar("T")
 
 
-def status(core: Core) -> list[HostStatus]:
+def status(core: Core, timeout: Optional[float] = None) -> list[HostStatus]:
     """One HostStatus per host, in the configured order."""
     up = core.up()
-    results = run_all({h.name: functools.partial(_status_of, core, h) for h in up},
-                      core.bound())
+    limit = core.bound() if timeout is None else timeout
+    results = run_all({h.name: functools.partial(_status_of, core, h) for h in up}, limit)
     out = []
     for h in core.roster.hosts:
         result = results.get(h.name)
@@ -34,7 +34,7 @@ def status(core: Core) -> list[HostStatus]:
             continue
         error = result.error if result is not None else None
         state = core.health.why(h.name) or (why(error) if error else (
-            f"did not answer within {core.bound():g} s"))
+            f"did not answer within {limit:g} s"))
         out.append(HostStatus(h.name, h.url, False, error=f"{h.name} {state}",
                               in_flight=core.in_flight(h.name)))
     return out
