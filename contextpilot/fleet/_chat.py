@@ -72,6 +72,7 @@ class _Turn:
                                          claim=True)
         self.claimed = plan.names[0] if plan.names else ""
         self.tried += [(name, "did not answer") for name in down]
+        self.tried += self.core.news(self.session, [n for n, _ in self.tried])
         if not plan.names:
             raise self.core.no_host(self.tried)
         if plan.pull and not self.kw.get("auto_pull", True) and not self.parsed.is_cloud:

@@ -64,6 +64,7 @@ class Core:
         self.facts = FactsCache(self._fetch, clock, facts_ttl)
         self._lock = threading.Lock()
         self._flights: collections.Counter[str] = collections.Counter()
+        self._told: dict[Hashable, set[tuple[str, float]]] = {}  # outages said, per session
         self._sessions: collections.OrderedDict[Hashable, tuple[str, str]] = (
             collections.OrderedDict())  # session -> (last host, host to avoid)
         self._addresses = _address_patterns(hosts)
@@ -183,6 +184,23 @@ class Core:
             if entry is not None:
                 self._sessions.move_to_end(session)
             return entry or ("", "")
+
+    def news(self, session: Optional[Hashable], known: Sequence[str] = ()) -> list[tuple[str, str]]:
+        """Hosts down now that this session has not been told about yet (each outage once
+        per session), other than ``known`` (said already): a conversation's next answer
+        says so even when something else (a page listing the models) found it down first."""
+        if session is None:
+            return []
+        out = []
+        with self._lock:
+            told = self._told.setdefault(session, set())
+            for name, since in self.health.outages():
+                if (name, since) not in told and name not in known:
+                    out.append((name, "did not answer"))
+                told.add((name, since))
+            while len(self._told) > SESSIONS:
+                self._told.pop(next(iter(self._told)))
+        return out
 
     def remember(self, session: Optional[Hashable], last: str = "", avoid: str = "") -> None:
         if session is None:

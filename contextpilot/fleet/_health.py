@@ -72,6 +72,11 @@ class Health:
             ago = max(0.0, self._clock() - state.since)
             return f"{state.why} ({_ago(ago)})"
 
+    def outages(self) -> list[tuple[str, float]]:
+        """(name, since when) of every host down now."""
+        with self._cond:
+            return [(n, st.since) for n, st in self._states.items() if st.down]
+
     # -- what callers report -------------------------------------------------------------
 
     def mark_down(self, name: str, why: str) -> None:

@@ -112,7 +112,8 @@ def build_app(host: Optional[str] = None, default_model: Optional[str] = None,
         for changed in (model.input, host.input) if service.multi else (model.input,):
             changed(h.model_changed, [model, *chosen], [note, think, think_level, override],
                     **quiet)
-        note.change(h.controls, [model, *chosen], [override, pull_button], **quiet)
+        note.change(h.controls, [model, *chosen],
+                    [override, pull_button, *([every_host] if service.multi else [])], **quiet)
         pull_button.click(h.download, [model, override, *chosen,
                                        *([every_host] if service.multi else [])],
                           [pull_status, model, note, status], api_name="download",

@@ -68,7 +68,10 @@ class PageHandlers:
             model or self.service.models(False).default(self.configured), host=host)
         override = (gr.Checkbox(visible=True) if state.needs_override
                     else gr.Checkbox(visible=False, value=False))
-        return override, gr.Button(visible=not state.installed)
+        download = gr.Button(visible=not state.installed)
+        if self.service.multi:  # "on every host" goes with Download
+            return override, download, gr.Checkbox(visible=not state.installed)
+        return override, download
 
     def think_control(self, model: Optional[str]):
         """On/off (#think-toggle) for a thinking model; a level (#think-level) for a model

@@ -101,8 +101,10 @@ class Service:
         None for the router; InvalidRequest for anything else, before any request."""
         if isinstance(value, str):
             shown = {self.label(n).lower(): n for n in self._hosts.names}
-            value = shown.get(value.strip().lower(), value)
-            if self.policy.shared and value in self._hosts.names and self.label(value) != value:
+            wanted = value.strip().lower()
+            if wanted in shown:
+                return self._hosts.pick(shown[wanted])
+            if self.policy.shared and any(wanted == n.lower() for n in self._hosts.names):
                 value = "?"  # an address a shared page never showed: not a choice here
         return self._hosts.pick(value)
 
