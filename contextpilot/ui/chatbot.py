@@ -18,6 +18,7 @@ rendered whatever its size, from its memo on.
 from __future__ import annotations
 
 import html
+import inspect
 from typing import Any, Optional
 
 import gradio as gr
@@ -97,10 +98,15 @@ class SafeChatbot(gr.Chatbot):
     custom tags of its own, Gradio's sanitizer kept as a second layer. The per-message copy
     buttons would copy that HTML: code blocks have their own."""
 
-    def __init__(self, **kwargs) -> None:
+    is_template = True  # the page draws it with Gradio's Chatbot (no frontend of its own)
+
+    def __init__(self, *args, **kwargs) -> None:
         kwargs.update(render_markdown=False, latex_delimiters=[], sanitize_html=True,
                       allow_tags=False, buttons=[])
-        super().__init__(**kwargs)
+        super().__init__(*args, **kwargs)
+
+    # Gradio sends the page the props named in __init__'s signature: Chatbot's
+    __init__.__signature__ = inspect.signature(gr.Chatbot.__init__)  # type: ignore[attr-defined]
 
     def preprocess(self, payload):
         return source_messages(super().preprocess(payload))
