@@ -176,6 +176,7 @@ def render_parts(text: str, memo: Optional[Memo] = None) -> list[str]:
     return memo.parts + [part(tail[done:], _html(rest))]
 
 
+
 def _reset(memo: Optional[Memo]) -> Memo:
     if memo is None:
         return Memo()
