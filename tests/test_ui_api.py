@@ -116,7 +116,7 @@ def test_pull_model_refusals_are_readable(client, name, expected):
 
 def test_chat_errors_come_back_as_messages(client, fake_ollama):
     _, (messages, *_) = chat(client, "hi", "../x")
-    assert messages[-1]["content"].startswith("⚠️ Invalid model name &#x27;../x&#x27;")
+    assert messages[-1]["content"].startswith("⚠️ Invalid model name '../x'")  # plain text
     _, (messages, *_) = chat(client, "hi", "nosuchmodel")
     assert "not found and automatic download failed" in messages[-1]["content"]
     assert "ollama pull nosuchmodel:latest" in messages[-1]["content"]
@@ -133,11 +133,16 @@ def test_ollama_down_is_reported_with_the_fix(dead_host):
     assert fix in status and data["installed"] == [] and data["error"].startswith(fix)
 
 
-def test_model_output_is_escaped(client, fake_ollama):
-    fake_ollama.add_installed(FakeModel(
-        name="evil:latest", reply=lambda m: '<img src=x onerror="alert(1)"> `<b>code</b>`'))
-    _, (messages, *_) = chat(client, "hi", "evil")  # ">" alone opens no tag
-    assert answers(messages) == ['&lt;img src=x onerror="alert(1)"> `<b>code</b>`']
+def test_model_output_is_its_text_and_the_page_gets_it_inert(client, fake_ollama):
+    from contextpilot.ui.chatbot import SafeChatbot
+
+    evil = '<img src=x onerror="alert(1)"> `<b>code</b>`'
+    fake_ollama.add_installed(FakeModel(name="evil:latest", reply=lambda m: evil))
+    _, (messages, *_) = chat(client, "hi", "evil")
+    assert answers(messages) == [evil]  # the API gets the model's text, as written...
+    shown = SafeChatbot().postprocess(messages).root[-1].content[0].text
+    assert "<img" not in shown and "&lt;img" in shown  # ...the page only what the app made
+    assert "<code>&lt;b&gt;code&lt;/b&gt;</code>" in shown
 
 
 def test_image_for_a_model_without_vision_is_refused(client, fake_ollama, tmp_path):

@@ -2,7 +2,7 @@
 
 Nothing here does I/O or imports gradio. Everything that comes from a model or from the
 server (names, statuses, error messages) is escaped before it reaches HTML. Chat messages
-hold source text (Markdown; server text made literal with ``literal``, titles plain text):
+hold source text (Markdown; server text marked plain, titles plain text):
 the Chatbot renders them (``render_markdown``, through ``chatbot.SafeChatbot``).
 """
 
@@ -16,7 +16,7 @@ from ..catalog import CatalogEntry
 from ..names import parse_name
 from ..types import ChatDone, ContentDelta, ModelInfo, PullProgress, ServerStatus, ThinkingDelta
 from ..units import format_duration, format_size, format_speed
-from .render_markdown import Live, Memo, literal
+from .render_markdown import Live, Memo
 
 STEP_WORDS = {
     "manifest": "Pulling manifest",
@@ -169,7 +169,7 @@ class ChatView:
             out.append({"role": "assistant",
                         "content": Live.of("".join(self.answer), self._memos[0])})
         if self.error:
-            out.append({"role": "assistant", "content": Live.of(f"⚠️ {literal(self.error)}")})
+            out.append({"role": "assistant", "content": Live.of(f"⚠️ {self.error}", plain=True)})
         if not out and self.waiting is not None:
             ahead = "next in line" if self.waiting == 0 else f"{self.waiting} ahead"
             out.append({"role": "assistant", "content": Live.of(
@@ -197,7 +197,7 @@ class ChatView:
         else:
             title = f"Downloading {name} — {pct}%"
         ok = p.done or bool(self.error) or bool(self.answer) or bool(self.thinking)
-        return {"role": "assistant", "content": Live.of(literal(progress_text(p))),
+        return {"role": "assistant", "content": Live.of(progress_text(p), plain=True),
                 "metadata": {"title": title, "status": "done" if ok else "pending"}}
 
 

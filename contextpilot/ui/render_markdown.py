@@ -119,11 +119,13 @@ class Live(str):
     browser (history, a reopened conversation) and is rendered within a budget (``shown``)."""
 
     memo: Optional[Memo] = None
+    plain = False
+    "Server text (a status, an error): shown as it is, not read as Markdown."
 
     @classmethod
-    def of(cls, text: str, memo: Optional[Memo] = None) -> "Live":
+    def of(cls, text: str, memo: Optional[Memo] = None, plain: bool = False) -> "Live":
         live = cls(text)
-        live.memo = memo
+        live.memo, live.plain = memo, plain
         return live
 
 
@@ -238,5 +240,5 @@ def shown(text: str, markdown: bool = True) -> list[str]:
     """The parts the page shows for one text: a ``Live`` one rendered from its memo; any
     other read as Markdown, or with ``markdown=False`` (beyond the budget) shown as it is."""
     if isinstance(text, Live):
-        return render_parts(text, text.memo)
+        return [plain_part(text)] if text.plain else render_parts(text, text.memo)
     return CACHE.get(text, markdown)
