@@ -95,11 +95,14 @@ def test_every_prefix_of_hostile_answers_is_inert_in_the_page(page):  # noqa: F8
     import gradio as gr
 
     def stream():
+        done: list = []  # each answer stays on the page, complete, while the next streams
         for answer in CORPUS:
             memo = Memo()
             for end in range(len(answer) + 1):
-                yield [{"role": "assistant", "content": Live.of(answer[:end], memo)}]
-        yield [{"role": "assistant", "content": "All done."}]
+                live = {"role": "assistant", "content": Live.of(answer[:end], memo)}
+                yield done[-1:] + [live]
+            done.append({"role": "assistant", "content": answer})  # rendered once (cache)
+        yield done[-1:] + [{"role": "assistant", "content": "All done."}]
 
     with gr.Blocks() as demo:
         chat = SafeChatbot(elem_id="chatbot", height=300)

