@@ -243,7 +243,8 @@ def test_the_round_trip_gives_back_the_source_and_escapes_titles():
         {"role": "assistant", "content": "⚠️ Cannot \\<connect\\>", "metadata": None},
         {"role": "assistant", "content": "thinking `<x>`",
          "metadata": {"title": f"Thought {IMG} & co", "status": "done"}},
-        {"role": "assistant", "content": HOSTILE["table"] + "\n\n" + "word " * 2000 + "\n\nend\n\nmore"},
+        {"role": "assistant",
+         "content": HOSTILE["table"] + "\n\n" + "word " * 2000 + "\n\nend\n\nmore"},
     ]
     shown = shown_messages(history)
     assert shown[2]["metadata"]["title"] == html.escape(f"Thought {IMG} & co")

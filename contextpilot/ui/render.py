@@ -169,7 +169,8 @@ class ChatView:
             out.append({"role": "assistant",
                         "content": Live.of("".join(self.answer), self._memos[0])})
         if self.error:
-            out.append({"role": "assistant", "content": Live.of(f"⚠️ {self.error}", plain=True)})
+            out.append({"role": "assistant",
+                        "content": Live.of(f"⚠️ {self.error}", plain=True)})
         if not out and self.waiting is not None:
             ahead = "next in line" if self.waiting == 0 else f"{self.waiting} ahead"
             out.append({"role": "assistant", "content": Live.of(

@@ -20,8 +20,10 @@ back, are off), so an answer that grows is parsed again only from its first part
 final (``Memo``), and the page is sent only the parts that changed.
 
 >>> parts = render_parts("Use `<b>` & **this**: [x](javascript:alert(1))")
->>> parts[0]
-'<div class="cp-md prose" data-source="Use `&lt;b&gt;` &amp; **this**: [x](javascript:alert(1))"><p>Use <code>&lt;b&gt;</code> &amp; <strong>this</strong>: [x](javascript:alert(1))</p>\n</div>'
+>>> print(parts[0].replace('">', '">\n', 1))
+<div class="cp-md prose" data-source="Use `&lt;b&gt;` &amp; **this**: [x](javascript:alert(1))">
+<p>Use <code>&lt;b&gt;</code> &amp; <strong>this</strong>: [x](javascript:alert(1))</p>
+</div>
 >>> source_of(parts[0])
 'Use `<b>` & **this**: [x](javascript:alert(1))'
 """
@@ -66,7 +68,6 @@ _CLEANER = nh3.Cleaner(
 )
 _CARRIER = re.compile(r'<div class="cp-md[ a-z-]*" data-source="([^"]*)">')
 _BREAKS = re.compile(r"\r\n?|\n")  # the line breaks markdown-it reads (and normalises)
-_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
 
 
 def _safe_link(url: str) -> bool:
@@ -143,15 +144,6 @@ def source_of(shown: str) -> str:
     """The source text of a part (``part``); any other text is its own source."""
     match = _CARRIER.match(shown)
     return html.unescape(match.group(1)) if match else shown
-
-
-def literal(text: str) -> str:
-    r"""Markdown that shows ``text`` as it is (server messages): punctuation escaped.
-
-    >>> literal("Run `ollama pull llama3.2` <now>")
-    'Run \\`ollama pull llama3\\.2\\` \\<now\\>'
-    """
-    return _PUNCTUATION.sub(r"\\\1", text)
 
 
 def render_parts(text: str, memo: Optional[Memo] = None) -> list[str]:
