@@ -44,7 +44,10 @@ WATCH = r"""() => {
     window.__seen++;
     if (!TAGS.has(e.tagName)) window.__bad.push('element ' + e.outerHTML.slice(0, 120));
     for (const a of e.getAttributeNames()) {
-      if (!ATTRS.has(a)) window.__bad.push('attribute ' + a + ' on ' + e.tagName);
+      // Gradio's copy handler shows the check mark of the button clicked: its own style
+      const shown = a === 'style' && e.classList.contains('check') &&
+        /^opacity: [01];$/.test(e.getAttribute('style'));
+      if (!ATTRS.has(a) && !shown) window.__bad.push('attribute ' + a + ' on ' + e.tagName);
     }
     for (const c of e.classList) if (!CLASSES.has(c)) window.__bad.push('class ' + c);
     const href = e.getAttribute('href');
@@ -155,6 +158,9 @@ def test_hostile_answers_in_the_app_are_inert_and_code_is_literal(page, fake_oll
         for literal in ("<p>hi</p>\n", "a < b && c", "<b>&amp;</b>\n", "$$<b>$$"):
             assert literal in want
         page.screenshot(path=str(artifacts / "hostile-answers.png"), full_page=True)
+        page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=url)
+        page.locator("#chatbot [data-testid=bot]").last.locator(".copy_code_button").first.click()
+        assert page.evaluate("navigator.clipboard.readText()") == "<p>hi</p>"  # the code, as is
         assert_inert(page)
         assert outside == []  # nothing loaded by itself (no image, no form post)
 
