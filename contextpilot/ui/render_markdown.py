@@ -9,7 +9,8 @@ emits. The page shows the result as it is: the Chatbot parses no Markdown and no
 own (``render_markdown=False``, no delimiters), so it has nothing left to read differently.
 
 A message is rendered as *parts*, one per run of top-level blocks of about ``PART_CHARS``
-characters, each ``<div class="cp-md" data-source="...">`` carrying its own source text,
+characters (the blocks that may still change as the text grows in a last part of their own),
+each ``<div class="cp-md" data-source="...">`` carrying its own source text,
 escaped, in an attribute (inert: the page's sanitizer drops it). So the browser can send the
 conversation back (it does, with every message) and ``source_of`` recovers exactly what was
 written, for Ollama and to render again; the HTML a browser sends back is never trusted.
@@ -42,8 +43,10 @@ import nh3
 from markdown_it import MarkdownIt
 from markdown_it.common.utils import escapeHtml
 
-PART_CHARS = 3000
-"A part closes once its blocks hold this many characters of source (the page gets ~1 per 3 kB)."
+PART_CHARS = 1000
+"""A part closes once its blocks hold this many characters of source. Smaller parts mean less
+sent again while an answer streams (the last parts are replaced whole), more elements in the
+page: ~200 parts for a 200,000-character answer."""
 SCHEMES = ("http://", "https://", "mailto:")
 "The only links an answer can make; anything else stays text."
 
@@ -165,9 +168,14 @@ def render_parts(text: str, memo: Optional[Memo] = None) -> list[str]:
             memo.parts.append(part(source, _html(tokens[blocks[first][0]:blocks[k][1]])))
             memo.source += source
             first, done = k + 1, end
-    rest = tokens[blocks[first][0]:] if first < len(blocks) else []
+    parts = list(memo.parts)
+    if first < final:  # final blocks not yet a part: they change only when a block ends
+        end = starts[blocks[final][2]]
+        parts.append(part(tail[done:end], _html(tokens[blocks[first][0]:blocks[final][0]])))
+        done = end
+    rest = tokens[blocks[final][0]:] if final < len(blocks) else []
     memo.seconds = time.perf_counter() - started
-    return memo.parts + [part(tail[done:], _html(rest))]
+    return parts + [part(tail[done:], _html(rest))]  # what may still change: its own part
 
 
 
