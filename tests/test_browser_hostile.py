@@ -61,8 +61,9 @@ WATCH = r"""() => {
   new MutationObserver(scan).observe(document.querySelector('#chatbot'),
     {subtree: true, childList: true, attributes: true, characterData: true});
 }"""
+ROWS = "#chatbot .message-row.bot-row"  # one per answer (its parts are messages of their own)
 CODE_TEXTS = """(n) => {
-  const bot = [...document.querySelectorAll('#chatbot [data-testid=bot]')].at(n);
+  const bot = [...document.querySelectorAll('#chatbot .message-row.bot-row')].at(n);
   return bot ? [...bot.querySelectorAll('code')].map(c => c.textContent) : null;
 }"""
 
@@ -144,9 +145,9 @@ def test_hostile_answers_in_the_app_are_inert_and_code_is_literal(page, fake_oll
         page.evaluate(WATCH)
         for n, name in enumerate(answers):
             ask(page, name)
-            page.locator("#chatbot [data-testid=bot]").nth(n).wait_for()
+            page.locator(ROWS).nth(n).wait_for()
             page.wait_for_function("([n, want]) => { const b = [...document.querySelectorAll("
-                                   "'#chatbot [data-testid=bot]')].at(n); return b && "
+                                   "'#chatbot .message-row.bot-row')].at(n); return b && "
                                    "b.innerText.length > want; }",
                                    arg=[n, len(answers[name]) // 4], timeout=30_000)
             page.locator("#chat-input textarea").wait_for(state="visible")
@@ -159,7 +160,7 @@ def test_hostile_answers_in_the_app_are_inert_and_code_is_literal(page, fake_oll
             assert literal in want
         page.screenshot(path=str(artifacts / "hostile-answers.png"), full_page=True)
         page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=url)
-        page.locator("#chatbot [data-testid=bot]").last.locator(".copy_code_button").first.click()
+        page.locator(ROWS).last.locator(".copy_code_button").first.click()
         assert page.evaluate("navigator.clipboard.readText()") == "<p>hi</p>"  # the code, as is
         assert_inert(page)
         assert outside == []  # nothing loaded by itself (no image, no form post)
@@ -175,7 +176,7 @@ def test_hostile_answers_in_the_app_are_inert_and_code_is_literal(page, fake_oll
         open_app(page, url)
         page.evaluate(WATCH)
         page.get_by_text("batch 0").first.click()
-        page.locator("#chatbot [data-testid=bot]").nth(len(answers) - 1).wait_for()
+        page.locator(ROWS).nth(len(answers) - 1).wait_for()
         page.wait_for_timeout(500)
         assert_inert(page)
         assert page.evaluate(CODE_TEXTS, -1) == want
