@@ -1,6 +1,6 @@
 """Rendering chat text (issue 19): a 50k, 100k and 200k-character answer rendered to safe HTML
 (``render_markdown.render_parts``: markdown-it-py, then nh3), and how the time grows per
-doubling; then the same 200k answer streamed (rendered again after every ~200 characters, from
+doubling (CPU time); then the same 200k answer streamed (rendered again after every ~200 characters, from
 its memo, as the chat does). Run from bench/run.py, or alone: ``python bench/render.py``."""
 
 from __future__ import annotations
@@ -36,27 +36,28 @@ def text_of(kind: str, size: int) -> str:
 
 
 def timed(fn, repeats: int) -> float:
-    """The fastest of ``repeats`` runs (the machine is shared: the others measure its load),
-    each from a collected heap."""
+    """The fastest of ``repeats`` runs, each from a collected heap, in CPU time of this thread
+    (``thread_time``: on a shared machine, wall time measures the others' load too)."""
     runs = []
     for _ in range(repeats):
         gc.collect()
-        started = time.perf_counter()
+        started = time.thread_time()
         fn()
-        runs.append(time.perf_counter() - started)
+        runs.append(time.thread_time() - started)
     return min(runs)
 
 
 def bench_render(row: Row, quick: bool = False) -> None:
     print("0. rendering chat text", flush=True)
-    repeats = 2 if quick else 5
+    repeats = 2 if quick else 7
     for kind in KINDS:
         t = {n: timed(lambda n=n: render_parts(text_of(kind, n)), repeats) for n in SIZES}
-        growth = max(t[100_000] / t[50_000], t[200_000] / t[100_000])
+        growth = (t[200_000] / t[50_000]) ** 0.5  # per doubling, over both doublings
         row(f"render a {kind} answer: 50k / 100k / 200k characters",
             " / ".join(f"{t[n] * 1000:.0f} ms" for n in SIZES),
-            f"per doubling {t[100_000] / t[50_000]:.2f}x, {t[200_000] / t[100_000]:.2f}x",
-            "<= 2.2x per doubling", growth <= 2.2)
+            f"{growth:.2f}x per doubling (50k->100k {t[100_000] / t[50_000]:.2f}x, "
+            f"100k->200k {t[200_000] / t[100_000]:.2f}x)", "<= 2.2x per doubling",
+            growth <= 2.2)
     text = text_of("code-heavy", 200_000)
 
     def stream() -> None:
