@@ -25,7 +25,7 @@ from tests.ui_helpers import launch, running_app
 
 pytestmark = pytest.mark.browser
 
-RANDOM = list(fragments(11, 16, 30))
+RANDOM = list(fragments(11, 12, 30))
 CORPUS = [*HOSTILE.values(), *RANDOM]
 
 # Watches the chat from now on: every element that ever appears in a message, checked when
@@ -137,7 +137,7 @@ def test_hostile_answers_in_the_app_are_inert_and_code_is_literal(page, fake_oll
     answers["code"] = code_answer
     fake_ollama.add_installed(FakeModel(name="coder:latest",
                                         reply=lambda msgs: answers[msgs[-1]["content"]]))
-    monkeypatch.setattr(fake_module, "_tokens", lambda text: re.findall(r"[\s\S]{1,3}", text))
+    monkeypatch.setattr(fake_module, "_tokens", lambda text: re.findall(r"[\s\S]{1,4}", text))
     monkeypatch.setattr(chat_handlers, "TOKEN_INTERVAL", 0.02)
     with running_app(fake_ollama.url, default_model="coder:latest") as url:
         outside = guard(page)
