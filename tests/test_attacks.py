@@ -544,7 +544,7 @@ def test_a_crafted_history_is_parsed_only_within_the_budget(mocker):
     # would cost the server seconds for nothing. Beyond it they are shown as text, unparsed.
     from contextpilot.ui import render_markdown
     from contextpilot.ui.chat_handlers import HISTORY_BUDGET, ollama_history
-    from contextpilot.ui.chatbot import SafeChatbot
+    from contextpilot.ui.safe_chatbot import SafeChatbot
 
     spy = mocker.spy(render_markdown, "render_parts")
     old = [{"role": "assistant", "content": "- `&`\n" * 16_000 + f"{i}"} for i in range(10)]

@@ -16,8 +16,8 @@ import pytest
 
 import tests.fake_ollama as fake_module
 from contextpilot.ui import chat_handlers
-from contextpilot.ui.chatbot import SafeChatbot
 from contextpilot.ui.render_markdown import Live, Memo, render_parts
+from contextpilot.ui.safe_chatbot import SafeChatbot
 from tests.fake_ollama import FakeModel
 from tests.test_browser import browser, open_app, page  # noqa: F401  (fixtures)
 from tests.test_markdown import CODE, HOSTILE, Page, fragments

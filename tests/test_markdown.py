@@ -15,8 +15,9 @@ import pytest
 
 from contextpilot.ui import render_markdown as rm
 from contextpilot.ui.chat_handlers import HISTORY_BUDGET, ollama_history
-from contextpilot.ui.chatbot import SafeChatbot, shown_messages, source_messages
+from contextpilot.ui.chatbot import shown_messages, source_messages
 from contextpilot.ui.render_markdown import Live, Memo, render_parts, source_of
+from contextpilot.ui.safe_chatbot import SafeChatbot
 
 ALLOWED = {  # element -> attributes the page may get (class values checked apart)
     "div": {"class", "data-source"}, "p": set(), "br": set(), "hr": set(),

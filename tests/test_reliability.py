@@ -13,7 +13,7 @@ import psutil
 import pytest
 from gradio_client import Client
 
-from contextpilot.ui.chatbot import SafeChatbot
+from contextpilot.ui.safe_chatbot import SafeChatbot
 from tests.fake_ollama import FakeModel, parse_name
 from tests.ui_helpers import running_app, wait_until
 

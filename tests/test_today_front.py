@@ -11,7 +11,7 @@ import pytest
 
 import contextpilot as cp
 from contextpilot import _client
-from contextpilot.ui.chatbot import SafeChatbot
+from contextpilot.ui.safe_chatbot import SafeChatbot
 from tests.conftest import ROOT
 from tests.fake_ollama import CLOUD_DISABLED, RUNNER_STOPPED, SIGNIN_URL, FakeModel
 from tests.test_cli import _cli, _env

@@ -134,7 +134,7 @@ def test_ollama_down_is_reported_with_the_fix(dead_host):
 
 
 def test_model_output_is_its_text_and_the_page_gets_it_inert(client, fake_ollama):
-    from contextpilot.ui.chatbot import SafeChatbot
+    from contextpilot.ui.safe_chatbot import SafeChatbot
 
     evil = '<img src=x onerror="alert(1)"> `<b>code</b>`'
     fake_ollama.add_installed(FakeModel(name="evil:latest", reply=lambda m: evil))
@@ -210,7 +210,7 @@ def test_the_default_model_is_configurable(fake_ollama, monkeypatch, configured,
 
 def test_history_goes_back_to_ollama_as_written():
     from contextpilot.ui.chat_handlers import ollama_history
-    from contextpilot.ui.chatbot import SafeChatbot
+    from contextpilot.ui.safe_chatbot import SafeChatbot
 
     answer = "a < b & `x &amp; y` and &lt;b&gt; <img src=x>"
     bot = SafeChatbot()

@@ -1,4 +1,5 @@
-"""The chat's Chatbot and ChatInterface: the one way in and out of the page for chat text.
+"""The chat's way in and out of the page for chat text (``safe_chatbot.SafeChatbot`` calls
+``shown_messages`` and ``source_messages``) and its ChatInterface.
 
 On the server a chat value holds source text (Markdown: what the model and the visitor
 wrote). ``SafeChatbot.postprocess``, which every value sent to the page goes through, whatever
@@ -18,7 +19,6 @@ rendered whatever its size, from its memo on.
 from __future__ import annotations
 
 import html
-import inspect
 from typing import Any, Optional
 
 import gradio as gr
@@ -91,28 +91,6 @@ def source_messages(messages: list[dict]) -> list[dict]:
             metadata = {**metadata, "title": html.unescape(str(metadata["title"]))}
         out.append({**m, "content": items, "metadata": metadata})
     return out
-
-
-class SafeChatbot(gr.Chatbot):
-    """A Chatbot whose page shows only the HTML this app rendered: no Markdown, LaTeX or
-    custom tags of its own, Gradio's sanitizer kept as a second layer. The per-message copy
-    buttons would copy that HTML: code blocks have their own."""
-
-    is_template = True  # the page draws it with Gradio's Chatbot (no frontend of its own)
-
-    def __init__(self, *args, **kwargs) -> None:
-        kwargs.update(render_markdown=False, latex_delimiters=[], sanitize_html=True,
-                      allow_tags=False, buttons=[])
-        super().__init__(*args, **kwargs)
-
-    # Gradio sends the page the props named in __init__'s signature: Chatbot's
-    __init__.__signature__ = inspect.signature(gr.Chatbot.__init__)  # type: ignore[attr-defined]
-
-    def preprocess(self, payload):
-        return source_messages(super().preprocess(payload))
-
-    def postprocess(self, value):
-        return super().postprocess(None if value is None else shown_messages(list(value)))
 
 
 class SafeChatInterface(gr.ChatInterface):

@@ -21,7 +21,8 @@ from contextpilot.catalog import catalog
 from contextpilot.policy import MAX_FILE_BYTES, AccessPolicy
 from contextpilot.ui import render, theme
 from contextpilot.ui.chat_handlers import ChatHandlers
-from contextpilot.ui.chatbot import SafeChatbot, SafeChatInterface
+from contextpilot.ui.chatbot import SafeChatInterface
+from contextpilot.ui.safe_chatbot import SafeChatbot
 from contextpilot.ui.downloads import build_downloads
 from contextpilot.ui.find_tab import build_find_tab
 from contextpilot.ui.line import AnswerLine
