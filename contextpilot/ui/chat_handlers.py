@@ -68,12 +68,12 @@ HISTORY_BUDGET = 2 * MAX_MESSAGE_CHARS
 
 def ollama_history(history: list, budget: int = HISTORY_BUDGET) -> list[dict]:
     """Chat history -> Ollama messages: user turns as typed, answers as the model wrote them
-    (the page shows them HTML-escaped); status, thinking and error messages (metadata, or the
-    warning sign) are display only. The newest turns that fit in ``budget`` characters.
+    (the Chatbot hands the handler source text: ``chatbot.SafeChatbot.preprocess``); status,
+    thinking and error messages (metadata, or the warning sign) are display only. The newest
+    turns that fit in ``budget`` characters.
 
     The history is the visitor's to send: it is read newest first and only until the budget
-    is spent, so a huge crafted one costs no more than a full one (each answer is parsed
-    as Markdown to undo its escaping, only once it is known to fit)."""
+    is spent, and nothing in it is parsed."""
     kept: list[dict] = []
     size = 0
     for m in reversed(history if isinstance(history, list) else []):
@@ -83,11 +83,9 @@ def ollama_history(history: list, budget: int = HISTORY_BUDGET) -> list[dict]:
         text = _history_text(m.get("content"))
         if not text or (role == "assistant" and text.startswith("⚠️")):
             continue
-        size += len(text)  # unescaping only shortens it
+        size += len(text)
         if size > budget:
             break
-        if role == "assistant":
-            text = render.unescape_markdown_html(text)
         kept.append({"role": role, "content": text})
     return kept[::-1]
 
@@ -113,14 +111,15 @@ def _images(files: list[str]) -> list[bytes]:
 
 
 PARSE_SHARE = 10
-"""An answer is shown again at most every PARSE_SHARE times its last Markdown parse took (a
-long code-heavy answer: ~10 ms, so ~8 updates/s), so the parse stays under a tenth of the
-event loop per stream however long the answer grows."""
+"""An answer is shown again at most every PARSE_SHARE times its last render took, so the
+render (in Gradio's worker thread, but it holds the GIL) stays under a tenth of a core per
+stream however long the answer grows. A growing answer is parsed again only from its first
+part that is not final (``render_markdown``): usually ~1 ms, and 20 updates/s."""
 
 
 def paced(view: render.ChatView) -> Callable[[object], float]:
-    """The update interval for one turn: ``_interval``, or longer while parsing the answer
-    for display is slow."""
+    """The update interval for one turn: ``_interval``, or longer while rendering the
+    answer for display is slow."""
     return lambda event: max(_interval(event), view.parse_seconds * PARSE_SHARE)
 
 

@@ -21,6 +21,8 @@ from contextpilot.fit.catalog import catalog
 from contextpilot.policy import MAX_FILE_BYTES, AccessPolicy
 from contextpilot.ui import render, theme
 from contextpilot.ui.chat_handlers import ChatHandlers
+from contextpilot.ui.chatbot import SafeChatInterface
+from contextpilot.ui.safe_chatbot import SafeChatbot
 from contextpilot.ui.downloads import build_downloads
 from contextpilot.ui.find_tab import build_find_tab
 from contextpilot.ui.line import AnswerLine
@@ -186,11 +188,11 @@ def _chat_tab(h: ChatHandlers, configured: str, status: gr.HTML):
     num_ctx = gr.Slider(512, 131072, value=4096, step=512, label="Context length (num_ctx)",
                         render=False)
     additional = [model, system, temperature, num_ctx, think, override, think_level, host]
-    gr.ChatInterface(
+    SafeChatInterface(  # every chat text is rendered by the app: see ui.chatbot
         h.chat,
         multimodal=True,
-        chatbot=gr.Chatbot(elem_id="chatbot", height=460, sanitize_html=True,
-                           placeholder=EMPTY_CHAT, show_label=False),
+        chatbot=SafeChatbot(elem_id="chatbot", height=460, placeholder=EMPTY_CHAT,
+                            show_label=False),
         textbox=gr.MultimodalTextbox(file_types=["image"], file_count="multiple",
                                      placeholder="Message…", show_label=False,
                                      elem_id="chat-input", sources=["upload"]),

@@ -1,15 +1,14 @@
 """Pure rendering: library values -> chat messages, progress HTML and plain text.
 
 Nothing here does I/O or imports gradio. Everything that comes from a model or from the
-server (names, statuses, answers, error messages) is escaped before it reaches Markdown or
-HTML; in model answers, code is left alone because Markdown shows it literally (what is
-code is decided by a Markdown parser: ``render_markdown``).
+server (names, statuses, error messages) is escaped before it reaches HTML. Chat messages
+hold source text (Markdown; server text marked plain, titles plain text):
+the Chatbot renders them (``render_markdown``, through ``chatbot.SafeChatbot``).
 """
 
 from __future__ import annotations
 
 import html
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional, Sequence
 
@@ -18,8 +17,7 @@ from ..names import parse_name
 from ..types import ChatDone, ContentDelta, ModelInfo, PullProgress, Routed, ThinkingDelta
 from ..units import format_duration, format_size, format_speed
 from .render_fleet import answer_footer, route_note, where_words
-from .render_markdown import escape_markdown_html as escape_markdown_html  # re-exported
-from .render_markdown import unescape_markdown_html as unescape_markdown_html
+from .render_markdown import Live, Memo
 
 STEP_WORDS = {
     "manifest": "Pulling manifest",
@@ -139,23 +137,17 @@ class ChatView:
     "Seconds the model had been thinking at its latest thought."
     waiting: Optional[int] = None
     "Waiting for a free answer slot, with this many messages ahead (0: next)."
-    parse_seconds: float = 0.0
-    "How long the answer's last Markdown parse took (the chat paces its updates by it)."
     route: Optional[Routed] = None
     "Several hosts: which answers, and which were skipped before it."
     host_label: Optional[Callable[[str], str]] = None
     "Several hosts: a host's name as the page may show it; None: one host, none shown."
-    _shown: tuple[str, str] = field(default=("", ""), repr=False)
+    _memos: tuple[Memo, Memo] = field(default_factory=lambda: (Memo(), Memo()), repr=False)
 
-    def _answer_shown(self) -> str:
-        # Parsed again only when the answer grew: most updates are thinking, a silent
-        # Ollama or the last tick, and a long code-heavy answer costs ~10 ms to parse.
-        text = "".join(self.answer)
-        if self._shown[0] != text:
-            started = time.perf_counter()
-            self._shown = (text, escape_markdown_html(text))
-            self.parse_seconds = time.perf_counter() - started
-        return self._shown[1]
+    @property
+    def parse_seconds(self) -> float:
+        """How long the last renders of the answer and thinking took (the chat paces its
+        updates by it); the Chatbot renders them, from where they last stopped being final."""
+        return sum(m.seconds for m in self._memos)
 
     def feed(self, events: Iterable[Any]) -> None:
         for event in events:
@@ -183,7 +175,7 @@ class ChatView:
         routed = self._routed()
         if routed is not None and routed.skipped:  # "gpu1 did not answer; answered by gpu2"
             out.append({"role": "assistant", "content": "",
-                        "metadata": {"title": escape(route_note(routed)), "status": "done"}})
+                        "metadata": {"title": route_note(routed), "status": "done"}})
         if self.pull is not None:
             out.append(self._pull_message())
         if self.thinking:
@@ -191,42 +183,46 @@ class ChatView:
             seconds = self.stats.thinking_seconds if self.stats else None
             title = thought_title(self.thought if seconds is None else seconds) if done \
                 else "Thinking…"
-            out.append({"role": "assistant", "content": escape("".join(self.thinking)),
+            out.append({"role": "assistant",
+                        "content": Live.of("".join(self.thinking), self._memos[1]),
                         "metadata": {"title": title, "status": "done" if done else "pending"}})
         if self.answer:
-            out.append({"role": "assistant", "content": self._answer_shown()})
+            out.append({"role": "assistant",
+                        "content": Live.of("".join(self.answer), self._memos[0])})
         if routed is not None and self.stats is not None:  # "gpu2 · 41 tok/s"
             out.append({"role": "assistant", "content": "", "metadata": {
-                "title": escape(answer_footer(self.stats, routed.host)), "status": "done"}})
+                "title": answer_footer(self.stats, routed.host), "status": "done"}})
         if self.error:
-            out.append({"role": "assistant", "content": f"⚠️ {escape(self.error)}"})
+            out.append({"role": "assistant",
+                        "content": Live.of(f"⚠️ {self.error}", plain=True)})
         if not out and self.waiting is not None:
             ahead = "next in line" if self.waiting == 0 else f"{self.waiting} ahead"
-            out.append({"role": "assistant", "content": "Every answer slot is taken: your "
-                        "message will be answered as soon as one is free.",
+            out.append({"role": "assistant", "content": Live.of(
+                        "Every answer slot is taken: your message will be answered as soon "
+                        "as one is free."),
                         "metadata": {"title": f"Waiting for a free slot — {ahead}…",
                                      "status": "pending"}})
         if not out:  # something to show at once while the model loads
-            out.append({"role": "assistant", "content": "",
-                        "metadata": {"title": f"Asking {escape(short_name(self.model))}…",
+            out.append({"role": "assistant", "content": Live.of(""),
+                        "metadata": {"title": f"Asking {short_name(self.model)}…",
                                      "status": "pending"}})
         return out
 
     def _pull_message(self) -> dict:
         p = self.pull
         assert p is not None
-        name = escape(short_name(p.model))
+        name = short_name(p.model)  # titles are plain text (the Chatbot escapes them)
         pct = percent(p)
         if p.done:
             title = f"Downloaded {name} — 100%"
         elif self.error:
             title = f"Could not download {name}"
         elif pct is None:
-            title = f"Downloading {name} — {escape(step_words(p).lower())}"
+            title = f"Downloading {name} — {step_words(p).lower()}"
         else:
             title = f"Downloading {name} — {pct}%"
         ok = p.done or bool(self.error) or bool(self.answer) or bool(self.thinking)
-        return {"role": "assistant", "content": escape(progress_text(p)),
+        return {"role": "assistant", "content": Live.of(progress_text(p), plain=True),
                 "metadata": {"title": title, "status": "done" if ok else "pending"}}
 
 
