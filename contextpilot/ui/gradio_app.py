@@ -19,7 +19,7 @@ import gradio as gr
 from contextpilot import settings
 from contextpilot.fit.catalog import catalog
 from contextpilot.policy import MAX_FILE_BYTES, AccessPolicy
-from contextpilot.ui import render, theme
+from contextpilot.ui import gate, render, theme
 from contextpilot.ui.chat_handlers import ChatHandlers
 from contextpilot.ui.downloads import build_downloads
 from contextpilot.ui.find_tab import build_find_tab
@@ -206,6 +206,8 @@ class App(gr.Blocks):
     def __init__(self, *args, **kwargs) -> None:
         self._max_file_size: Optional[int] = None
         self.share_requested = False
+        self.gated = True  # every server of this app has the gate in front (see ui.gate)
+        gate.install()
         super().__init__(*args, **kwargs)
         self.has_launched = True
 

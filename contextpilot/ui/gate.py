@@ -1,0 +1,357 @@
+"""The gate: an ASGI middleware in front of Gradio's own routes, on every server a
+ContextPilot ``App`` is served by (``launch()``, ``gr.mount_gradio_app``, a Space), so what
+it refuses never reaches Gradio: nothing is read into memory, fetched or queued for it.
+
+- **Bodies**: none larger than the largest legitimate request of its route (see the limits
+  below), refused by its Content-Length before a byte is read, or while it arrives
+  (chunked, or a false length); and a body must keep coming (BODY_GRACE, then at least
+  MIN_BODY_RATE on average). 413 and 408, with the connection closed.
+- **Attachments** (a ``path`` in any event's data, a FileData): a URL is refused before
+  Gradio would fetch it into its cache; a file another visitor uploaded is refused
+  (``visitors``). 400 and 403.
+- **Gradio's queue**: one address holds at most a quarter of its waiting places (429), so a
+  flood from one client never fills it for everyone.
+- **Uploads** are recorded as the uploading visitor's; a recorded upload is served back
+  (``/file=``) only to them. Every browser gets its visitor cookie.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from typing import Any, Awaitable, Callable, Iterator, Optional
+
+from contextpilot.policy import MAX_FILE_BYTES, MAX_FILES, MAX_MESSAGE_CHARS
+from contextpilot.ui.chat_handlers import HISTORY_BUDGET
+from contextpilot.ui.visitors import COOKIE, UPLOADS, Visitor, new_token
+
+log = logging.getLogger("contextpilot")
+
+Scope = dict
+Message = dict
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+API = "/gradio_api"
+JSON_CHAR_BYTES = 6
+"The most bytes one character of text can take in a JSON body (a control character: \\u0001)."
+EVENT_BODY_LIMIT = (2 * MAX_MESSAGE_CHARS + HISTORY_BUDGET) * JSON_CHAR_BYTES + 64 * 1024
+"""A queued event (the chat): the message and the system prompt at their limit, a history at
+its budget, every character at its longest in JSON, and room for the other inputs and up
+to MAX_FILES attachments (a legitimate maximal chat is about 1.2 MB: see tests/test_gate)."""
+SAVED_BODY_LIMIT = MAX_FILE_BYTES + EVENT_BODY_LIMIT
+"""The page's own unqueued events (``/run/...``) carry the conversations the browser saved,
+which its storage keeps to about 5 MB of text (10 MB in the worst encoding): the upload
+limit plus a message."""
+UPLOAD_BODY_LIMIT = MAX_FILES * (MAX_FILE_BYTES + 4096) + 64 * 1024
+"One message's attachments, uploaded together, each at the upload limit, with the form."
+MAX_JSON_ITEMS = 500_000
+"""Commas, braces and brackets in a JSON body: a saved history of thousands of messages has
+far fewer, and a body of ``[{},{},...]`` would cost 30 times its size once parsed."""
+BODY_GRACE = 10.0
+MIN_BODY_RATE = 16 * 1024
+"After BODY_GRACE seconds, a body must have come at this many bytes a second on average."
+QUEUE_SHARE = 4
+"One address may hold 1/QUEUE_SHARE of the places of Gradio's queue."
+_URL = re.compile(r"^\s*([a-z][a-z0-9+.-]*:)?//", re.I)
+
+
+class Refusal(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+TOO_LARGE = "The request is too large: attach smaller files, or send a shorter message."
+TOO_SLOW = "The request arrived too slowly and was ended. Send it again."
+URL_FILE = ("An attached file could not be used: attachments must be uploaded from this "
+            "page, not named by a URL. Attach the file again.")
+NOT_YOURS = ("An attached file could not be used: only files uploaded from this page can "
+             "be sent. Attach the file again.")
+QUEUE_FULL = ("Too many of your requests are waiting: wait for them to finish, then try "
+              "again.")
+
+
+def route_of(scope: Scope) -> str:
+    """The path inside the app (a mounted app's prefix removed), without a trailing /."""
+    path, root = scope.get("path", ""), scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root):]
+    return path.rstrip("/") or "/"
+
+
+def body_limit(route: str) -> int:
+    if route == f"{API}/upload":
+        return UPLOAD_BODY_LIMIT
+    if route.startswith((f"{API}/run/", f"{API}/api/", f"{API}/component_server")):
+        return SAVED_BODY_LIMIT
+    return EVENT_BODY_LIMIT
+
+
+def joins_queue(route: str) -> bool:
+    return route == f"{API}/queue/join" or route.startswith(f"{API}/call/")
+
+
+def carries_data(route: str) -> bool:
+    """Routes whose JSON body holds an event's data (inputs that may name files)."""
+    return joins_queue(route) or route.startswith(
+        (f"{API}/run/", f"{API}/api/", f"{API}/stream/", f"{API}/component_server"))
+
+
+class Gate:
+    """The ASGI middleware (see the module docstring); ``blocks`` is the app it guards."""
+
+    def __init__(self, app: Any, blocks: Any) -> None:
+        self.app = app
+        self.blocks = blocks
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
+                   for k, v in scope.get("headers") or ()}
+        visitor = Visitor.of(headers, (scope.get("client") or (None,))[0])
+        issued = None if visitor.token else new_token()
+        send = _with_cookie(send, issued, _secure(scope, headers))
+        route, method = route_of(scope), scope.get("method", "GET")
+        try:
+            if method == "GET" and route.startswith(f"{API}/file="):
+                self._check_file(route[len(f"{API}/file="):], visitor)
+            if method in ("GET", "HEAD", "OPTIONS"):
+                return await self.app(scope, receive, send)
+            limit = body_limit(route)
+            length = headers.get("content-length", "")
+            if length.strip().isdigit() and int(length) > limit:
+                raise Refusal(413, TOO_LARGE)
+            if route == f"{API}/upload":
+                return await self._upload(scope, receive, send, visitor, issued)
+            body = await read_body(receive, limit)
+            if carries_data(route):
+                self._check_data(body, visitor)
+            if joins_queue(route):
+                self._check_queue_share(visitor.address)
+        except Refusal as refusal:
+            return await refuse(send, refusal)
+        await self.app(scope, _replay(body, receive), send)
+
+    def _check_file(self, path: str, visitor: Visitor) -> None:
+        if UPLOADS.known(path) and not UPLOADS.belongs(path, visitor.owner):
+            raise Refusal(404, "File not found.")
+
+    def _check_data(self, body: bytes, visitor: Visitor) -> None:
+        if sum(body.count(c) for c in (b",", b"{", b"[")) > MAX_JSON_ITEMS:
+            raise Refusal(413, TOO_LARGE)
+        try:
+            data = json.loads(body) if body.strip() else None
+        except (ValueError, RecursionError):
+            return  # not JSON: Gradio answers 422 without looking further
+        for path in attached_paths(data):
+            if _URL.match(path):
+                raise Refusal(400, URL_FILE)
+            if UPLOADS.known(path) and not UPLOADS.belongs(path, visitor.owner):
+                raise Refusal(403, NOT_YOURS)
+
+    def _check_queue_share(self, address: str) -> None:
+        queue = getattr(self.blocks, "_queue", None)
+        size = getattr(queue, "max_size", None)
+        if not size:
+            return
+        waiting = 0
+        for line in list(getattr(queue, "event_queue_per_concurrency_id", {}).values()):
+            for event in list(getattr(line, "queue", ())):
+                client = getattr(getattr(event, "request", None), "client", None)
+                waiting += getattr(client, "host", None) == address
+        if waiting >= max(1, size // QUEUE_SHARE):
+            raise Refusal(429, QUEUE_FULL)
+
+    async def _upload(self, scope: Scope, receive: Receive, send: Send, visitor: Visitor,
+                      issued: Optional[str]) -> None:
+        """Gradio reads the form as it arrives (to disk); counted here, and the paths it
+        answers recorded as this visitor's (and, for a request without the cookie, as the
+        one just issued to it too)."""
+        counted = _Counted(receive, body_limit(f"{API}/upload"))
+        answer = _Answer(send, counted)
+        plain = dict(scope, headers=[(k, v) for k, v in scope.get("headers") or ()
+                                     if k.lower() != b"accept-encoding"])  # readable answer
+        try:
+            await self.app(plain, counted, answer)
+        except Exception:
+            if counted.refusal is None:
+                raise
+        if counted.refusal is not None:
+            return await refuse(send, counted.refusal)
+        paths = answer.paths()
+        if paths:
+            owners = [visitor.owner] + ([f"c:{issued}"] if issued else [])
+            for owner in owners:
+                UPLOADS.record(paths, owner)
+
+
+def attached_paths(data: Any) -> Iterator[str]:
+    """Every ``path`` of a dict anywhere in ``data`` (a FileData, with or without its
+    meta), iteratively: a deep body costs no recursion."""
+    stack = [data]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            path = value.get("path")
+            if isinstance(path, str):
+                yield path
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+
+
+async def read_body(receive: Receive, limit: int) -> bytes:
+    """The whole body, refused past ``limit`` bytes or when it comes too slowly."""
+    counted = _Counted(receive, limit)
+    chunks = []
+    while not counted.done:
+        message = await counted()
+        if counted.refusal is not None:
+            raise counted.refusal
+        if message["type"] == "http.disconnect":
+            raise Refusal(400, "The request ended before its body.")
+        chunks.append(message.get("body", b""))
+    return b"".join(chunks)
+
+
+class _Counted:
+    """``receive`` for the app: the body counted as it arrives, each part awaited within the
+    body's deadline. Past the limit or the deadline, the app is told the client left and
+    ``refusal`` says why; after the body, messages pass as they are (a disconnect)."""
+
+    def __init__(self, receive: Receive, limit: int) -> None:
+        self.receive = receive
+        self.limit = limit
+        self.size = 0
+        self.done = False
+        self.refusal: Optional[Refusal] = None
+        self.start: Optional[float] = None
+
+    async def __call__(self) -> Message:
+        if self.done or self.refusal is not None:
+            return await self.receive() if self.refusal is None else _GONE
+        loop = asyncio.get_running_loop()
+        if self.start is None:
+            self.start = loop.time()
+        left = self.start + BODY_GRACE + self.size / MIN_BODY_RATE - loop.time()
+        try:
+            message = await asyncio.wait_for(self.receive(), max(left, 0.001))
+        except asyncio.TimeoutError:
+            self.refusal = Refusal(408, TOO_SLOW)
+            return _GONE
+        if message["type"] == "http.request":
+            self.size += len(message.get("body", b""))
+            if self.size > self.limit:
+                self.refusal = Refusal(413, TOO_LARGE)
+                return _GONE
+            self.done = not message.get("more_body", False)
+        return message
+
+
+_GONE: Message = {"type": "http.disconnect"}
+
+
+class _Answer:
+    """``send`` for the upload route: passes the answer on, keeps its body (a short JSON
+    list of paths), and drops everything once the body was refused (the gate answers)."""
+
+    def __init__(self, send: Send, counted: _Counted) -> None:
+        self.send = send
+        self.counted = counted
+        self.status = 0
+        self.body = b""
+
+    async def __call__(self, message: Message) -> None:
+        if self.counted.refusal is not None:
+            return
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        elif message["type"] == "http.response.body" and len(self.body) < 1_000_000:
+            self.body += message.get("body", b"")
+        await self.send(message)
+
+    def paths(self) -> list[str]:
+        if self.status != 200:
+            return []
+        try:
+            answer = json.loads(self.body)
+        except ValueError:
+            return []
+        return [p for p in answer if isinstance(p, str)] if isinstance(answer, list) else []
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """The body read by the gate, handed to the app once; then the real ``receive``."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+def _secure(scope: Scope, headers: dict) -> bool:
+    return scope.get("scheme") == "https" or headers.get("x-forwarded-proto") == "https"
+
+
+def _with_cookie(send: Send, token: Optional[str], secure: bool) -> Send:
+    """``send`` that gives a browser without one its visitor cookie. In a frame of another
+    site (a Space) only a partitioned, secure cookie is kept."""
+    if token is None:
+        return send
+    flags = "SameSite=None; Secure; Partitioned" if secure else "SameSite=Lax"
+    cookie = f"{COOKIE}={token}; Path=/; HttpOnly; {flags}".encode("latin-1")
+
+    async def with_cookie(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = dict(message, headers=[*message.get("headers", []),
+                                             (b"set-cookie", cookie)])
+        await send(message)
+
+    return with_cookie
+
+
+async def refuse(send: Send, refusal: Refusal) -> None:
+    body = json.dumps({"detail": refusal.message, "error": refusal.message}).encode()
+    await send({"type": "http.response.start", "status": refusal.status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def install() -> None:
+    """Put the gate in front of every Gradio app made for a Blocks with ``gated`` set
+    (``App``): both ``launch()`` and ``gr.mount_gradio_app`` make it with
+    ``gradio.routes.App.create_app``, before it serves its first request. Idempotent."""
+    from gradio import routes
+
+    create = routes.App.create_app
+    if getattr(create, "_contextpilot_gate", False):
+        return
+
+    def create_app(blocks: Any, *args: Any, **kwargs: Any) -> Any:
+        app = create(blocks, *args, **kwargs)
+        if getattr(blocks, "gated", False) and not any(
+                m.cls is Gate for m in app.user_middleware):
+            if app.middleware_stack is not None:
+                log.warning("The app is already serving: its gate could not be added.")
+            else:
+                app.add_middleware(Gate, blocks=blocks)
+        return app
+
+    create_app._contextpilot_gate = True  # type: ignore[attr-defined]
+    routes.App.create_app = staticmethod(create_app)  # type: ignore[method-assign]
+
+
+__all__ = ["EVENT_BODY_LIMIT", "Gate", "SAVED_BODY_LIMIT", "UPLOAD_BODY_LIMIT", "install",
+           "read_body", "route_of"]
