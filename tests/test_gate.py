@@ -149,11 +149,13 @@ def visitor_client(url: str, local: Optional[str] = None) -> httpx.Client:
     return http
 
 
-def chat_as(http: httpx.Client, url: str, message: dict) -> str:
+def chat_as(http: httpx.Client, url: str, message: dict, model: str = "llava") -> str:
+    """A chat sent the way the page sends it (a queue join, then the session's stream), by
+    the visitor ``http`` is: everything the app answered."""
     session = uuid.uuid4().hex
+    data = [model if d == "llava" else d for d in chat_inputs(url, message)]
     joined = http.post("/gradio_api/queue/join", json={
-        "data": chat_inputs(url, message), "fn_index": event_id(url, "chat"),
-        "session_hash": session})
+        "data": data, "fn_index": event_id(url, "chat"), "session_hash": session})
     if joined.status_code != 200:
         return f"HTTP {joined.status_code} {joined.text}"
     out = []

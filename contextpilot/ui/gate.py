@@ -107,6 +107,7 @@ class Gate:
     def __init__(self, app: Any, blocks: Any) -> None:
         self.app = app
         self.blocks = blocks
+        self._joining: dict[str, int] = {}  # joins between the check and Gradio's queue
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -133,9 +134,20 @@ class Gate:
                 self._check_data(body, visitor)
             if joins_queue(route):
                 self._check_queue_share(visitor.address)
+                return await self._join(scope, _replay(body, receive), send, visitor.address)
         except Refusal as refusal:
             return await refuse(send, refusal)
         await self.app(scope, _replay(body, receive), send)
+
+    async def _join(self, scope: Scope, receive: Receive, send: Send, address: str) -> None:
+        """Gradio's queue join, counted as this address's until Gradio has queued it."""
+        self._joining[address] = self._joining.get(address, 0) + 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self._joining[address] -= 1
+            if not self._joining[address]:
+                del self._joining[address]
 
     def _check_file(self, path: str, visitor: Visitor) -> None:
         if UPLOADS.known(path) and not UPLOADS.belongs(path, visitor.owner):
@@ -157,14 +169,14 @@ class Gate:
     def _check_queue_share(self, address: str) -> None:
         queue = getattr(self.blocks, "_queue", None)
         size = getattr(queue, "max_size", None)
-        if not size:
+        if not size or size < QUEUE_SHARE:  # no quarter of a tiny queue to keep
             return
-        waiting = 0
+        waiting = self._joining.get(address, 0)
         for line in list(getattr(queue, "event_queue_per_concurrency_id", {}).values()):
             for event in list(getattr(line, "queue", ())):
                 client = getattr(getattr(event, "request", None), "client", None)
                 waiting += getattr(client, "host", None) == address
-        if waiting >= max(1, size // QUEUE_SHARE):
+        if waiting >= size // QUEUE_SHARE:
             raise Refusal(429, QUEUE_FULL)
 
     async def _upload(self, scope: Scope, receive: Receive, send: Send, visitor: Visitor,

@@ -28,6 +28,7 @@ from contextpilot.ui.make_room import build_make_room
 from contextpilot.ui.models_tab import build_models_tab
 from contextpilot.ui.serving import current_visit
 from contextpilot.ui.service import Service, key, preload_default
+from contextpilot.ui.visitors import Quota
 
 # Chat and pulls wait on Ollama, not on this process: each runs in its own bridge thread and
 # Ollama queues generation itself (OLLAMA_NUM_PARALLEL), so Gradio's default of 1 per event
@@ -40,6 +41,12 @@ LINE_SIZE = 48
 """Chats beyond STREAM_CONCURRENCY wait inside the app (``ui.line``), told their place, the
 message kept in the chat; past LINE_PATIENCE seconds they say the app is busy, to send again."""
 LINE_PATIENCE = 120.0
+VISITOR_ANSWERS = 3
+"""Chats one page (a Gradio session) may have waiting or streaming on a shared app; past it
+the chat says "You already have 3 answers running..." (``ui.visitors``)."""
+ADDRESS_ANSWERS = 8
+"""The same for one address (API callers that make a new session for every call): half the
+answer slots. Behind a proxy, uvicorn's FORWARDED_ALLOW_IPS decides whose address it is."""
 QUEUE_SIZE = 64
 """Events waiting in Gradio's queue beyond those running (the bound behind the line, for a
 flood); past it Gradio answers "This application is currently busy. Please try again." (HTTP
@@ -73,7 +80,8 @@ def build_app(host: Optional[str] = None, default_model: Optional[str] = None,
         policy.visit = current_visit
     service = Service(host, policy, preload_default() if preload is None else preload,
                       login_required=settings.auth() is not None)
-    h = ChatHandlers(service, configured, AnswerLine(STREAM_CONCURRENCY, LINE_PATIENCE))
+    h = ChatHandlers(service, configured, AnswerLine(STREAM_CONCURRENCY, LINE_PATIENCE),
+                     Quota(VISITOR_ANSWERS, ADDRESS_ANSWERS))
     private = dict(api_visibility="private")
 
     with _themed_blocks() as demo:
