@@ -19,7 +19,7 @@ import gradio as gr
 from contextpilot import settings
 from contextpilot.fit.catalog import catalog
 from contextpilot.policy import MAX_FILE_BYTES, AccessPolicy
-from contextpilot.ui import gate, render, theme
+from contextpilot.ui import connections, gate, render, theme
 from contextpilot.ui.chat_handlers import ChatHandlers
 from contextpilot.ui.downloads import build_downloads
 from contextpilot.ui.find_tab import build_find_tab
@@ -264,7 +264,8 @@ class App(gr.Blocks):
         # Asked to share, it is shared even when the tunnel fails (Gradio then resets
         # ``share``) or comes up later: the operator meant it for the public.
         self.share_requested = bool(given.get("share"))
-        return super().launch(*bound.args[1:], **bound.kwargs)
+        with connections.guarded_launch():  # idle and half-open connections, bounded
+            return super().launch(*bound.args[1:], **bound.kwargs)
 
 
 def auth_from_env() -> Optional[tuple[str, str]]:
