@@ -21,6 +21,7 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping, Optional, Union
+from urllib.parse import urlsplit
 
 from . import models, netaddr, settings
 from .errors import NotAllowed
@@ -116,13 +117,15 @@ class Visit:
 
     ``client``: the peer address; ``headers``: lower-case names; ``port``: the server port
     the connection arrived on; ``served``: the running server says it is public (a share
-    link, a non-loopback bind, a proxy root path, a hosted notebook)."""
+    link, a non-loopback bind, a proxy root path, a hosted notebook); ``scheme``: the
+    request's (with the Host, the app's own origin as this request reached it)."""
 
     client: Optional[str] = None
     headers: Mapping[str, str] = field(default_factory=dict)
     port: Optional[int] = None
     root_path: str = ""
     served: bool = False
+    scheme: str = "http"
 
     def why_shared(self) -> Optional[str]:
         """The first reason this request counts as a visitor's, else None (worked out once
@@ -143,14 +146,43 @@ class Visit:
         if not _loopback_host(h.get("host")):
             return "the request named another host"
         origin = h.get("origin", "")  # "null" too: a sandboxed frame or a file:// page
+        fetched_from = h.get("sec-fetch-site", "same-origin")
         if (origin and not _loopback_host(origin.partition("://")[2])) \
-                or h.get("sec-fetch-site") == "cross-site":
+                or fetched_from == "cross-site":
             return "the request came from another site"
+        # another page of this machine (any other port of 127.0.0.1 or localhost) is a
+        # visitor: the operator's page is the app's own origin
+        if (origin and not same_origin(origin, f"{self.scheme}://{h.get('host', '')}")) \
+                or fetched_from not in ("same-origin", "none"):
+            return "the request came from another page on this machine"
         if self.root_path:
             return "the app is mounted behind a proxy path"
         if listens_beyond_loopback(self.port):
             return "the server listens beyond this machine"
         return None
+
+
+def same_origin(origin: str, own: str) -> bool:
+    """Two origins are one: the same scheme, host and port (a missing port is the scheme's).
+
+    >>> same_origin("http://127.0.0.1:7860", "http://127.0.0.1:7860")
+    True
+    >>> [same_origin(o, "http://127.0.0.1:7860") for o in (
+    ...     "http://127.0.0.1:8000", "http://localhost:7860", "https://127.0.0.1:7860")]
+    [False, False, False]
+    >>> same_origin("HTTP://[::1]", "http://[::1]:80")
+    True
+    """
+    def parts(text: str) -> Optional[tuple[str, str, int]]:
+        try:
+            u = urlsplit(text.strip())
+            port = u.port or {"http": 80, "https": 443}.get(u.scheme.lower(), 0)
+        except ValueError:
+            return None
+        return (u.scheme.lower(), (u.hostname or "").lower(), port) if u.hostname else None
+
+    mine = parts(own)
+    return mine is not None and parts(origin) == mine
 
 
 UNKNOWN_VISIT = Visit(served=True)

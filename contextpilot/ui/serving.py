@@ -44,7 +44,8 @@ def _describe(request: Any, blocks: Any) -> Visit:
     except Exception:  # a request we cannot read is a visitor's
         return UNKNOWN_VISIT
     return Visit(client=client, headers=headers, port=server[1] if raw else None,
-                 root_path=str(scope.get("root_path") or ""), served=_served(blocks))
+                 root_path=str(scope.get("root_path") or ""), served=_served(blocks),
+                 scheme=str(scope.get("scheme") or "http"))
 
 
 def _served(blocks: Any) -> bool:
