@@ -257,8 +257,10 @@ class AccessPolicy:
 
     def _allowlist(self) -> dict[str, ModelName]:
         with self._lock:
-            if self._allowed is None:  # first need: the models installed now
-                self._allowed = _names(m.name for m in models.list_models(self.host))
+            if self._allowed is None:  # first need: the models installed now, but not the
+                # ones Ollama says run elsewhere (a cloud model copied to a plain name)
+                self._allowed = _names(m.name for m in models.list_models(self.host)
+                                       if not m.is_cloud)
             return self._allowed
 
     def may_pull(self, name: Union[str, ModelName]) -> bool:
@@ -279,11 +281,30 @@ class AccessPolicy:
                              f"Choose one of the models offered, or ask the operator to add it "
                              f"to CONTEXTPILOT_ALLOWED_MODELS.")
 
+    def is_cloud(self, name: Union[str, ModelName]) -> bool:
+        """The model runs on ollama.com: its name says so, or Ollama's installed list says it
+        runs on a remote host (``remote_host``: a cloud model pulled, or copied to any name
+        with ``ollama cp``). Asks the installed list only (never /api/show, which would make
+        Ollama ask ollama.com); raises OllamaUnavailable when Ollama does not answer."""
+        n = parse_name(name)
+        if n.is_cloud:
+            return True
+        have = models.installed(n, self.host)
+        return have is not None and have.is_cloud
+
+    def may_chat(self, name: Union[str, ModelName]) -> bool:
+        """Visitors may use ``name``: anything on a private app; on a shared one, a model
+        that runs here, or a cloud model CONTEXTPILOT_ALLOWED_MODELS names."""
+        n = parse_name(name)
+        if not self.shared or (self._explicit and n.key in self._allowlist()):
+            return True
+        return not self.is_cloud(n)
+
     def check_chat(self, name: Union[str, ModelName]) -> None:
         """A cloud model runs on the operator's ollama.com account: on a shared app only when
-        CONTEXTPILOT_ALLOWED_MODELS names it."""
+        CONTEXTPILOT_ALLOWED_MODELS names it, whatever its name (see ``is_cloud``)."""
         n = parse_name(name)
-        if n.is_cloud and self.shared and not self.may_pull(n):
+        if not self.may_chat(n):
             raise NotAllowed("chat", n.display,
                              f"Cloud model '{n.display}' is not allowed on this shared app: it "
                              f"runs on the operator's ollama.com account. Choose a local model, "

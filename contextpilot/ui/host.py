@@ -62,6 +62,10 @@ class Models:
             self.recommendations = self.host.recommendations()
         if with_capabilities:
             for m in self.installed:
+                if m.capabilities or m.is_cloud:  # today's /api/tags says them itself; and
+                    # about a cloud model (whatever its name) Ollama would ask ollama.com
+                    self.capabilities[m.name] = m.capabilities
+                    continue
                 d = self.host.details(m.name, m.digest)
                 self.capabilities[m.name] = d.capabilities if d else ()
         return self

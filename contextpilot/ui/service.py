@@ -128,10 +128,19 @@ class Service:
         return data
 
     def details(self, name: str, digest: str = "") -> Optional[cp.ModelDetails]:
-        return self.current.details(name, digest)
+        return self.current.details(name, digest) if self.may_ask(name) else None
 
     def capabilities(self, name: str) -> Optional[tuple[str, ...]]:
-        return self.current.capabilities(name)
+        return self.current.capabilities(name) if self.may_ask(name) else None
+
+    def may_ask(self, name: str) -> bool:
+        """Whether Ollama may be asked about ``name`` for this request: about a cloud model
+        Ollama asks ollama.com, so on a shared app only for one the operator allowed
+        (decided from the name and the installed list, see ``AccessPolicy.is_cloud``)."""
+        try:
+            return self.policy.may_chat(name)
+        except cp.ContextPilotError:  # a bad name, or Ollama not answering: do not ask
+            return False
 
     def installed(self, name: str) -> bool:
         return self.current.installed(name)
@@ -157,7 +166,8 @@ class Service:
         if data.error:
             return Note("")
         have = data.find(name)
-        if cp.parse_name(name).is_cloud:  # never downloaded nor fit-checked here
+        if cp.parse_name(name).is_cloud or (have is not None and have.is_cloud):
+            # runs on ollama.com (by its name, or as Ollama lists it): never downloaded
             caps = data.capabilities.get(have.name) if have is not None else None
             return Note(render.cloud_note(name, caps), installed=True)  # no Download
         if have is not None:
@@ -234,7 +244,9 @@ class Service:
         return self.current.delete(parsed)
 
     def load(self, name: str) -> str:
-        return self.current.load(cp.parse_name(name))
+        parsed = cp.parse_name(name)
+        self.policy.check_chat(parsed)  # loading a cloud model runs it on ollama.com
+        return self.current.load(parsed)
 
     def unload(self, name: str) -> str:
         parsed = cp.parse_name(name)
