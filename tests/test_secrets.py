@@ -76,3 +76,88 @@ def test_the_operators_own_hub_calls_may_carry_it(hub, fake_ollama):
     with running_app(fake_ollama.url) as url:  # private: the operator's page
         look_on_the_hub(url)
     assert _tokens(hub) and all(t == f"Bearer {TOKEN}" for t in _tokens(hub))
+
+
+# -- no server path, no Ollama address ------------------------------------------------------
+
+def test_the_page_and_its_config_name_no_server_path(fake_ollama):
+    import os
+    import sys
+    from pathlib import Path
+
+    import gradio
+
+    secrets = {sys.prefix, str(Path(gradio.__file__).parent), os.getcwd(),
+               str(Path(__file__).resolve().parent.parent)}
+    with running_app(fake_ollama.url) as url:
+        said = "".join(httpx.get(url + p, timeout=10).text
+                       for p in ("/", "/config", "/gradio_api/info"))
+    assert [s for s in secrets if s in said] == []
+
+
+class _Tags:
+    """Whether an HTML fragment's tags are balanced (void elements aside)."""
+
+    VOID = {"br", "img", "hr", "input", "meta", "link", "wbr", "source"}
+
+    def __init__(self, html: str) -> None:
+        from html.parser import HTMLParser
+
+        self.open: list = []
+        self.broken = False
+        tags = self
+
+        class Parser(HTMLParser):
+            def handle_starttag(self, tag, attrs):
+                if tag not in tags.VOID:
+                    tags.open.append(tag)
+
+            def handle_endtag(self, tag):
+                if not tags.open or tags.open.pop() != tag:
+                    tags.broken = True
+
+        Parser().feed(html)
+
+    @property
+    def balanced(self) -> bool:
+        return not self.broken and not self.open
+
+
+def test_the_fit_note_keeps_its_markup_without_the_path(fake_ollama, roomy_machine,
+                                                        monkeypatch):
+    from tests.ui_helpers import call_event
+
+    monkeypatch.setenv("OLLAMA_MODELS", "/srv/operator-models")
+    monkeypatch.setattr(roomy_machine, "free_disk", lambda path=None: 1_000_000)
+    policy = AccessPolicy(shared=True, allowed_models=["mistral", "llama3.2"],
+                          host=fake_ollama.url)
+    with running_app(fake_ollama.url, policy=policy) as url:
+        note = call_event(url, "model_changed", "mistral")[0]
+    assert "is free where Ollama keeps models (&lt;path&gt;)." in note, note
+    assert "/srv/operator-models" not in note
+    assert _Tags(note).balanced, note
+
+
+def test_make_room_errors_do_not_name_the_ollama_address(fake_ollama, roomy_machine,
+                                                         monkeypatch):
+    import contextpilot as cp
+    from tests.fake_ollama import FakeModel
+    from tests.ui_helpers import call_event
+
+    monkeypatch.setattr(roomy_machine, "free_disk", lambda path=None: 1_000_000)
+    fake_ollama.add_remote(FakeModel(name="someone/mid:latest", layers=[3_500_000, 100]))
+    fake_ollama.event_delay = 0.01  # the probe stops before the end
+
+    def gone(name, host=None):  # Ollama went away between the offer and the removal
+        raise cp.OllamaUnavailable(fake_ollama.url)
+
+    policy = AccessPolicy(shared=True, allow_delete=True, host=fake_ollama.url,
+                          allowed_models=["someone/mid", "llama3.2", "qwen3:0.6b"])
+    with running_app(fake_ollama.url, policy=policy) as url:
+        note = call_event(url, "refresh_models", "someone/mid")[2]  # probes once
+        assert "would make room" in note, note
+        monkeypatch.setattr(cp, "delete_model", gone)
+        said = call_event(url, "make_room", "someone/mid")[2]
+    address = fake_ollama.url.split("://")[1]
+    assert "Cannot connect to Ollama server at the configured host" in said, said
+    assert address not in said

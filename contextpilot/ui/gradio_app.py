@@ -118,7 +118,18 @@ def build_app(host: Optional[str] = None, default_model: Optional[str] = None,
             lambda: gr.Timer(active=True), None, [running_timer], **private)
         chat_tab.select(lambda: gr.Timer(active=False), None, [running_timer], **private)
     demo.queue(default_concurrency_limit=DEFAULT_CONCURRENCY, max_size=QUEUE_SIZE)
+    _no_server_paths(demo)
     return demo
+
+
+def _no_server_paths(demo: gr.Blocks) -> None:
+    """An icon Gradio serves from its own package (ChatInterface's "New chat" button) puts
+    a server path (the virtualenv's) in the page and its /config: it is left out."""
+    for block in demo.blocks.values():
+        icon = getattr(block, "icon", None)
+        if isinstance(icon, dict) and not str(icon.get("path") or "").startswith(
+                ("http://", "https://")):
+            block.icon = None
 
 
 def _themed_blocks() -> "App":

@@ -183,12 +183,20 @@ class Service:
             return Note(render.note_html(
                 "stop", f"{render.escape(name)} is not installed, and downloads of it are "
                         f"not allowed on this shared app."))
-        verdict = self.fit(name)
+        verdict = self.public_verdict(self.fit(name))
         # On a shared app the override is the operator's: visitors are not offered it.
         return Note(render.model_note(name, None, catalog_entry(name))
-                    + self.public(render_models.fit_line(verdict, refused)),
+                    + render_models.fit_line(verdict, refused),
                     needs_override=render_models.needs_override(verdict)
                     and not self.policy.shared)
+
+    def public_verdict(self, v: cp.FitVerdict) -> cp.FitVerdict:
+        """The verdict with its sentences as ``public`` shows them, before they are made
+        into HTML (paths taken out of markup would take the markup with them)."""
+        if not self.policy.shared:
+            return v
+        return dataclasses.replace(v, message=self.public(v.message),
+                                   notes=tuple(self.public(n) for n in v.notes))
 
     def fit(self, name: str, context_length: Optional[int] = None,
             probe: bool = True) -> cp.FitVerdict:
