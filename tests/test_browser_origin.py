@@ -92,3 +92,31 @@ def test_another_local_page_in_the_browser_cannot_delete_a_model(page, fake_olla
         said = page.evaluate("window.said")
     assert "qwen3:0.6b" in fake_ollama.installed_names(), said
     assert REFUSED in said, said
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("shared", [False, True], ids=["private", "shared"])
+def test_the_pages_own_upload_reaches_a_vision_model(page, fake_ollama, tmp_path,  # noqa: F811
+                                                     shared):
+    """The gate's record of who uploaded what follows the page's own upload and message
+    (the visitor cookie the browser sends with both)."""
+    from contextpilot.policy import AccessPolicy
+    from tests.test_attacks import VISION
+    from tests.test_ui_api import _png
+
+    fake_ollama.add_installed(VISION)
+    png = tmp_path / "dot.png"
+    png.write_bytes(_png())
+    policy = AccessPolicy(shared=True, host=fake_ollama.url) if shared else None
+    with running_app(fake_ollama.url, policy=policy) as url:
+        page.goto(url)
+        page.locator("#ollama-status").get_by_text("Ollama").first.wait_for()
+        page.locator("#model-dropdown input").fill("llava:latest")
+        page.locator("#model-dropdown input").press("Enter")
+        page.locator("#chat-input input[type=file]").set_input_files(str(png))
+        page.locator("#chat-input textarea").fill("what is this?")
+        page.wait_for_timeout(500)  # the upload
+        page.locator("#chat-input textarea").press("Enter")
+        page.locator("#chatbot").get_by_text("1 image(s)").wait_for(timeout=30_000)
+    assert len([m for b in fake_ollama.chat_requests for m in b["messages"]
+                if m.get("images")]) == 1
