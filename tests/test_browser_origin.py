@@ -118,5 +118,11 @@ def test_the_pages_own_upload_reaches_a_vision_model(page, fake_ollama, tmp_path
         page.wait_for_timeout(500)  # the upload
         page.locator("#chat-input textarea").press("Enter")
         page.locator("#chatbot").get_by_text("1 image(s)").wait_for(timeout=30_000)
+        shown = page.locator("#chatbot img").evaluate_all(
+            "imgs => imgs.map(i => [i.getAttribute('src'), i.naturalWidth])")
+    from gradio.utils import get_upload_folder
+
+    assert shown and all("uploads/" in src and width > 0 for src, width in shown), shown
+    assert not any(str(get_upload_folder()) in src for src, _ in shown)
     assert len([m for b in fake_ollama.chat_requests for m in b["messages"]
                 if m.get("images")]) == 1

@@ -161,3 +161,26 @@ def test_make_room_errors_do_not_name_the_ollama_address(fake_ollama, roomy_mach
     address = fake_ollama.url.split("://")[1]
     assert "Cannot connect to Ollama server at the configured host" in said, said
     assert address not in said
+
+
+def test_uploads_are_named_without_the_servers_folder(fake_ollama):
+    from gradio.utils import get_upload_folder
+
+    from tests.test_attacks import VISION
+    from tests.test_gate import chat_as, visitor_client
+    from tests.test_ui_api import _png
+    from tests.test_uploads import file_data
+
+    fake_ollama.add_installed(VISION)
+    folder = str(get_upload_folder())
+    with running_app(fake_ollama.url) as url:
+        http = visitor_client(url)
+        answer = http.post("/gradio_api/upload",
+                           files={"files": ("dot.png", _png(), "image/png")}).text
+        (path,) = json.loads(answer)
+        said = chat_as(http, url, {"text": "what is this?", "files": [file_data(path)]})
+        fetched = http.get(f"/gradio_api/file={path}").content  # the page shows it so
+        http.close()
+    assert path.startswith("uploads/") and folder not in answer
+    assert "1 image(s)" in said and folder not in said.replace("\\/", "/")
+    assert fetched == _png()

@@ -12,7 +12,8 @@ it refuses never reaches Gradio: nothing is read into memory, fetched or queued 
 - **Gradio's queue**: one address holds at most a quarter of its waiting places (429), so a
   flood from one client never fills it for everyone.
 - **Uploads** are recorded as the uploading visitor's; a recorded upload is served back
-  (``/file=``) only to them. Every browser gets its visitor cookie.
+  (``/file=``) only to them, and named ``uploads/...`` rather than by the server's folder
+  (``upload_names``). Every browser gets its visitor cookie.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import re
 from typing import Any, Awaitable, Callable, Iterator, Optional
 
 from contextpilot.policy import MAX_FILE_BYTES, MAX_FILES, MAX_MESSAGE_CHARS
+from contextpilot.ui import upload_names
 from contextpilot.ui.chat_handlers import HISTORY_BUDGET
 from contextpilot.ui.visitors import COOKIE, UPLOADS, Visitor, new_token
 
@@ -118,6 +120,11 @@ class Gate:
         issued = None if visitor.token else new_token()
         send = _with_cookie(send, issued, _secure(scope, headers))
         route, method = route_of(scope), scope.get("method", "GET")
+        if route.startswith(f"{API}/file="):  # uploads/... is the upload folder
+            scope = upload_names.file_scope(scope, f"{API}/file=")
+            route = route_of(scope)
+        elif route.startswith(f"{API}/"):  # answers name uploads/..., not the folder
+            scope, send = upload_names.answers(scope, send)
         try:
             if method == "GET" and route.startswith(f"{API}/file="):
                 self._check_file(route[len(f"{API}/file="):], visitor)
@@ -131,6 +138,7 @@ class Gate:
                 return await self._upload(scope, receive, send, visitor, issued)
             body = await read_body(receive, limit)
             if carries_data(route):
+                body, scope = _real_paths(body, scope)
                 self._check_data(body, visitor)
             if joins_queue(route):
                 self._check_queue_share(visitor.address)
@@ -200,6 +208,16 @@ class Gate:
             owners = [visitor.owner] + ([f"c:{issued}"] if issued else [])
             for owner in owners:
                 UPLOADS.record(paths, owner)
+
+
+def _real_paths(body: bytes, scope: Scope) -> tuple[bytes, Scope]:
+    """An event's data with the names of uploads (``uploads/...``) made the server's paths,
+    and the scope's Content-Length with it."""
+    real = upload_names.real_body(body)
+    if real is body:
+        return body, scope
+    headers = [(k, v) for k, v in scope.get("headers") or () if k.lower() != b"content-length"]
+    return real, dict(scope, headers=[*headers, (b"content-length", str(len(real)).encode())])
 
 
 def attached_paths(data: Any) -> Iterator[str]:
