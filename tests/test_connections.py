@@ -102,3 +102,33 @@ def test_a_trickled_request_head_is_cut_off(app_process):
             closed = True
     sock.close()
     assert closed and time.monotonic() - t0 < 25
+
+
+def test_every_launch_is_guarded(fake_ollama):
+    from contextpilot.ui import build_app
+    from tests.ui_helpers import launch
+
+    demo = build_app(host=fake_ollama.url)
+    launch(demo)
+    try:
+        config = demo.server.config
+        assert getattr(config.http_protocol_class, "idle", None) is not None
+        assert config.timeout_keep_alive <= 5
+    finally:
+        demo.close()
+
+
+def test_on_a_space_the_visitors_address_is_the_last_public_one(monkeypatch):
+    import uvicorn
+
+    from contextpilot.ui.connections import guard_config
+
+    monkeypatch.setenv("SPACE_ID", "someone/contextpilot")
+    monkeypatch.delenv("FORWARDED_ALLOW_IPS", raising=False)
+    config = uvicorn.Config(app=lambda *a: None)
+    guard_config(config)
+    config.load()
+    proxies = config.loaded_app.trusted_hosts  # uvicorn's ProxyHeadersMiddleware
+    # a visitor's own X-Forwarded-For entry, then the address the Space's proxy appended
+    assert proxies.get_trusted_client_address("6.6.6.6, 203.0.113.9, 10.1.2.3")[0] == \
+        "203.0.113.9"

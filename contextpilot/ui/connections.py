@@ -36,6 +36,9 @@ HEAD_TIMEOUT = 10.0
 KEEP_ALIVE = 5
 "Seconds an idle keep-alive connection is kept after its answer (uvicorn's default)."
 MAX_IDLE = 1024
+SPACE_PROXIES = "127.0.0.1,::1,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,fc00::/7"
+"""On a Space, the proxies in front of the app (private addresses): the visitor's address is
+the last public one in X-Forwarded-For, so one a visitor writes there themselves is not."""
 
 
 def max_idle() -> int:
@@ -120,8 +123,8 @@ def guarded_protocol(base: Optional[type] = None, limit: Optional[int] = None,
 
 def guard_config(config: Any) -> None:
     """Give a uvicorn Config, before it is loaded, the guarded protocol and the keep-alive
-    bound; on a Space, trust the Space's proxy for the visitor's address (nothing else can
-    reach the app there), so per-address limits see visitors, not the proxy."""
+    bound; on a Space, trust the Space's proxies (SPACE_PROXIES) for the visitor's address,
+    so per-address limits see visitors, not the proxy."""
     from uvicorn.config import HTTP_PROTOCOLS
     from uvicorn.importer import import_from_string
 
@@ -133,7 +136,7 @@ def guard_config(config: Any) -> None:
     config.timeout_keep_alive = min(config.timeout_keep_alive, KEEP_ALIVE)
     on_space = hosted_environment() == "a Hugging Face Space"
     if on_space and "FORWARDED_ALLOW_IPS" not in os.environ:
-        config.forwarded_allow_ips = "*"
+        config.forwarded_allow_ips = SPACE_PROXIES
 
 
 _launching = threading.Lock()

@@ -109,7 +109,7 @@ class Gate:
     def __init__(self, app: Any, blocks: Any) -> None:
         self.app = app
         self.blocks = blocks
-        self._joining: dict[str, int] = {}  # joins between the check and Gradio's queue
+        self._joins: dict[str, list] = {}  # address -> [its lock, joins using it]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -141,21 +141,24 @@ class Gate:
                 body, scope = _real_paths(body, scope)
                 self._check_data(body, visitor)
             if joins_queue(route):
-                self._check_queue_share(visitor.address)
                 return await self._join(scope, _replay(body, receive), send, visitor.address)
         except Refusal as refusal:
             return await refuse(send, refusal)
         await self.app(scope, _replay(body, receive), send)
 
     async def _join(self, scope: Scope, receive: Receive, send: Send, address: str) -> None:
-        """Gradio's queue join, counted as this address's until Gradio has queued it."""
-        self._joining[address] = self._joining.get(address, 0) + 1
+        """Gradio's queue join, checked against this address's share; one address's joins
+        go one at a time (each takes a moment), so the count is exact when it is checked."""
+        entry = self._joins.setdefault(address, [asyncio.Lock(), 0])
+        entry[1] += 1
         try:
-            await self.app(scope, receive, send)
+            async with entry[0]:
+                self._check_queue_share(address)
+                await self.app(scope, receive, send)
         finally:
-            self._joining[address] -= 1
-            if not self._joining[address]:
-                del self._joining[address]
+            entry[1] -= 1
+            if not entry[1]:
+                del self._joins[address]
 
     def _check_file(self, path: str, visitor: Visitor) -> None:
         if UPLOADS.known(path) and not UPLOADS.belongs(path, visitor.owner):
@@ -175,13 +178,18 @@ class Gate:
                 raise Refusal(403, NOT_YOURS)
 
     def _check_queue_share(self, address: str) -> None:
+        """Refuse a join when ``address`` already has its share of the queue's places:
+        events that wait (beyond the ones its free slots start at once)."""
         queue = getattr(self.blocks, "_queue", None)
         size = getattr(queue, "max_size", None)
         if not size or size < QUEUE_SHARE:  # no quarter of a tiny queue to keep
             return
-        waiting = self._joining.get(address, 0)
+        waiting = 0
         for line in list(getattr(queue, "event_queue_per_concurrency_id", {}).values()):
-            for event in list(getattr(line, "queue", ())):
+            limit = getattr(line, "concurrency_limit", None)
+            free = 0 if limit is None else max(0, limit - getattr(line, "current_concurrency", 0))
+            events = list(getattr(line, "queue", ()))
+            for event in events[free:] if limit is not None else ():
                 client = getattr(getattr(event, "request", None), "client", None)
                 waiting += getattr(client, "host", None) == address
         if waiting >= size // QUEUE_SHARE:
