@@ -4,8 +4,8 @@ it refuses never reaches Gradio: nothing is read into memory, fetched or queued 
 
 - **Bodies**: none larger than the largest legitimate request of its route (see the limits
   below), refused by its Content-Length before a byte is read, or while it arrives
-  (chunked, or a false length); and a body must keep coming (BODY_GRACE, then at least
-  MIN_BODY_RATE on average). 413 and 408, with the connection closed.
+  (chunked, or a false length); and a body must keep coming (``bodies``: 10 s, then
+  16 KB/s on average). 413 and 408, with the connection closed.
 - **Attachments** (a ``path`` in any event's data, a FileData): a URL is refused before
   Gradio would fetch it into its cache; a file another visitor uploaded is refused
   (``visitors``). 400 and 403.
@@ -26,6 +26,8 @@ from typing import Any, Awaitable, Callable, Iterator, Optional
 
 from contextpilot.policy import MAX_FILE_BYTES, MAX_FILES, MAX_MESSAGE_CHARS
 from contextpilot.ui import upload_names
+from contextpilot.ui.bodies import (TOO_LARGE, Counted, Refusal, read_body, refuse,
+                                    replay)
 from contextpilot.ui.chat_handlers import HISTORY_BUDGET
 from contextpilot.ui.visitors import COOKIE, UPLOADS, Visitor, new_token
 
@@ -52,23 +54,11 @@ UPLOAD_BODY_LIMIT = MAX_FILES * (MAX_FILE_BYTES + 4096) + 64 * 1024
 MAX_JSON_ITEMS = 500_000
 """Commas, braces and brackets in a JSON body: a saved history of thousands of messages has
 far fewer, and a body of ``[{},{},...]`` would cost 30 times its size once parsed."""
-BODY_GRACE = 10.0
-MIN_BODY_RATE = 16 * 1024
-"After BODY_GRACE seconds, a body must have come at this many bytes a second on average."
 QUEUE_SHARE = 4
 "One address may hold 1/QUEUE_SHARE of the places of Gradio's queue."
 _URL = re.compile(r"^\s*([a-z][a-z0-9+.-]*:)?//", re.I)
 
 
-class Refusal(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-TOO_LARGE = "The request is too large: attach smaller files, or send a shorter message."
-TOO_SLOW = "The request arrived too slowly and was ended. Send it again."
 URL_FILE = ("An attached file could not be used: attachments must be uploaded from this "
             "page, not named by a URL. Attach the file again.")
 NOT_YOURS = ("An attached file could not be used: only files uploaded from this page can "
@@ -139,12 +129,15 @@ class Gate:
             body = await read_body(receive, limit)
             if carries_data(route):
                 body, scope = _real_paths(body, scope)
-                self._check_data(body, visitor)
+                if len(body) > 65536:  # parsing megabytes would hold up every page
+                    await asyncio.to_thread(self._check_data, body, visitor)
+                else:
+                    self._check_data(body, visitor)
             if joins_queue(route):
-                return await self._join(scope, _replay(body, receive), send, visitor.address)
+                return await self._join(scope, replay(body, receive), send, visitor.address)
         except Refusal as refusal:
             return await refuse(send, refusal)
-        await self.app(scope, _replay(body, receive), send)
+        await self.app(scope, replay(body, receive), send)
 
     async def _join(self, scope: Scope, receive: Receive, send: Send, address: str) -> None:
         """Gradio's queue join, checked against this address's share; one address's joins
@@ -200,7 +193,7 @@ class Gate:
         """Gradio reads the form as it arrives (to disk); counted here, and the paths it
         answers recorded as this visitor's (and, for a request without the cookie, as the
         one just issued to it too)."""
-        counted = _Counted(receive, body_limit(f"{API}/upload"))
+        counted = Counted(receive, body_limit(f"{API}/upload"))
         answer = _Answer(send, counted)
         plain = dict(scope, headers=[(k, v) for k, v in scope.get("headers") or ()
                                      if k.lower() != b"accept-encoding"])  # readable answer
@@ -243,62 +236,11 @@ def attached_paths(data: Any) -> Iterator[str]:
             stack.extend(value)
 
 
-async def read_body(receive: Receive, limit: int) -> bytes:
-    """The whole body, refused past ``limit`` bytes or when it comes too slowly."""
-    counted = _Counted(receive, limit)
-    chunks = []
-    while not counted.done:
-        message = await counted()
-        if counted.refusal is not None:
-            raise counted.refusal
-        if message["type"] == "http.disconnect":
-            raise Refusal(400, "The request ended before its body.")
-        chunks.append(message.get("body", b""))
-    return b"".join(chunks)
-
-
-class _Counted:
-    """``receive`` for the app: the body counted as it arrives, each part awaited within the
-    body's deadline. Past the limit or the deadline, the app is told the client left and
-    ``refusal`` says why; after the body, messages pass as they are (a disconnect)."""
-
-    def __init__(self, receive: Receive, limit: int) -> None:
-        self.receive = receive
-        self.limit = limit
-        self.size = 0
-        self.done = False
-        self.refusal: Optional[Refusal] = None
-        self.start: Optional[float] = None
-
-    async def __call__(self) -> Message:
-        if self.done or self.refusal is not None:
-            return await self.receive() if self.refusal is None else _GONE
-        loop = asyncio.get_running_loop()
-        if self.start is None:
-            self.start = loop.time()
-        left = self.start + BODY_GRACE + self.size / MIN_BODY_RATE - loop.time()
-        try:
-            message = await asyncio.wait_for(self.receive(), max(left, 0.001))
-        except asyncio.TimeoutError:
-            self.refusal = Refusal(408, TOO_SLOW)
-            return _GONE
-        if message["type"] == "http.request":
-            self.size += len(message.get("body", b""))
-            if self.size > self.limit:
-                self.refusal = Refusal(413, TOO_LARGE)
-                return _GONE
-            self.done = not message.get("more_body", False)
-        return message
-
-
-_GONE: Message = {"type": "http.disconnect"}
-
-
 class _Answer:
     """``send`` for the upload route: passes the answer on, keeps its body (a short JSON
     list of paths), and drops everything once the body was refused (the gate answers)."""
 
-    def __init__(self, send: Send, counted: _Counted) -> None:
+    def __init__(self, send: Send, counted: Counted) -> None:
         self.send = send
         self.counted = counted
         self.status = 0
@@ -323,20 +265,6 @@ class _Answer:
         return [p for p in answer if isinstance(p, str)] if isinstance(answer, list) else []
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """The body read by the gate, handed to the app once; then the real ``receive``."""
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
-
-
 def _secure(scope: Scope, headers: dict) -> bool:
     return scope.get("scheme") == "https" or headers.get("x-forwarded-proto") == "https"
 
@@ -356,15 +284,6 @@ def _with_cookie(send: Send, token: Optional[str], secure: bool) -> Send:
         await send(message)
 
     return with_cookie
-
-
-async def refuse(send: Send, refusal: Refusal) -> None:
-    body = json.dumps({"detail": refusal.message, "error": refusal.message}).encode()
-    await send({"type": "http.response.start", "status": refusal.status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")]})
-    await send({"type": "http.response.body", "body": body})
 
 
 def install() -> None:
