@@ -216,6 +216,9 @@ class App(gr.Blocks):
     """The app's Blocks: ``launch()`` defaults ``auth`` to CONTEXTPILOT_AUTH and
     whoever calls it (app.py, the CLI, a notebook, a script), so the operator's login holds
     on every launch path; the upload limit (``max_file_size``) never exceeds MAX_UPLOAD.
+    Every server made for it has the gate in front (``ui.gate``: body limits, attachments,
+    each visitor's share of the queue), launched or mounted; a launched one also bounds its
+    idle and half-open connections (``ui.connections``).
 
     ``has_launched`` is set from the start: Gradio checks that a file in a request was
     uploaded (or, for outputs, is in an allowed place) only once it is True, which launch()
