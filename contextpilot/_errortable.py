@@ -42,10 +42,12 @@ _TRANSPORT_LOST = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError,
                    ConnectionAbortedError, ConnectionResetError, BrokenPipeError)
 _UNREACHABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, ConnectionError,
                 httpx.TransportError)
-# An absolute path where Go puts one: after the start, a space or a quote (so neither a URL's
-# "//" nor "user/model" matches), up to the ": " that ends it in "op path: reason", a quote,
-# ", " or the end. Spaces inside the path ("/Users/John Smith/...") are part of it.
-_PATH = re.compile(r"""(?:(?<=^)|(?<=[\s"'(]))(?:[A-Za-z]:\\|/)(?!/)[^"'\n]*?(?=: |["']|, |$)""")
+# An absolute path where Go puts one: after the start, a space, a quote or "(" (so neither a
+# URL's "//" nor "user/model" matches), up to the ": " that ends it in "op path: reason", a
+# quote, ", ", a ")" that closes a sentence's parenthesis, or the end. Spaces inside the path
+# ("/Users/John Smith/...") are part of it.
+_PATH = re.compile(r"""(?:(?<=^)|(?<=[\s"'(]))(?:[A-Za-z]:\\|/)(?!/)[^"'\n]*?"""
+                   r"""(?=: |["']|, |\)(?:[\s.,;:]|$)|$)""")
 
 # llm/server.go ErrLoadRequiredFull, llm/llama_server.go, and servers before v0.30.0.
 _OUT_OF_MEMORY = ("unable to load full model on gpu", "out-of-memory", "out of memory",
@@ -84,6 +86,8 @@ def redact(text: str) -> str:
     'requires a newer version of Ollama: https://ollama.com/download'
     >>> redact(r"write C:\\Users\\me\\.ollama\\blob: There is not enough space on the disk.")
     'write <path>: There is not enough space on the disk.'
+    >>> redact("only 1 GB is free where Ollama keeps models (/srv/models). Free some space.")
+    'only 1 GB is free where Ollama keeps models (<path>). Free some space.'
     """
     return _PATH.sub("<path>", text)
 

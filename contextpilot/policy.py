@@ -21,10 +21,12 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping, Optional, Union
+from urllib.parse import urlsplit
 
 from . import models, netaddr, settings
 from .errors import NotAllowed
 from .names import ModelName, parse_name
+from .types import ModelInfo
 
 MAX_MESSAGE_CHARS = 100_000
 "The longest chat message accepted (about 25k tokens); larger ones are refused."
@@ -116,13 +118,15 @@ class Visit:
 
     ``client``: the peer address; ``headers``: lower-case names; ``port``: the server port
     the connection arrived on; ``served``: the running server says it is public (a share
-    link, a non-loopback bind, a proxy root path, a hosted notebook)."""
+    link, a non-loopback bind, a proxy root path, a hosted notebook); ``scheme``: the
+    request's (with the Host, the app's own origin as this request reached it)."""
 
     client: Optional[str] = None
     headers: Mapping[str, str] = field(default_factory=dict)
     port: Optional[int] = None
     root_path: str = ""
     served: bool = False
+    scheme: str = "http"
 
     def why_shared(self) -> Optional[str]:
         """The first reason this request counts as a visitor's, else None (worked out once
@@ -143,9 +147,15 @@ class Visit:
         if not _loopback_host(h.get("host")):
             return "the request named another host"
         origin = h.get("origin", "")  # "null" too: a sandboxed frame or a file:// page
+        fetched_from = h.get("sec-fetch-site", "same-origin")
         if (origin and not _loopback_host(origin.partition("://")[2])) \
-                or h.get("sec-fetch-site") == "cross-site":
+                or fetched_from == "cross-site":
             return "the request came from another site"
+        # another page of this machine (any other port of 127.0.0.1 or localhost) is a
+        # visitor: the operator's page is the app's own origin
+        if (origin and not same_origin(origin, f"{self.scheme}://{h.get('host', '')}")) \
+                or fetched_from not in ("same-origin", "none"):
+            return "the request came from another page on this machine"
         if self.root_path:
             return "the app is mounted behind a proxy path"
         if listens_beyond_loopback(self.port):
@@ -153,8 +163,39 @@ class Visit:
         return None
 
 
+def same_origin(origin: str, own: str) -> bool:
+    """Two origins are one: the same scheme, host and port (a missing port is the scheme's).
+
+    >>> same_origin("http://127.0.0.1:7860", "http://127.0.0.1:7860")
+    True
+    >>> [same_origin(o, "http://127.0.0.1:7860") for o in (
+    ...     "http://127.0.0.1:8000", "http://localhost:7860", "https://127.0.0.1:7860")]
+    [False, False, False]
+    >>> same_origin("HTTP://[::1]", "http://[::1]:80")
+    True
+    """
+    def parts(text: str) -> Optional[tuple[str, str, int]]:
+        try:
+            u = urlsplit(text.strip())
+            port = u.port or {"http": 80, "https": 443}.get(u.scheme.lower(), 0)
+        except ValueError:
+            return None
+        return (u.scheme.lower(), (u.hostname or "").lower(), port) if u.hostname else None
+
+    mine = parts(own)
+    return mine is not None and parts(origin) == mine
+
+
 UNKNOWN_VISIT = Visit(served=True)
 "A request the front end could not describe: treated as a visitor's."
+
+
+def _key(server_name: str) -> str:
+    """A name the server listed, as a key ('' when it is not a valid name)."""
+    try:
+        return parse_name(server_name).key
+    except ValueError:
+        return ""
 
 
 def _names(names: Iterable[Union[str, ModelName]]) -> dict[str, ModelName]:
@@ -178,9 +219,9 @@ class AccessPolicy:
         self._shared = shared
         self.visit = visit
         self.host = host
-        self.installed: Optional[Callable[[], Iterable[str]]] = None
-        """Where the implicit allowlist comes from when the app has several hosts: the
-        names installed on any of them (None: the models installed at ``host``)."""
+        self.installed: Optional[Callable[[], list[ModelInfo]]] = None
+        """What is installed when the app has several hosts: the models on any of them
+        (None: the models installed at ``host``), for the implicit allowlist and cloud."""
         self._explicit = allowed_models is not None
         self._allowed: Optional[dict[str, ModelName]] = (  # key -> the name
             None if allowed_models is None else _names(allowed_models))
@@ -228,9 +269,10 @@ class AccessPolicy:
 
     def _allowlist(self) -> dict[str, ModelName]:
         with self._lock:
-            if self._allowed is None:  # first need: the models installed now
-                self._allowed = _names(self.installed() if self.installed is not None else
-                                       (m.name for m in models.list_models(self.host)))
+            if self._allowed is None:  # first need: the models installed now, but not the
+                # ones Ollama says run elsewhere (a cloud model copied to a plain name)
+                self._allowed = _names(m.name for m in self._installed_models()
+                                       if not m.is_cloud)
             return self._allowed
 
     def may_pull(self, name: Union[str, ModelName]) -> bool:
@@ -251,11 +293,36 @@ class AccessPolicy:
                              f"Choose one of the models offered, or ask the operator to add it "
                              f"to CONTEXTPILOT_ALLOWED_MODELS.")
 
+    def is_cloud(self, name: Union[str, ModelName]) -> bool:
+        """The model runs on ollama.com: its name says so, or Ollama's installed list says it
+        runs on a remote host (``remote_host``: a cloud model pulled, or copied to any name
+        with ``ollama cp``). Asks the installed list only (never /api/show, which would make
+        Ollama ask ollama.com); raises OllamaUnavailable when Ollama does not answer."""
+        n = parse_name(name)
+        if n.is_cloud:
+            return True
+        if self.installed is None:
+            have = models.installed(n, self.host)
+        else:  # several hosts: a copy on any of them
+            have = next((m for m in self.installed() if _key(m.name) == n.key), None)
+        return have is not None and have.is_cloud
+
+    def _installed_models(self) -> list[ModelInfo]:
+        return self.installed() if self.installed is not None else models.list_models(self.host)
+
+    def may_chat(self, name: Union[str, ModelName]) -> bool:
+        """Visitors may use ``name``: anything on a private app; on a shared one, a model
+        that runs here, or a cloud model CONTEXTPILOT_ALLOWED_MODELS names."""
+        n = parse_name(name)
+        if not self.shared or (self._explicit and n.key in self._allowlist()):
+            return True
+        return not self.is_cloud(n)
+
     def check_chat(self, name: Union[str, ModelName]) -> None:
         """A cloud model runs on the operator's ollama.com account: on a shared app only when
-        CONTEXTPILOT_ALLOWED_MODELS names it."""
+        CONTEXTPILOT_ALLOWED_MODELS names it, whatever its name (see ``is_cloud``)."""
         n = parse_name(name)
-        if n.is_cloud and self.shared and not self.may_pull(n):
+        if not self.may_chat(n):
             raise NotAllowed("chat", n.display,
                              f"Cloud model '{n.display}' is not allowed on this shared app: it "
                              f"runs on the operator's ollama.com account. Choose a local model, "

@@ -11,7 +11,8 @@ calls with the real response shapes (huggingface_hub/hf_api.py, the Hub's OpenAP
   say 404, so as not to reveal private names).
 
 Faults: ``slow`` (seconds before any answer), ``status`` (answer every request with it),
-``stop()`` (nothing listens). Standard library only.
+``stop()`` (nothing listens). ``headers`` records each request's headers (lower-case names),
+so a test can see which carried a token. Standard library only.
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ class FakeHub:
     def __init__(self) -> None:
         self.repos: dict[str, FakeRepo] = {}
         self.requests: list[str] = []
+        self.headers: list[dict] = []
         self.resolved: list[str] = []
         self.slow = 0.0
         self.status: Optional[int] = None
@@ -183,6 +185,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         hub: FakeHub = self.server.hub  # type: ignore[attr-defined]
         hub.requests.append(self.path)
+        hub.headers.append({k.lower(): v for k, v in self.headers.items()})
         if hub.slow:
             hub.wait()
         if hub.status:

@@ -104,6 +104,15 @@ def loopback_only(monkeypatch):
     ({"headers": {"host": "127.0.0.1:7860", "origin": "https://evil.example"}}, "another site"),
     ({"headers": {"host": "127.0.0.1:7860", "origin": "null"}}, "another site"),
     ({"headers": {"host": "127.0.0.1:7860", "sec-fetch-site": "cross-site"}}, "another site"),
+    # another page of this machine: another port, another name for it, another scheme
+    ({"headers": {"host": "127.0.0.1:7860", "origin": "http://127.0.0.1:8000"}}, "another page"),
+    ({"headers": {"host": "127.0.0.1:7860", "origin": "http://localhost:7860"}}, "another page"),
+    ({"headers": {"host": "localhost:7860", "origin": "http://localhost"}}, "another page"),
+    ({"headers": {"host": "127.0.0.1:7860", "origin": "https://127.0.0.1:7860"}}, "another page"),
+    ({"headers": {"host": "127.0.0.1:7860", "sec-fetch-site": "same-site"}}, "another page"),
+    ({"headers": {"host": "127.0.0.1:7860", "sec-fetch-site": "same-origin",
+                  "origin": "http://127.0.0.1:7860"}}, None),
+    ({"headers": {"host": "127.0.0.1:7860", "sec-fetch-site": "none"}}, None),
     ({"root_path": "/cp"}, "proxy path"),
     ({"served": True}, "public"),
 ])

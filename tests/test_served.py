@@ -284,12 +284,14 @@ def test_the_upload_limit_holds_however_the_app_is_served(fake_ollama, monkeypat
 
 def test_uploads_are_deleted_from_the_cache(fake_ollama, monkeypatch):
     from contextpilot.ui import gradio_app
+    from contextpilot.ui.upload_names import real_path
 
     monkeypatch.setattr(gradio_app, "DELETE_CACHE", (1, 1))  # every second, older than 1 s
     demo = load_app_module(monkeypatch, fake_ollama).demo
     assert demo.delete_cache == (1, 1)
     with served(demo, server_name="127.0.0.1") as url:
-        (path,) = _upload(url, 1000).json()
+        (name,) = _upload(url, 1000).json()
+        path = real_path(name)  # visitors see uploads/..., not the server's folder
         assert Path(path).is_file()
         wait_until(lambda: not Path(path).exists(), timeout=15, what="the upload deleted")
 

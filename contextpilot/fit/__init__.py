@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import Optional, Sequence, Union
 
+from ..hub import Token
 from ..names import ModelName, parse_name
 from ..pull import probe_pull
 from ..types import FitVerdict
@@ -32,7 +33,7 @@ from .verdict import check_context, cloud_verdict
 
 def check_fit(name: Union[str, ModelName], host: Optional[str] = None, *,
               context_length: Optional[int] = None, probe: bool = True,
-              trusted_only: bool = False) -> FitVerdict:
+              trusted_only: bool = False, token: Token = None) -> FitVerdict:
     """Whether ``name`` fits this machine's disk and memory, with the figures and a message.
 
     The download size comes from the catalog, an installed copy, the registry's manifest,
@@ -41,13 +42,15 @@ def check_fit(name: Union[str, ModelName], host: Optional[str] = None, *,
     ``size_source`` says which. Memory = the file + the KV cache at ``context_length``
     (default 4096). ``probe=False``: reuse a recent probe's answer but start none.
     ``trusted_only`` (a shared app): ask only the default registry and the Hub, and never
-    probe a name on another host. Cloud models are not checked.
+    probe a name on another host. ``token``: the Hugging Face token sent (None:
+    huggingface_hub's own; False: none, for a visitor's request). Cloud models are not
+    checked.
     """
     check_context(context_length)
     parsed = parse_name(name)
     if parsed.is_cloud:
         return cloud_verdict(str(name).strip())
-    found, arch = find_size(parsed, host, probe_pull if probe else None, trusted_only)
+    found, arch = find_size(parsed, host, probe_pull if probe else None, trusted_only, token)
     return verdict.fit_for_size(parsed, found.size, source=found.source, host=host,
                                 context_length=context_length, arch=arch,
                                 lookup_note=found.note, missing=found.missing)

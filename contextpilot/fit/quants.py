@@ -14,18 +14,19 @@ from .verdict import check_context, fit_for_size
 
 
 def model_files(repo: str, quant: Optional[str] = None, *, context_length: Optional[int] = None,
-                host: Optional[str] = None) -> list[HubQuant]:
+                host: Optional[str] = None, token: hub.Token = None) -> list[HubQuant]:
     """The quantisations of ``repo`` with their sizes, whether Ollama can pull each, a fit
     verdict for this machine and the recommended one. With ``quant``, that one only
-    (HubNotFound when the repository has no such quantisation)."""
+    (HubNotFound when the repository has no such quantisation). ``token``: the Hugging
+    Face token sent (None: huggingface_hub's own; False: none, for a visitor)."""
     check_context(context_length)
     rid = hub.repo_id(repo)
-    quants = hub.quants_of(rid, hub.repo_files(rid))
+    quants = hub.quants_of(rid, hub.repo_files(rid, token=token))
     if quant is not None:
         quants = [hub.pick_quant(rid, quants, quant)]
     # Every quantisation of a repository has the same layers: one header read serves all.
     first = next((q for q in quants if q.pullable), None)
-    arch = hub.file_arch(rid, first.files[0]) if first else None
+    arch = hub.file_arch(rid, first.files[0], token=token) if first else None
     fitted = [q if not q.pullable or q.size <= 0 else replace(q, fit=fit_for_size(
         parse_name(q.name), q.size, source="hub", host=host, context_length=context_length,
         arch=arch)) for q in quants]

@@ -24,16 +24,17 @@ Arch = Optional[tuple[int, int, int]]
 
 
 def find_size(name: ModelName, host: Optional[str], pull: Optional[probing.Puller],
-              trusted_only: bool) -> tuple[SizeLookup, Arch]:
+              trusted_only: bool, token: hub.Token = None) -> tuple[SizeLookup, Arch]:
     """(SizeLookup, arch) from the first source that knows. ``pull``: the probe's pull, or
-    None to reuse a recent probe's answer but start none."""
+    None to reuse a recent probe's answer but start none; ``token``: the Hub's (see
+    ``contextpilot.hub``)."""
     entry = catalog_entry(name)
     if entry is not None:
         return SizeLookup(entry.size, "catalog"), entry.arch
     have = _installed(name, host)
     if have is not None:
         return have, None
-    found = remote_size(name, trusted_only)
+    found = remote_size(name, trusted_only, token)
     if found.size is not None or found.missing:
         return found, found.arch
     earlier = probing.cached_probe(name, host)
@@ -57,23 +58,24 @@ def _installed(name: ModelName, host: Optional[str]) -> Optional[SizeLookup]:
     return None if have is None else SizeLookup(have.size, "installed")
 
 
-def remote_size(name: ModelName, trusted_only: bool) -> SizeLookup:
+def remote_size(name: ModelName, trusted_only: bool, token: hub.Token = None) -> SizeLookup:
     """The registry's manifest, or the Hub for hf.co names; never a visitor's host when
     ``trusted_only``."""
     if not settings.flag("CONTEXTPILOT_REGISTRY_LOOKUP"):
         return SizeLookup(note="")
     if hub.is_hf(name):
-        return hub_size(name)
+        return hub_size(name, token)
     if trusted_only and name.host.lower() != DEFAULT_HOST:
         return SizeLookup(note="")
     return registry_size(name)
 
 
-def hub_size(name: ModelName) -> SizeLookup:
+def hub_size(name: ModelName, token: hub.Token = None) -> SizeLookup:
     """The size of the GGUF file ``hf.co/<user>/<repo>:<tag>`` would pull."""
     rid = f"{name.namespace}/{name.model}"
     try:
-        q = hub.pick_quant(rid, hub.quants_of(rid, hub.repo_files(rid)), name.tag)
+        q = hub.pick_quant(rid, hub.quants_of(rid, hub.repo_files(rid, token=token)),
+                           name.tag)
     except (HubNotFound, InvalidRequest) as exc:
         return SizeLookup(missing=True, note=str(exc))
     except HubUnavailable as exc:
@@ -83,7 +85,8 @@ def hub_size(name: ModelName) -> SizeLookup:
                           note=f"{q.name} is {q.reason}.")
     if q.size <= 0:  # the Hub listed the file without a usable size
         return SizeLookup(note=f"The Hugging Face Hub did not give the size of {q.name}.")
-    return SizeLookup(size=q.size, source="hub", arch=hub.file_arch(rid, q.files[0]))
+    return SizeLookup(size=q.size, source="hub",
+                      arch=hub.file_arch(rid, q.files[0], token=token))
 
 
 __all__ = ["find_size", "hub_size", "remote_size"]

@@ -6,6 +6,10 @@ Ollama pulls any of them as ``hf.co/<user>/<repo>:<QUANT>``. The Hub is ``HF_END
 is the fit check's to say (``contextpilot.fit.quants``); ``gguf`` reads a file's header. Every request has a timeout and is
 not retried (a slow Hub gives a clear HubUnavailable within HUB_TIMEOUT, the caller keeps
 working); ``huggingface_hub``'s own calls outside ours are left as they are.
+
+``token``: the Hugging Face token a call sends: None (the default) is huggingface_hub's own
+(``HF_TOKEN``, or ``huggingface-cli login``); False sends none. An app passes False for a
+visitor's request, so the operator's token never rides along with what a visitor asks.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import threading
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
-from typing import TYPE_CHECKING, Iterator, Optional
+from typing import TYPE_CHECKING, Iterator, Optional, Union
 
 from .. import settings
 from ..errors import ContextPilotError, HubNotFound, HubUnavailable, InvalidRequest
@@ -43,6 +47,8 @@ _QUANT = re.compile(
     r"MXFP4(?:_MOE)?|BF16|F16|FP16|F32))$", re.IGNORECASE)
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}")
 HF_HOSTS = frozenset({"hf.co", "huggingface.co"})
+Token = Union[str, bool, None]
+"A Hugging Face token: None, huggingface_hub's own; False, none; or the token itself."
 
 
 def is_hf(name: ModelName) -> bool:
@@ -163,15 +169,16 @@ class _Bounded:
 
 
 @contextmanager
-def _hub_call(repo: Optional[str] = None) -> Iterator["HfApi"]:
-    """An HfApi for the configured endpoint; huggingface_hub's errors become ours."""
+def _hub_call(repo: Optional[str] = None, token: Token = None) -> Iterator["HfApi"]:
+    """An HfApi for the configured endpoint sending ``token``; huggingface_hub's errors
+    become ours."""
     from huggingface_hub import HfApi, errors
 
     _install_bounded_session()
     endpoint = settings.hub_endpoint()
-    token = _limit.set(HUB_TIMEOUT)
+    limit = _limit.set(HUB_TIMEOUT)
     try:
-        yield HfApi(endpoint=endpoint)
+        yield HfApi(endpoint=endpoint, token=token)
     except ContextPilotError:
         raise
     except errors.OfflineModeIsEnabled as exc:
@@ -187,13 +194,14 @@ def _hub_call(repo: Optional[str] = None) -> Iterator["HfApi"]:
         raise HubUnavailable(endpoint, f"its answer could not be read ({type(exc).__name__})"
                              ) from exc
     finally:
-        _limit.reset(token)
+        _limit.reset(limit)
 
 
 # -- search --------------------------------------------------------------------------------
 
-def search_models(query: str, limit: int = 20) -> list[HubModel]:
-    """GGUF repositories on the Hub matching ``query``, most downloaded first."""
+def search_models(query: str, limit: int = 20, *, token: Token = None) -> list[HubModel]:
+    """GGUF repositories on the Hub matching ``query``, most downloaded first (``token``:
+    see the module docstring)."""
     text = " ".join(query.split()) if isinstance(query, str) else ""
     if not text:
         raise InvalidRequest("Type a few words to search for, e.g. 'llama 3.2 1b'.")
@@ -204,7 +212,7 @@ def search_models(query: str, limit: int = 20) -> list[HubModel]:
         raise InvalidRequest(f"limit must be a whole number from 1 to {MAX_LIMIT} "
                              f"(got {limit!r:.20}).")
     count = limit
-    with _hub_call() as api:
+    with _hub_call(token=token) as api:
         found = list(api.list_models(search=text, filter="gguf", sort="downloads", limit=count,
                                      expand=["downloads", "likes", "lastModified"]))
         models = [HubModel(id=m.id, downloads=int(m.downloads or 0), likes=int(m.likes or 0),
@@ -219,10 +227,10 @@ def _when(value: object) -> Optional[datetime]:
 
 # -- a repository's quantisations ----------------------------------------------------------
 
-def repo_files(repo: str) -> list[tuple[str, int]]:
+def repo_files(repo: str, *, token: Token = None) -> list[tuple[str, int]]:
     """(path, size) of every file in the repository (the tree, recursive)."""
     rid = repo_id(repo)
-    with _hub_call(rid) as api:
+    with _hub_call(rid, token) as api:
         return [(f.path, _size(f.size)) for f in api.list_repo_tree(rid, recursive=True)
                 if hasattr(f, "size") and isinstance(f.path, str)]
 
@@ -279,14 +287,15 @@ HEADER_BYTES = 1_048_576
 "How much of a GGUF file is read for its layer counts (they come before the tokenizer)."
 
 
-def file_arch(repo: str, path: str) -> Optional[tuple[int, int, int]]:
+def file_arch(repo: str, path: str, *, token: Token = None
+              ) -> Optional[tuple[int, int, int]]:
     """(layers, KV heads, head size) from the GGUF header of ``path`` (a ranged read of its
     first HEADER_BYTES), or None when it cannot be read."""
     from huggingface_hub import hf_hub_url
     from huggingface_hub.utils import build_hf_headers, get_session
 
     url = hf_hub_url(repo, path, endpoint=settings.hub_endpoint())
-    headers = {**build_hf_headers(), "Range": f"bytes=0-{HEADER_BYTES - 1}"}
+    headers = {**build_hf_headers(token=token), "Range": f"bytes=0-{HEADER_BYTES - 1}"}
     data = b""
     try:
         with _hub_call(repo):
@@ -318,5 +327,5 @@ def pick_quant(repo: str, quants: list[HubQuant], tag: str) -> HubQuant:
     return found[0]
 
 
-__all__ = ["DEFAULT_QUANT", "HF_HOSTS", "file_arch", "is_hf", "pick_quant", "quant_label",
+__all__ = ["DEFAULT_QUANT", "HF_HOSTS", "Token", "file_arch", "is_hf", "pick_quant", "quant_label",
            "quants_of", "repo_files", "repo_id", "search_models"]

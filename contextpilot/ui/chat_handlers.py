@@ -24,7 +24,8 @@ from contextpilot.ui.bridge import batches
 from contextpilot.ui.page_handlers import PULL_INTERVAL, SOMETHING_WRONG, PageHandlers
 from contextpilot.ui.line import AnswerLine, LineFull
 from contextpilot.ui.service import Service
-from contextpilot.ui.serving import genuine_uploads, session_key
+from contextpilot.ui.serving import current_session, genuine_uploads
+from contextpilot.ui.visitors import Quota, TooManyAnswers, too_many_message
 
 log = logging.getLogger("contextpilot")
 
@@ -152,9 +153,11 @@ class ChatHandlers(PageHandlers):
     """The page's handlers (``PageHandlers``) and /chat, bound to one ``Service``, the
     configured default model and the line of answers."""
 
-    def __init__(self, service: Service, configured: str, line: AnswerLine) -> None:
+    def __init__(self, service: Service, configured: str, line: AnswerLine,
+                 quota: Optional[Quota] = None) -> None:
         super().__init__(service, configured)
         self.line = line  # answers at once; the rest wait in it
+        self.quota = quota  # each visitor's share of them, on a shared app
 
     # -- /chat --------------------------------------------------------------------------
 
@@ -170,11 +173,12 @@ class ChatHandlers(PageHandlers):
         skip = gr.skip()
         text, files = split_message(message)
         view = render.ChatView(str(model or ""))
-        answering = False
+        answering, share = False, None
         try:
             self.service.policy.check_message(text, files=len(files))
             self.service.policy.check_message(system or "")
             choice = self.service.host_choice(host)  # a bad host: refused before anything
+            share = await self._take_share()
             async with contextlib.aclosing(self.line.wait()) as line:  # a closed tab leaves
                 async for ahead in line:  # all answer slots taken: wait, told why
                     view.waiting = ahead
@@ -188,13 +192,25 @@ class ChatHandlers(PageHandlers):
             view.error = self.service.public(str(exc))
         except LineFull as full:
             view.waiting, view.error = None, busy_message(full)
+        except TooManyAnswers as many:
+            view.error = too_many_message(many)
         except Exception:  # never a raw traceback, path or setting in the page: the log has it
             log.exception("chat failed")
             view.error = SOMETHING_WRONG
         finally:
             if answering:
                 await self.line.release()
+            if share is not None and self.quota is not None:
+                self.quota.give_back(share)
         yield (view.messages(), *(await asyncio.to_thread(self._after_turn, view)))
+
+    async def _take_share(self) -> Optional[tuple[str, str]]:
+        """On a shared app, one more chat of this visitor's (their session and address):
+        raises TooManyAnswers when they already have their share waiting or streaming."""
+        if self.quota is None or not await asyncio.to_thread(
+                lambda: self.service.policy.shared):
+            return None
+        return self.quota.take(*current_session())
 
     async def _answer(self, view: render.ChatView, model: Any, turn: "Turn"):
         """One answer, once it has a slot: the model resolved and allowed, downloaded when
@@ -203,7 +219,7 @@ class ChatHandlers(PageHandlers):
         skip = gr.skip()
         files = await asyncio.to_thread(genuine_uploads, turn.files)
         hosts = self.service.hosts  # in the request's context: the bridge threads have none
-        session = session_key()
+        session = current_session()[0]  # its next turns prefer the host that answered
         name = await self._resolve_model(model)
         view.model = name
         view.host_label = self.service.label if self.service.multi else None

@@ -86,7 +86,7 @@ def build_find_tab(service: Service, chat_model: gr.Dropdown, note: gr.Markdown,
     async def do_search(text: str):
         hidden = gr.Radio(choices=[], value=None, visible=False)
         try:
-            found = await asyncio.to_thread(cp.search_models, text or "")
+            found = await asyncio.to_thread(service.search, text or "")
         except cp.ContextPilotError as exc:
             return _error(exc), hidden, hidden, "", gr.Button(interactive=False)
         if not found:

@@ -19,7 +19,7 @@ import gradio as gr
 from contextpilot import settings
 from contextpilot.fit.catalog import catalog
 from contextpilot.policy import MAX_FILE_BYTES, AccessPolicy
-from contextpilot.ui import render, theme
+from contextpilot.ui import connections, gate, render, theme
 from contextpilot.ui.chat_handlers import ChatHandlers
 from contextpilot.ui.chatbot import SafeChatInterface
 from contextpilot.ui.safe_chatbot import SafeChatbot
@@ -31,6 +31,7 @@ from contextpilot.ui.models_tab import build_models_tab
 from contextpilot.ui.serving import current_visit
 from contextpilot.ui.hosts import Hosts
 from contextpilot.ui.service import Service, key, preload_default
+from contextpilot.ui.visitors import Quota
 
 # Chat and pulls wait on Ollama, not on this process: each runs in its own bridge thread and
 # Ollama queues generation itself (OLLAMA_NUM_PARALLEL), so Gradio's default of 1 per event
@@ -43,6 +44,12 @@ LINE_SIZE = 48
 """Chats beyond STREAM_CONCURRENCY wait inside the app (``ui.line``), told their place, the
 message kept in the chat; past LINE_PATIENCE seconds they say the app is busy, to send again."""
 LINE_PATIENCE = 120.0
+VISITOR_ANSWERS = 3
+"""Chats one page (a Gradio session) may have waiting or streaming on a shared app; past it
+the chat says "You already have 3 answers running..." (``ui.visitors``)."""
+ADDRESS_ANSWERS = 8
+"""The same for one address (API callers that make a new session for every call): half the
+answer slots. Behind a proxy, uvicorn's FORWARDED_ALLOW_IPS decides whose address it is."""
 QUEUE_SIZE = 64
 """Events waiting in Gradio's queue beyond those running (the bound behind the line, for a
 flood); past it Gradio answers "This application is currently busy. Please try again." (HTTP
@@ -75,12 +82,13 @@ def build_app(host: Optional[str] = None, default_model: Optional[str] = None,
     if policy.host is None:  # its implicit allowlist is this app's Ollama's models
         policy.host = hosts.primary.url
     if hosts.multi and policy.installed is None:  # ... on any of its hosts
-        policy.installed = lambda: [m.name for m in hosts.fleet.list_models()]
+        policy.installed = hosts.fleet.list_models
     if not policy.explicit and policy.visit is None:  # judged per request: see policy
         policy.visit = current_visit
     service = Service(hosts, policy, preload_default() if preload is None else preload,
                       login_required=settings.auth() is not None)
-    h = ChatHandlers(service, configured, AnswerLine(STREAM_CONCURRENCY, LINE_PATIENCE))
+    h = ChatHandlers(service, configured, AnswerLine(STREAM_CONCURRENCY, LINE_PATIENCE),
+                     Quota(VISITOR_ANSWERS, ADDRESS_ANSWERS))
     private = dict(api_visibility="private")
 
     with _themed_blocks() as demo:
@@ -125,7 +133,18 @@ def build_app(host: Optional[str] = None, default_model: Optional[str] = None,
             lambda: gr.Timer(active=True), None, [running_timer], **private)
         chat_tab.select(lambda: gr.Timer(active=False), None, [running_timer], **private)
     demo.queue(default_concurrency_limit=DEFAULT_CONCURRENCY, max_size=QUEUE_SIZE)
+    _no_server_paths(demo)
     return demo
+
+
+def _no_server_paths(demo: gr.Blocks) -> None:
+    """An icon Gradio serves from its own package (ChatInterface's "New chat" button) puts
+    a server path (the virtualenv's) in the page and its /config: it is left out."""
+    for block in demo.blocks.values():
+        icon = getattr(block, "icon", None)
+        if isinstance(icon, dict) and not str(icon.get("path") or "").startswith(
+                ("http://", "https://")):
+            block.icon = None
 
 
 def _themed_blocks() -> "App":
@@ -219,6 +238,9 @@ class App(gr.Blocks):
     """The app's Blocks: ``launch()`` defaults ``auth`` to CONTEXTPILOT_AUTH and
     whoever calls it (app.py, the CLI, a notebook, a script), so the operator's login holds
     on every launch path; the upload limit (``max_file_size``) never exceeds MAX_UPLOAD.
+    Every server made for it has the gate in front (``ui.gate``: body limits, attachments,
+    each visitor's share of the queue), launched or mounted; a launched one also bounds its
+    idle and half-open connections (``ui.connections``).
 
     ``has_launched`` is set from the start: Gradio checks that a file in a request was
     uploaded (or, for outputs, is in an allowed place) only once it is True, which launch()
@@ -228,6 +250,8 @@ class App(gr.Blocks):
     def __init__(self, *args, **kwargs) -> None:
         self._max_file_size: Optional[int] = None
         self.share_requested = False
+        self.gated = True  # every server of this app has the gate in front (see ui.gate)
+        gate.install()
         super().__init__(*args, **kwargs)
         self.has_launched = True
 
@@ -276,7 +300,8 @@ class App(gr.Blocks):
         # Asked to share, it is shared even when the tunnel fails (Gradio then resets
         # ``share``) or comes up later: the operator meant it for the public.
         self.share_requested = bool(given.get("share"))
-        return super().launch(*bound.args[1:], **bound.kwargs)
+        with connections.guarded_launch():  # idle and half-open connections, bounded
+            return super().launch(*bound.args[1:], **bound.kwargs)
 
 
 def auth_from_env() -> Optional[tuple[str, str]]:

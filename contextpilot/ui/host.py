@@ -62,6 +62,10 @@ class Models:
             self.recommendations = self.host.recommendations()
         if with_capabilities:
             for m in self.installed:
+                if m.capabilities or m.is_cloud:  # today's /api/tags says them itself; and
+                    # about a cloud model (whatever its name) Ollama would ask ollama.com
+                    self.capabilities[m.name] = m.capabilities
+                    continue
                 d = self.host.details(m.name, m.digest)
                 self.capabilities[m.name] = d.capabilities if d else ()
         return self
@@ -196,13 +200,14 @@ class Host:
     # -- what it can do ----------------------------------------------------------------
 
     def fit(self, name: str, context_length: Optional[int] = None, probe: bool = True,
-            trusted_only: bool = True) -> cp.FitVerdict:
+            trusted_only: bool = True, token: Optional[bool] = None) -> cp.FitVerdict:
         return cp.check_fit(name, self.url, context_length=context_length, probe=probe,
-                            trusted_only=trusted_only)
+                            trusted_only=trusted_only, token=token)
 
-    def quants(self, repo: str) -> list[cp.HubQuant]:
-        """A Hub repository's quantisations with a fit verdict for this host's machine."""
-        return cp.model_files(repo, host=self.url)
+    def quants(self, repo: str, token: Optional[bool] = None) -> list[cp.HubQuant]:
+        """A Hub repository's quantisations with a fit verdict for this host's machine
+        (``token``: the Hugging Face token sent, see ``contextpilot.hub``)."""
+        return cp.model_files(repo, host=self.url, token=token)
 
     def start_preload(self, name: str) -> None:
         """Load ``name`` into memory in the background, so the first answer is quick."""

@@ -55,8 +55,8 @@ def build_make_room(service: Service, model: gr.Dropdown, note: gr.Markdown,
             for m in room:
                 await asyncio.to_thread(service.delete, m)
                 done.append(m)
-        except cp.ContextPilotError as exc:
-            said = f"⚠️ {render.escape(str(exc))}"
+        except cp.ContextPilotError as exc:  # no Ollama address nor path for a visitor
+            said = f"⚠️ {render.escape(service.public(str(exc)))}"
         else:
             said = (f"Deleted {', '.join(render.escape(m) for m in done)}."
                     if done else "Nothing was removed.")

@@ -25,7 +25,7 @@ from contextpilot.policy import ACTIONS, AccessPolicy
 from contextpilot.ui import render, render_models, render_status
 from contextpilot.ui.host import Host, Models, key
 from contextpilot.ui.hosts import ALL, Hosts
-from contextpilot.ui.serving import require_login, session_key
+from contextpilot.ui.serving import current_session, require_login
 
 log = logging.getLogger("contextpilot")
 
@@ -184,10 +184,19 @@ class Service:
         return self.hosts.host(where[0] if where else None)
 
     def details(self, name: str, digest: str = "") -> Optional[cp.ModelDetails]:
-        return self._host_for(name).details(name, digest)
+        return self._host_for(name).details(name, digest) if self.may_ask(name) else None
 
     def capabilities(self, name: str) -> Optional[tuple[str, ...]]:
-        return self._host_for(name).capabilities(name)
+        return self._host_for(name).capabilities(name) if self.may_ask(name) else None
+
+    def may_ask(self, name: str) -> bool:
+        """Whether Ollama may be asked about ``name`` for this request: about a cloud model
+        Ollama asks ollama.com, so on a shared app only for one the operator allowed
+        (decided from the name and the installed list, see ``AccessPolicy.is_cloud``)."""
+        try:
+            return self.policy.may_chat(name)
+        except cp.ContextPilotError:  # a bad name, or Ollama not answering: do not ask
+            return False
 
     def installed(self, name: str, host: Optional[str] = None) -> bool:
         return self.hosts.installed(name, host)
@@ -216,7 +225,8 @@ class Service:
         if data.error:
             return Note("")
         have = data.find(name)
-        if cp.parse_name(name).is_cloud:  # never downloaded nor fit-checked here
+        if cp.parse_name(name).is_cloud or (have is not None and have.is_cloud):
+            # runs on ollama.com (by its name, or as Ollama lists it): never downloaded
             caps = data.capabilities.get(have.name) if have is not None else None
             return Note(render.cloud_note(name, caps), installed=True)  # no Download
         if have is not None and choice is not None and have.hosts and (
@@ -236,27 +246,46 @@ class Service:
                 "stop", f"{render.escape(name)} is not installed, and downloads of it are "
                         f"not allowed on this shared app."))
         try:
-            verdict = self.fit(name, host=choice)
+            verdict = self.public_verdict(self.fit(name, host=choice))
         except cp.ContextPilotError as exc:  # no host answers to download it to
             return Note(render.note_html("warn", render.escape(self.public(str(exc)))))
         # On a shared app the override is the operator's: visitors are not offered it.
         return Note(render.model_note(name, None, catalog_entry(name))
-                    + self.public(render_models.fit_line(verdict, refused)),
+                    + render_models.fit_line(verdict, refused),
                     needs_override=render_models.needs_override(verdict)
                     and not self.policy.shared)
+
+    def public_verdict(self, v: cp.FitVerdict) -> cp.FitVerdict:
+        """The verdict with its sentences as ``public`` shows them, before they are made
+        into HTML (paths taken out of markup would take the markup with them)."""
+        if not self.policy.shared:
+            return v
+        return dataclasses.replace(v, message=self.public(v.message),
+                                   notes=tuple(self.public(n) for n in v.notes))
 
     def fit(self, name: str, context_length: Optional[int] = None,
             probe: bool = True, host: Optional[str] = None) -> cp.FitVerdict:
         """The fit verdict for the host ``name`` would download to (chosen, or the router's
         pick); on a shared app only the default registry and the Hub are asked (never a
-        host a visitor named)."""
-        target = self.hosts.target(name, host, session_key())
-        return target.fit(name, context_length, probe, trusted_only=self.policy.shared)
+        host a visitor named), without the operator's Hugging Face token."""
+        shared = self.policy.shared
+        target = self.hosts.target(name, host, current_session()[0])
+        return target.fit(name, context_length, probe, trusted_only=shared,
+                          token=self.hub_token(shared))
 
     def quants(self, repo: str) -> list[cp.HubQuant]:
         """A Hub repository's quantisations with a fit verdict for this Ollama's machine
         (only the Hub is contacted)."""
-        return self.current.quants(repo)
+        return self.current.quants(repo, token=self.hub_token())
+
+    def search(self, text: str) -> list[cp.HubModel]:
+        """The Hub's GGUF repositories for ``text``."""
+        return cp.search_models(text, token=self.hub_token())
+
+    def hub_token(self, shared: Optional[bool] = None) -> Optional[bool]:
+        """The Hugging Face token this request's Hub calls send: the operator's own (None,
+        huggingface_hub's) on a private app, none (False) for a visitor's."""
+        return False if (self.policy.shared if shared is None else shared) else None
 
     def may_pull(self, name: str) -> bool:
         """Whether the policy lets visitors download ``name`` (False when it cannot tell)."""
@@ -305,6 +334,7 @@ class Service:
 
     def load(self, name: str, host: object = None) -> str:
         parsed = cp.parse_name(name)
+        self.policy.check_chat(parsed)  # loading a cloud model runs it on ollama.com
         choice = self.host_choice(host)
         where = self.hosts.load(parsed, choice)
         return f"{parsed.display} is loaded in memory{self._on([where] if where else [])}."

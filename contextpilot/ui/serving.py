@@ -11,10 +11,11 @@ no request to look at, and the answer is the fail-closed one: a visitor's.
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+from typing import Any
 
 from contextpilot.errors import NotAllowed
 from contextpilot.policy import MAX_FILE_BYTES, UNKNOWN_VISIT, Visit, is_loopback_bind
+from contextpilot.ui.visitors import UPLOADS, Visitor
 
 _CACHED = "_contextpilot_visit"  # the Visit, kept on Gradio's per-event Request object
 
@@ -43,7 +44,8 @@ def _describe(request: Any, blocks: Any) -> Visit:
     except Exception:  # a request we cannot read is a visitor's
         return UNKNOWN_VISIT
     return Visit(client=client, headers=headers, port=server[1] if raw else None,
-                 root_path=str(scope.get("root_path") or ""), served=_served(blocks))
+                 root_path=str(scope.get("root_path") or ""), served=_served(blocks),
+                 scheme=str(scope.get("scheme") or "http"))
 
 
 def _served(blocks: Any) -> bool:
@@ -76,23 +78,49 @@ def require_login(user_pass_configured: bool) -> None:
             "python -m contextpilot serve, or to pass auth= to launch()/mount_gradio_app()."))
 
 
+def current_session() -> tuple[str, str]:
+    """(session, address) of the request being handled: Gradio's session hash (an API call
+    without one is a session of its own) and the peer's address."""
+    from gradio.context import LocalContext
+
+    request = LocalContext.request.get(None)
+    session = getattr(request, "session_hash", None) if request is not None else None
+    return str(session or f"call-{id(request)}"), current_visit().client or "unknown"
+
+
+def current_visitor() -> Visitor:
+    """Who sent the request being handled (its visitor cookie, else its address); outside a
+    request, nobody's: no upload belongs to it."""
+    from gradio.context import LocalContext
+
+    request = LocalContext.request.get(None)
+    try:
+        headers = {str(k).lower(): str(v) for k, v in dict(request.headers).items()}
+        client = request.client.host if request.client else None
+    except Exception:  # no request, or one we cannot read
+        return Visitor(None, "unknown")
+    return Visitor.of(headers, client)
+
+
 def genuine_uploads(paths: list[str]) -> list[str]:
-    """The attached files, each checked to be a file a visitor uploaded through Gradio's
-    /upload route (in its upload folder and its record of uploads), a regular file no larger
-    than MAX_FILE_BYTES. Anything else (a server path, a URL Gradio fetched, a file Gradio
-    copied into its cache from elsewhere, a symlink) is refused without saying where it is."""
+    """The attached files, each checked to be a file this visitor uploaded through Gradio's
+    /upload route (in its upload folder, its record of uploads and the gate's record of who
+    uploaded what), a regular file no larger than MAX_FILE_BYTES. Anything else (a server
+    path, a URL, a file Gradio copied into its cache from elsewhere, another visitor's upload,
+    a symlink) is refused without saying where it is."""
     from gradio.context import LocalContext
     from gradio.utils import get_upload_folder
 
     blocks = LocalContext.blocks.get(None)
     uploaded = {os.path.realpath(p) for p in getattr(blocks, "upload_file_set", None) or ()}
     folder = os.path.realpath(get_upload_folder())
+    owner = current_visitor().owner if paths else ""
     out = []
     for path in paths:
         real = os.path.realpath(path) if isinstance(path, str) else ""
         inside = os.path.commonpath([real, folder]) == folder if real else False
-        if (not inside or real not in uploaded or os.path.islink(path)
-                or not os.path.isfile(real)):
+        if (not inside or real not in uploaded or not UPLOADS.belongs(real, owner)
+                or os.path.islink(path) or not os.path.isfile(real)):
             raise NotAllowed("upload", message=(
                 "An attached file could not be used: only images uploaded with this "
                 "message can be sent. Attach the image again."))
@@ -102,14 +130,3 @@ def genuine_uploads(paths: list[str]) -> list[str]:
                 f"Attach a smaller one."))
         out.append(real)
     return out
-
-
-
-def session_key() -> Optional[str]:
-    """The browser session (or API client session) of the request being handled: a chat's
-    next turns go to the host that answered this one. None outside a request."""
-    from gradio.context import LocalContext
-
-    request = LocalContext.request.get(None)
-    key = getattr(request, "session_hash", None) if request is not None else None
-    return key if isinstance(key, str) and key else None

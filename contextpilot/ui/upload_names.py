@@ -1,0 +1,108 @@
+"""Uploads as visitors see them: ``uploads/<hash>/<name>``, never the server's folder.
+
+Gradio answers an upload with the file's path on the server, in its upload folder
+(GRADIO_TEMP_DIR, else the temporary folder, which may name the operator's home or a
+virtualenv), and every answer that shows the file names it again (its ``path`` and its
+``/file=`` URL). The gate rewrites that folder to ``uploads/`` in what it sends (JSON and
+event streams), and back in what it receives (an event's data, a ``/file=`` request), so
+Gradio and the handlers only ever see real paths and a visitor only these names.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Awaitable, Callable
+from urllib.parse import quote
+
+VIRTUAL = "uploads/"
+Send = Callable[[dict], Awaitable[None]]
+
+
+def folders() -> list[str]:
+    """The upload folder as Gradio names it, and its real path (without a trailing /)."""
+    from gradio.utils import get_upload_folder
+
+    named = str(get_upload_folder()).rstrip("/")
+    return sorted({named, os.path.realpath(named)}, key=len, reverse=True)
+
+
+def _forms(folder: str) -> set[bytes]:
+    """How ``folder`` + "/" is written in a JSON answer (raw, or ASCII-escaped) and in a URL."""
+    return {f"{folder}/".encode(), f"{json.dumps(folder)[1:-1]}/".encode(),
+            f"{quote(folder, safe='/')}/".encode()}
+
+
+def real_path(path: str) -> str:
+    """A name a visitor sent, as the server's path (anything else as it is)."""
+    return f"{folders()[-1]}/{path[len(VIRTUAL):]}" if path.startswith(VIRTUAL) else path
+
+
+def real_body(body: bytes) -> bytes:
+    """An event's JSON data with every path that starts with ``uploads/`` made real."""
+    needle = f'"{VIRTUAL}'.encode()
+    if needle not in body:
+        return body
+    return body.replace(needle, b'"' + json.dumps(folders()[-1] + "/")[1:-1].encode())
+
+
+def file_scope(scope: dict, prefix: str) -> dict:
+    """A ``{prefix}uploads/...`` (``/file=``) request's scope, asking for the real file."""
+    path = scope.get("path", "")
+    at = path.find(prefix + VIRTUAL)
+    if at < 0:
+        return scope
+    real = path[:at + len(prefix)] + real_path(path[at + len(prefix):])
+    return dict(scope, path=real, raw_path=quote(real, safe="/=:").encode())
+
+
+def answers(scope: dict, send: Send) -> tuple[dict, Send]:
+    """The scope asking for an uncompressed answer, and a ``send`` that writes the upload
+    folder as ``uploads/`` in JSON and event-stream answers."""
+    plain = dict(scope, headers=[(k, v) for k, v in scope.get("headers") or ()
+                                 if k.lower() != b"accept-encoding"])
+    return plain, _Rewriter(send, [(n, VIRTUAL.encode()) for f in folders() for n in _forms(f)])
+
+
+class _Rewriter:
+    """``send`` with the needles replaced in a text answer; a tail that may begin a needle
+    waits for the next part (an event stream's messages end in a blank line, so they never
+    wait)."""
+
+    def __init__(self, send: Send, needles: list[tuple[bytes, bytes]]) -> None:
+        self.send = send
+        self.needles = sorted(needles, key=lambda n: -len(n[0]))
+        self.active = False
+        self.carry = b""
+
+    async def __call__(self, message: dict) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers") or ())
+            kind = next((v for k, v in headers if k.lower() == b"content-type"), b"")
+            self.active = b"json" in kind or b"event-stream" in kind
+            if self.active:  # the length changes
+                message = dict(message, headers=[(k, v) for k, v in headers
+                                                 if k.lower() != b"content-length"])
+        elif message["type"] == "http.response.body" and self.active:
+            data = self.carry + message.get("body", b"")
+            for needle, name in self.needles:
+                data = data.replace(needle, name)
+            more = message.get("more_body", False)
+            keep = _partial(data, self.needles) if more else 0
+            self.carry = data[len(data) - keep:] if keep else b""
+            message = dict(message, body=data[:len(data) - keep])
+        await self.send(message)
+
+
+def _partial(data: bytes, needles: list[tuple[bytes, bytes]]) -> int:
+    """The length of the longest tail of ``data`` that begins a needle."""
+    longest = 0
+    for needle, _ in needles:
+        for k in range(min(len(needle) - 1, len(data)), longest, -1):
+            if data.endswith(needle[:k]):
+                longest = k
+                break
+    return longest
+
+
+__all__ = ["VIRTUAL", "answers", "file_scope", "folders", "real_body", "real_path"]
