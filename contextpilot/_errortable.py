@@ -46,6 +46,11 @@ _UNREACHABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, Con
 # "//" nor "user/model" matches), up to the ": " that ends it in "op path: reason", a quote,
 # ", " or the end. Spaces inside the path ("/Users/John Smith/...") are part of it.
 _PATH = re.compile(r"""(?:(?<=^)|(?<=[\s"'(]))(?:[A-Za-z]:\\|/)(?!/)[^"'\n]*?(?=: |["']|, |$)""")
+# A URL in Ollama's words ('max retries exceeded: Get "<url>": dial tcp ...'). A blob's URL is
+# the storage host's signed link (X-Amz-Signature=..., 400 characters): a secret for a while,
+# and noise always. Only its scheme and host are kept.
+_URL = re.compile(r"""\b(https?://)([^/\s"'<>?#]+)([^\s"'<>]*)""")
+_SECRET_PATH = re.compile(r"sha256[:-]|/blobs?/|/cdn/", re.I)
 
 # llm/server.go ErrLoadRequiredFull, llm/llama_server.go, and servers before v0.30.0.
 _OUT_OF_MEMORY = ("unable to load full model on gpu", "out-of-memory", "out of memory",
@@ -84,8 +89,24 @@ def redact(text: str) -> str:
     'requires a newer version of Ollama: https://ollama.com/download'
     >>> redact(r"write C:\\Users\\me\\.ollama\\blob: There is not enough space on the disk.")
     'write <path>: There is not enough space on the disk.'
+
+    A blob's (signed) URL keeps only its host; a manifest's or a web page's stays as it is:
+
+    >>> redact('max retries exceeded: Get "https://x.r2.example.com/ollama/docker/registry/v2/'
+    ...        'blobs/sha256/d5/d5aa/data?X-Amz-Algorithm=AWS4&X-Amz-Signature=9f3c": dial '
+    ...        'tcp 1.2.3.4:443: connect: connection refused')
+    'max retries exceeded: Get "https://x.r2.example.com/…": dial tcp 1.2.3.4:443: connect: connection refused'
+    >>> redact('Get "http://127.0.0.1:5000/v2/library/tiny/manifests/latest": EOF')
+    'Get "http://127.0.0.1:5000/v2/library/tiny/manifests/latest": EOF'
     """
-    return _PATH.sub("<path>", text)
+    return _PATH.sub("<path>", _URL.sub(_url_host, text))
+
+
+def _url_host(match: re.Match) -> str:
+    scheme, host, rest = match.groups()
+    if "?" in rest or "#" in rest or _SECRET_PATH.search(rest) or len(rest) > 120:
+        return f"{scheme}{host}/…"
+    return match.group(0)
 
 
 def map_error(exc: BaseException, ctx: Context) -> Exception:
@@ -231,6 +252,9 @@ def _pull_response(status: int, reason: str, model: str) -> Exception:
         return OllamaError(reason, status, model)
     if "no space left" in low or "not enough space" in low:
         return PullFailed(model, reason, kind="disk full")
+    if "digest mismatch" in low:  # download.go deleted the file: it starts over, not resumes
+        return PullFailed(model, "digest mismatch: the downloaded file was corrupt",
+                          kind="digest mismatch")
     if "newer version of ollama" in low:  # the registry's 412 (a model for a newer server)
         return PullFailed(model, "the model requires a newer version of Ollama",
                           kind="update ollama")

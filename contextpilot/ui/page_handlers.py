@@ -99,6 +99,9 @@ class PageHandlers:
                 yield render.progress_html(last), skip, skip, skip
             if last is not None and last.done:
                 self.service.start_preload(name)
+        except cp.PullCancelled as exc:  # someone pressed Cancel: not a failure
+            yield render.note_html("info", render.escape(self.service.public(str(exc)))), \
+                skip, skip, skip
         except cp.ContextPilotError as exc:
             yield render.error_html(self.service.public(str(exc))), skip, skip, skip
         except Exception:
