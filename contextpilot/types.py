@@ -64,9 +64,14 @@ class PullProgress:
     done: bool = False
     "True on the final value (Ollama said success)."
     resumed_bytes: int = 0
-    "Bytes that were already there when this pull started (a resumed or repeated pull)."
+    """Bytes of an interrupted download that Ollama kept and this pull resumed from (0 for a
+    layer already complete on disk, and for a download that restarted from zero)."""
     digest: str = ""
     "The layer of the latest event, when there is one."
+    stalled_for: Optional[float] = None
+    """Seconds since the last new byte, once that is a few seconds (``STALL_NOTICE``) while
+    downloading (Ollama is retrying a stalled part); None while bytes flow. ``eta`` is None
+    then, and ``speed`` decays toward 0."""
 
     @classmethod
     def _fast(cls, fields: dict) -> "PullProgress":
@@ -218,6 +223,9 @@ class FitVerdict:
     largest first); empty when the disk is not the problem."""
     cloud: bool = False
     "An ollama.com cloud model: it runs there, nothing is downloaded or checked."
+    missing: bool = False
+    """The registry (or the Hub) says there is no such model or tag, or Ollama cannot pull
+    it: nothing to download."""
 
 
 @dataclass(frozen=True)

@@ -108,6 +108,7 @@ def test_pull_of_installed_model_counts_layers_as_complete(fake_ollama):
 
 def test_pull_resumes_after_a_dropped_connection(fake_ollama):
     fake_ollama.chunk_size = 250_000
+    fake_ollama.event_delay = 0.005  # lines a little apart, as Ollama's (resumed is timed)
     fake_ollama.faults.drop_pull_after = 2_000_000
     with pytest.raises(PullFailed) as info:
         _pull(fake_ollama)

@@ -115,3 +115,126 @@ def test_item7_a_cancel_the_user_pressed_is_not_a_failure(fake_ollama):
     assert text == ("The download of 'mistral:latest' was cancelled. What was downloaded is "
                     "kept: starting it again resumes where it stopped.")
     assert "failed" not in text and "ollama pull" not in text
+
+
+# -- items 3 and 6: the progress a pull reports (pure, with a fake clock) --------------------
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+LAYER = "sha256:d5aa131f25f271772c42018ad3c488704c2358205af054affde3936cb744690b"
+
+
+def _feed(folder, clock, t, completed, total=5_000_000):
+    clock.now = t
+    return folder.feed(f"pulling {LAYER[7:19]}", LAYER, total, completed)
+
+
+def _healthy_then_stalled(stall_seconds: float):
+    """1 MB/s for 3 s at Ollama's 60 ms ticker, then the same count repeated every 60 ms (a
+    registry that stalls, or is gone: Ollama retries and its ticker repeats)."""
+    from contextpilot.pull.progress import ProgressFolder
+
+    clock = Clock()
+    folder = ProgressFolder("llama3.2:latest", clock=clock)
+    folder.feed("pulling manifest", None, None, None)
+    t, done, values = 0.0, 0, []
+    while t < 3.0:
+        t, done = t + 0.06, done + 60_000
+        values.append(_feed(folder, clock, t, done))
+    healthy = values[-1]
+    stalled_at = t
+    while t < stalled_at + stall_seconds:
+        t += 0.06
+        values.append(_feed(folder, clock, t, done))
+    return healthy, values, folder, clock
+
+
+def test_item3_a_stall_says_how_long_no_byte_arrived_and_the_eta_goes_unknown():
+    healthy, values, _, _ = _healthy_then_stalled(30)
+    assert healthy.speed == pytest.approx(1_000_000, rel=0.05)
+    assert healthy.eta == pytest.approx(2.0, rel=0.1) and healthy.stalled_for is None
+    two_s = next(v for v in values if v.completed == healthy.completed and v is not healthy
+                 and v.stalled_for is None and v.speed is not None and v.speed < 1_000)
+    assert two_s.completed == healthy.completed  # the speed decays at once
+    at_12 = next(v for v in values if v.stalled_for and v.stalled_for >= 12)
+    assert at_12.stalled_for == pytest.approx(12, abs=0.1)
+    assert at_12.eta is None and at_12.speed is not None and at_12.speed < 1.0
+    assert values[-1].stalled_for == pytest.approx(30, abs=0.1) and values[-1].eta is None
+    said_stalled = [v.stalled_for for v in values if v.stalled_for is not None]
+    assert min(said_stalled) == pytest.approx(3.0, abs=0.07)  # after a few seconds, not at once
+
+
+def test_item3_bytes_again_end_the_stall_and_the_speed_recovers():
+    healthy, values, folder, clock = _healthy_then_stalled(12)
+    t, done = clock.now, values[-1].completed
+    for _ in range(20):
+        t, done = t + 0.06, done + 60_000
+        value = _feed(folder, clock, t, done)
+    assert value.stalled_for is None and value.eta is not None
+    assert value.speed == pytest.approx(1_000_000, rel=0.1)
+
+
+def test_item3_a_part_retried_from_zero_is_data_arriving_not_a_stall():
+    """Real Ollama after its own 30 s stall limit: the part restarts at byte 0, so the count
+    drops (300,000 -> 7,500) and climbs again; bytes arrive, though the total waits."""
+    _, values, folder, clock = _healthy_then_stalled(30)
+    t = clock.now
+    for raw in range(7_500, 300_000, 60_000):
+        t += 0.06
+        value = _feed(folder, clock, t, raw)
+    assert value.stalled_for is None
+    assert value.completed == values[-1].completed  # never backwards
+    assert value.speed and value.speed > 500_000
+
+
+def _resumed(known: int, reports: list, manifest_at: float = 0.005, total: int = 1_025_152):
+    from contextpilot.pull.progress import ProgressFolder
+
+    clock = Clock()
+    clock.now = manifest_at
+    folder = ProgressFolder("tiny", clock=clock,
+                            known_partials={LAYER: known} if known else None)
+    folder.feed("pulling manifest", None, None, None)
+    for t, completed in reports:
+        value = _feed(folder, clock, t, completed, total)
+    clock.now += 0.01
+    folder.feed("verifying sha256 digest", None, None, None)
+    return folder.feed("success", None, None, None).resumed_bytes
+
+
+def _ticks(first_t: float, first: int, step: int, n: int = 30) -> list:
+    return [(first_t + 0.06 * i, first + step * i) for i in range(n)]
+
+
+def test_item6_a_resume_ollama_really_did_says_resumed():
+    """pull-resume-after-cancel: the part file kept 375,000 bytes; the first report already
+    says 390,000 ~60 ms in, and the count then grows 7,500 a tick."""
+    assert _resumed(375_000, _ticks(0.067, 390_000, 7_500)) == 375_000
+
+
+def test_item6_a_restart_from_zero_after_ollama_was_killed_is_not_resumed():
+    """The partial was lost (Ollama killed, or another client removed it): the first report
+    is the first tick's download (pull-cancel-midway: 15,000 at 0.112 s)."""
+    assert _resumed(375_000, _ticks(0.112, 15_000, 7_500)) == 0
+
+
+def test_item6_a_small_partial_is_not_claimed_when_the_first_tick_alone_explains_it():
+    """30 KB left by an earlier pull, a fast link, and a restart from zero: the first report
+    (60 KB) is larger than the partial, but the speed alone brought it."""
+    assert _resumed(30_000, _ticks(0.065, 60_000, 60_000), total=5_000_000) == 0
+
+
+def test_item6_a_partial_another_client_finished_is_not_resumed():
+    assert _resumed(375_000, [(0.01, 1_025_152)]) == 0
+
+
+def test_item6_a_partial_left_by_another_process_is_seen_in_the_first_report():
+    """The CLI is a new process each time: nothing known, the first report still shows it."""
+    assert _resumed(0, _ticks(0.067, 390_000, 7_500)) == pytest.approx(375_000, rel=0.03)
+    assert _resumed(0, _ticks(0.112, 15_000, 7_500)) == 0  # a fresh start

@@ -66,13 +66,22 @@ def progress_facts(p: PullProgress) -> list[str]:
     facts = []
     if p.total:
         facts.append(f"{format_size(p.completed)} / {format_size(p.total)}")
-    if p.speed and not p.done:
-        facts.append(format_speed(p.speed))
-    if p.eta is not None and not p.done:
-        facts.append(f"{format_duration(p.eta)} left")
+    if p.stalled_for is not None and not p.done:  # the speed decayed, the ETA is unknown
+        facts.append(stalled_words(p.stalled_for))
+    else:
+        if p.speed and not p.done:
+            facts.append(format_speed(p.speed))
+        if p.eta is not None and not p.done:
+            facts.append(f"{format_duration(p.eta)} left")
     if p.resumed_bytes > 0:
         facts.append(f"Resumed from {format_size(p.resumed_bytes)}")
     return facts
+
+
+def stalled_words(seconds: float) -> str:
+    """``'no data for 12 s — Ollama is retrying'``: a download whose bytes stopped (Ollama
+    repeats its count while it waits for the registry and retries)."""
+    return f"no data for {format_duration(seconds)} — Ollama is retrying"
 
 
 def progress_text(p: PullProgress) -> str:
