@@ -183,7 +183,7 @@ def test_thirty_concurrent_sessions_get_their_own_exact_answers(app_url, fake_ol
 
 HOSTILE_NAMES = ["", "x" * 10_000, "../../etc/passwd", "a;rm -rf /", "モデル", "llama\x00",
                  "llama3.2\x00;ls", "model:tag:extra", " ", "\n", "${HOME}", "<script>",
-                 "http://evil.example/x", "a" * 81]
+                 "http://evil.example/x", "a" * 129]
 
 
 def _valid_names_only(fake):
