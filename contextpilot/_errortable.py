@@ -29,6 +29,7 @@ from .errors import (
     InvalidRequest,
     ModelCrashed,
     ModelNotFound,
+    NotAChatModel,
     OllamaBusy,
     OllamaError,
     OllamaUnavailable,
@@ -229,6 +230,8 @@ def _response(exc: ollama.ResponseError, ctx: Context) -> Exception:
             f"{_check_host()}"))
     if ctx.op == "pull":
         return _pull_response(status, reason, model or "")
+    if status == 400 and model and "does not support chat" in low:  # no "completion"
+        return NotAChatModel(model)
     if status == 404 and model and ctx.op == "delete":  # a cloud name too: nothing here
         found = ModelNotFound(model, installed_only=True)
         found.args = (f"Model '{model}' is not installed, so there is nothing to delete.",)

@@ -8,6 +8,7 @@
      │    └── PullCancelled     cancel_pull() or the last consumer left
      ├── NotAllowed             a shared app's rules refuse the action
      ├── InvalidRequest         our own request was malformed (e.g. an unreadable image)
+     │    └── NotAChatModel     the model cannot chat (embedding, image generation...)
      ├── SettingError           a setting (environment variable) we cannot use (a ValueError)
      └── OllamaError            any other error Ollama reported
           ├── OllamaBusy        503: too many requests waiting (after a few quiet retries)
@@ -214,6 +215,32 @@ class NotAllowed(ContextPilotError, PermissionError):
 
 class InvalidRequest(ContextPilotError, ValueError):
     """The request could not be built (e.g. an image that cannot be read); nothing was sent."""
+
+
+class NotAChatModel(InvalidRequest):
+    """``model`` cannot chat: it lacks Ollama's "completion" capability (an embedding model,
+    an image-generation model, a decision model...). ``capabilities``: what Ollama says it
+    can do. Raised before a chat is sent, or for Ollama's 400 "does not support chat"."""
+
+    def __init__(self, model: str, capabilities: tuple[str, ...] = ()) -> None:
+        self.model = model
+        self.capabilities = tuple(capabilities)
+        super().__init__(f"{model} {_not_for_chat(model, self.capabilities)} To chat, "
+                         f"choose a chat model.")
+
+
+def _not_for_chat(model: str, capabilities: tuple[str, ...]) -> str:
+    if "embedding" in capabilities:
+        return ("is an embedding model: it turns text into vectors (for search and "
+                "similarity) and cannot chat. Use it through Ollama's /api/embed "
+                "(ollama.embed in Python).")
+    if "image" in capabilities:
+        return (f"is an image-generation model: it makes pictures from a prompt and cannot "
+                f"chat. Use it with `ollama run {model}` or Ollama's /api/generate.")
+    said = ", ".join(capabilities) or "nothing"
+    return (f"is not a chat model: Ollama says it does {said}, and a chat needs "
+            f"'completion'. Use it through the endpoint made for it (a decision model "
+            f"answers at /v1/systemone).")
 
 
 class SettingError(ContextPilotError, ValueError):

@@ -238,6 +238,8 @@ class Faults:
         self.regress = False
         self.chat_first_token_delay = 0.0
         self.remove_before_chat = False
+        self.spurious_404 = 0  # answer this many chats 404 "not found" though installed
+        # (servers before 0.34.4 did on large libraries)
         self.safetensors = False
         self.busy = 0  # answer this many chats/generates with 503 busy
         self.chat_fail = None  # (status, error) before the first token: 500 runner, 499...
@@ -916,6 +918,13 @@ def _resolve_for_inference(h: _Handler, req: str, body: dict):
         h._error(400, f"{n.full} does not support tools")
         return None
     if not _scheduled(h):
+        return None
+    with h.fake._lock:
+        spurious = h.fake.faults.spurious_404 > 0
+        if spurious:
+            h.fake.faults.spurious_404 -= 1
+    if spurious:
+        h._error(404, f"model '{req}' not found")
         return None
     if h.fake.faults.remove_before_chat:
         # the race: GetModel saw it, then it was deleted before the scheduler loaded it

@@ -238,3 +238,73 @@ def test_item6_a_partial_left_by_another_process_is_seen_in_the_first_report():
     """The CLI is a new process each time: nothing known, the first report still shows it."""
     assert _resumed(0, _ticks(0.067, 390_000, 7_500)) == pytest.approx(375_000, rel=0.03)
     assert _resumed(0, _ticks(0.112, 15_000, 7_500)) == 0  # a fresh start
+
+
+# -- today's releases (0.34-0.40) ------------------------------------------------------------
+
+def test_today_a_name_with_128_character_parts_reaches_ollama(fake_ollama):
+    name = "hf.co/bartowski/" + "Long-Model-Name-" * 7 + "GGUF:Q4_K_M"  # a 123-char part
+    assert 80 < len(cp.parse_name(name).model) <= 128
+    with pytest.raises(cp.ContextPilotError):  # this fake is v0.33.0: 80 characters
+        list(cp.chat_stream(name, MSG, host=fake_ollama.url))
+    assert any(isinstance(b, dict) and b.get("model") == name
+               for _, path, b in fake_ollama.requests if path == "/api/pull")
+
+
+def test_today_a_spurious_404_on_an_installed_model_never_downloads_it(fake_ollama, caplog):
+    caplog.set_level("INFO", logger="contextpilot")
+    fake_ollama.faults.spurious_404 = 1  # servers before 0.34.4, on large libraries
+    events = list(cp.chat_stream("llama3.2", MSG, host=fake_ollama.url))
+    assert "".join(e.text for e in events if isinstance(e, cp.ContentDelta)) == "You said: hi"
+    assert fake_ollama.pull_requests == {}  # no multi-GB download
+    assert len(fake_ollama.chat_requests) == 2
+    assert "lists as installed; asking again" in caplog.text
+
+
+def test_today_a_404_that_persists_on_an_installed_model_says_so(fake_ollama):
+    fake_ollama.faults.spurious_404 = 2
+    with pytest.raises(cp.OllamaError) as info:
+        list(cp.chat_stream("llama3.2", MSG, host=fake_ollama.url))
+    assert "though it lists it as installed" in str(info.value)
+    assert "Nothing was downloaded" in str(info.value)
+    assert fake_ollama.pull_requests == {}
+
+
+def test_today_a_model_really_removed_is_still_pulled_again(fake_ollama):
+    fake_ollama.faults.remove_before_chat = True
+    events = list(cp.chat_stream("llama3.2", MSG, host=fake_ollama.url))
+    assert any(isinstance(e, cp.PullProgress) for e in events)
+    assert fake_ollama.pull_requests["llama3.2:latest"] == 1
+
+
+@pytest.mark.parametrize("caps, words", [
+    (["embedding"], "is an embedding model: it turns text into vectors (for search and "
+                    "similarity) and cannot chat. Use it through Ollama's /api/embed"),
+    (["image"], "is an image-generation model: it makes pictures from a prompt and cannot "
+                "chat. Use it with `ollama run"),
+    (["decision"], "is not a chat model: Ollama says it does decision, and a chat needs "
+                   "'completion'. Use it through the endpoint made for it (a decision model "
+                   "answers at /v1/systemone)."),
+], ids=["embedding", "image generation", "decision"])
+def test_today_a_model_that_cannot_chat_is_refused_with_what_it_is_for(fake_ollama, caps,
+                                                                        words):
+    from tests.fake_ollama import FakeModel
+
+    fake_ollama.add_installed(FakeModel(name="special:latest", layers=[1_000], capabilities=caps))
+    with pytest.raises(cp.NotAChatModel) as info:
+        list(cp.chat_stream("special", MSG, host=fake_ollama.url))
+    assert str(info.value).startswith(f"special:latest {words}")
+    assert str(info.value).endswith("To chat, choose a chat model.")
+    assert info.value.capabilities == tuple(caps)
+    assert fake_ollama.chat_requests == []  # nothing Ollama would reject was sent
+
+
+def test_today_ollamas_own_does_not_support_chat_is_the_same_error():
+    import ollama
+
+    from contextpilot._errortable import Context, map_error
+
+    error = map_error(ollama.ResponseError('"nomic-embed-text" does not support chat', 400),
+                      Context("http://h", "chat", "nomic-embed-text:latest"))
+    assert isinstance(error, cp.NotAChatModel)
+    assert "To chat, choose a chat model." in str(error)
