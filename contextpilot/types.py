@@ -31,6 +31,13 @@ class ModelInfo:
     "As /api/tags reports them (today's servers), e.g. ('completion', 'thinking')."
     context_length: Optional[int] = None
     "The model's own context length, when /api/tags reports it."
+    embedding_length: Optional[int] = None
+    "The width of its embeddings, when /api/tags reports it (today's servers)."
+
+    @property
+    def can_chat(self) -> Optional[bool]:
+        """Whether it chats (Ollama's "completion" capability); None when not reported."""
+        return "completion" in self.capabilities if self.capabilities else None
 
     @property
     def is_cloud(self) -> bool:

@@ -242,8 +242,9 @@ class ChatHandlers(PageHandlers):
             if not batch:  # Ollama is silent: a no-op lets Gradio see a closed tab
                 yield view.messages(), skip, skip, skip, skip
                 continue
+            note = await self._download_note(view)
             view.feed(batch)
-            yield view.messages(), render.progress_html(view.pull), skip, skip, skip
+            yield view.messages(), render.progress_html(view.pull), skip, note, skip
 
     async def _stream(self, view: render.ChatView, make):
         """The answer as it streams (a download first, if the model went missing)."""
@@ -256,11 +257,19 @@ class ChatHandlers(PageHandlers):
                     yield view.messages(), skip, skip, skip, skip
                     continue
                 pulled_now = any(isinstance(e, cp.PullProgress) for e in batch)
+                note = await self._download_note(view) if pulled_now else skip
                 view.feed(batch)
                 bar = render.progress_html(view.pull) if pulled_now else skip
-                yield view.messages(), bar, skip, skip, skip
+                yield view.messages(), bar, skip, note, skip
         finally:
             _streaming -= 1
+
+    async def _download_note(self, view: render.ChatView):
+        """The note under the picker as a download begins ("downloading now", not "press
+        Download"); nothing after that (the turn's end says "installed")."""
+        if view.pull is not None:
+            return gr.skip()
+        return await asyncio.to_thread(self.service.note, view.model)
 
     async def _resolve_model(self, model: Optional[str]) -> str:
         model = str(model or "").strip()

@@ -19,7 +19,7 @@ import gradio as gr
 from contextpilot import settings
 from contextpilot.fit.catalog import catalog
 from contextpilot.policy import MAX_FILE_BYTES, AccessPolicy
-from contextpilot.ui import render, theme
+from contextpilot.ui import render, render_models, theme
 from contextpilot.ui.chat_handlers import ChatHandlers
 from contextpilot.ui.downloads import build_downloads
 from contextpilot.ui.find_tab import build_find_tab
@@ -140,7 +140,7 @@ def _chat_tab(h: ChatHandlers, configured: str, status: gr.HTML):
         # No Ollama call at build time: the catalog until the page loads, then the
         # installed models first (refresh_models on demo.load).
         model = gr.Dropdown(
-            choices=render.model_choices([], catalog(), set(), key),
+            choices=render_models.model_choices([], catalog(), set(), key),
             value=configured, allow_custom_value=True, label="Model",
             info="Installed, cloud, then models to download. Or type any tag, e.g. "
                  "qwen3:0.6b or hf.co/user/repo:Q4_K_M.",

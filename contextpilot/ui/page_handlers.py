@@ -59,7 +59,7 @@ class PageHandlers:
             model or self.service.models(False).default(self.configured))
         override = (gr.Checkbox(visible=True) if state.needs_override
                     else gr.Checkbox(visible=False, value=False))
-        return override, gr.Button(visible=not state.installed)
+        return override, gr.Button(visible=not (state.installed or state.downloading))
 
     def think_control(self, model: Optional[str]):
         """On/off (#think-toggle) for a thinking model; a level (#think-level) for a model
@@ -95,8 +95,10 @@ class PageHandlers:
                 if not batch:  # Ollama is silent: a no-op lets Gradio see a closed tab
                     yield skip, skip, skip, skip
                     continue
+                # the note under the picker: "downloading now", not "press Download", once
+                note = skip if last else await asyncio.to_thread(self.service.note, name)
                 last = batch[-1]
-                yield render.progress_html(last), skip, skip, skip
+                yield render.progress_html(last), skip, note, skip
             if last is not None and last.done:
                 self.service.start_preload(name)
         except cp.PullCancelled as exc:  # someone pressed Cancel: not a failure

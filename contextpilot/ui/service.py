@@ -46,6 +46,8 @@ class Note:
     installed: bool = False
     needs_override: bool = False
     "The model may not fit: show “Download anyway”."
+    downloading: bool = False
+    "It is downloading now: no Download button (the Downloads panel shows it)."
 
 
 class Service:
@@ -159,7 +161,7 @@ class Service:
         have = data.find(name)
         if cp.parse_name(name).is_cloud:  # never downloaded nor fit-checked here
             caps = data.capabilities.get(have.name) if have is not None else None
-            return Note(render.cloud_note(name, caps), installed=True)  # no Download
+            return Note(render.cloud_note(name, caps, data.cloud), installed=True)
         if have is not None:
             caps = data.capabilities.get(have.name)
             if caps is None:
@@ -168,7 +170,8 @@ class Service:
             return Note(render.model_note(name, have, None, caps), installed=True)
         if cp.is_pulling(name, self.host):
             return Note(render.note_html(
-                "busy", f"{render.escape(name)} is downloading now (see Downloads)."))
+                "busy", f"{render.escape(name)} is downloading now (see Downloads); a "
+                        f"message sent now waits for it."), downloading=True)
         if not self.may_pull(name):
             return Note(render.note_html(
                 "stop", f"{render.escape(name)} is not installed, and downloads of it are "
