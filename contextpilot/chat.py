@@ -74,6 +74,7 @@ def chat_stream(
     keep_alive: Optional[Any] = None,
     cancel: Optional[CancelToken] = None,
     clock: Clock = time.monotonic,
+    detach_pull: bool = False,
 ) -> Iterator[ChatEvent]:
     """Yield PullProgress while a missing model downloads, then ContentDelta/ThinkingDelta as
     the answer streams, then one ChatDone. ``messages`` are Ollama chat messages
@@ -81,12 +82,16 @@ def chat_stream(
     A ``cancel`` token ends the stream (and closes it to Ollama) from another thread.
     ``think``: True/False, or a level ("low", "medium", "high", "max") for models that take
     one (gpt-oss); None leaves it to the model. A cloud model is never downloaded.
+    ``detach_pull``: a download this chat starts goes on when the chat is closed or its
+    token ``leave()``s (a closed page), as ``pull_model(detach=True)``; ``cancel()`` stops it
+    unless someone else keeps it.
     """
     parsed = parse_name(model)  # invalid names never reach Ollama; parsed once, here
     think = think_value(think)
     url = _client.resolve_host(host)
     payload = _messages(messages, system)
-    pull_args = dict(host=url, stall_timeout=stall_timeout, cancel=cancel, clock=clock)
+    pull_args = dict(host=url, stall_timeout=stall_timeout, cancel=cancel, clock=clock,
+                     detach=detach_pull)
     answer = (url, parsed, payload, options, think, keep_alive, cancel, clock)
     have = None if parsed.is_cloud else models.installed(parsed, url)
     if not parsed.is_cloud and have is None:

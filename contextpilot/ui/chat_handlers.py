@@ -18,6 +18,7 @@ from typing import Any, Callable, Optional, Union
 import gradio as gr
 
 import contextpilot as cp
+from contextpilot.cancel import CancelToken
 from contextpilot.policy import MAX_MESSAGE_CHARS
 from contextpilot.ui import render
 from contextpilot.ui.bridge import batches
@@ -41,6 +42,14 @@ def busy_message(full: "LineFull") -> str:
         full.waiting, f" and {full.waiting} more messages wait")
     return (f"ContextPilot is busy: {answers} being written{others}. Your message is kept: "
             f"send it again (or press Retry) in a moment.")
+
+
+def _session() -> str:
+    """The page (Gradio's session) this request comes from; '' outside a request."""
+    from gradio.context import LocalContext
+
+    request = LocalContext.request.get(None)
+    return str(getattr(request, "session_hash", None) or "")
 
 
 def split_message(message: Any) -> tuple[str, list[str]]:
@@ -154,6 +163,16 @@ class ChatHandlers(PageHandlers):
     def __init__(self, service: Service, configured: str, line: AnswerLine) -> None:
         super().__init__(service, configured)
         self.line = line  # answers at once; the rest wait in it
+        self._running: dict[str, CancelToken] = {}  # a page's (session's) turn, for Stop
+
+    def stop(self, request: gr.Request) -> None:
+        """Stop, pressed (beside ChatInterface's cancel of the handler): stop this page's
+        turn for good. Gradio ends the handler where it happens to be, so the bridge may
+        have seen a closed page and left its download running; this withdraws it (unless
+        someone else keeps it) and ends the answer's stream, whichever it saw."""
+        token = self._running.pop(getattr(request, "session_hash", None) or "", None)
+        if token is not None:
+            token.cancel()
 
     # -- /chat --------------------------------------------------------------------------
 
@@ -220,25 +239,37 @@ class ChatHandlers(PageHandlers):
         messages = await asyncio.to_thread(ollama_history, turn.history) + [user]
         options = {"temperature": float(turn.temperature), "num_ctx": int(turn.num_ctx)}
         yield view.messages(), skip, skip, skip, skip  # at once: the turn has started
+        session = _session()
 
         def make(token):
+            self._running[session] = token  # for Stop (see stop)
             # A model removed meanwhile is pulled again only where a pull is allowed.
+            # A download it starts goes on if the page closes (Stop ends it, unless someone
+            # else keeps it): the message waits in the saved conversation, to send again.
             return cp.chat_stream(name, messages, system=turn.system or None, options=options,
-                                  auto_pull=auto_pull,
+                                  auto_pull=auto_pull, detach_pull=True,
                                   think=think_value(turn.think, caps, turn.think_level,
                                                     cp.think_levels(name)),
                                   host=host, cancel=token)
 
-        async for update in self._stream(view, make):
-            yield update
+        try:
+            async for update in self._stream(view, make):
+                yield update
+        finally:
+            self._running.pop(session, None)
         await asyncio.to_thread(self.service.record_use, name)  # for make-room advice
 
     async def _pull_first(self, view: render.ChatView, name: str, host: Optional[str]):
         """Download ``name`` before the turn (its capabilities decide whether it may see the
         attached images), showing the progress in the chat and the bar."""
         skip = gr.skip()
-        async for batch in batches(lambda t: cp.pull_model(name, host, cancel=t),
-                                   PULL_INTERVAL):
+        session = _session()
+
+        def make(token):
+            self._running[session] = token  # for Stop (see stop)
+            return cp.pull_model(name, host, cancel=token, detach=True)
+
+        async for batch in batches(make, PULL_INTERVAL):
             if not batch:  # Ollama is silent: a no-op lets Gradio see a closed tab
                 yield view.messages(), skip, skip, skip, skip
                 continue

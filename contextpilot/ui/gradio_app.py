@@ -21,6 +21,7 @@ from contextpilot.fit.catalog import catalog
 from contextpilot.policy import MAX_FILE_BYTES, AccessPolicy
 from contextpilot.ui import render, render_models, theme
 from contextpilot.ui.chat_handlers import ChatHandlers
+from contextpilot.ui.chat_history import Chat
 from contextpilot.ui.downloads import build_downloads
 from contextpilot.ui.find_tab import build_find_tab
 from contextpilot.ui.line import AnswerLine
@@ -166,14 +167,16 @@ def _chat_tab(h: ChatHandlers, configured: str, status: gr.HTML):
     num_ctx = gr.Slider(512, 131072, value=4096, step=512, label="Context length (num_ctx)",
                         render=False)
     additional = [model, system, temperature, num_ctx, think, override, think_level]
-    gr.ChatInterface(
-        h.chat,
+    chat = Chat(
+        h.chat, model,
         multimodal=True,
         chatbot=gr.Chatbot(elem_id="chatbot", height=460, sanitize_html=True,
                            placeholder=EMPTY_CHAT, show_label=False),
+        # stop_btn: ChatInterface shows it while an answer or a download runs (a textbox of
+        # our own must ask for it); Stop cancels the handler, whose bridge closes the stream.
         textbox=gr.MultimodalTextbox(file_types=["image"], file_count="multiple",
                                      placeholder="Message…", show_label=False,
-                                     elem_id="chat-input", sources=["upload"]),
+                                     elem_id="chat-input", sources=["upload"], stop_btn=True),
         additional_inputs=additional,
         additional_inputs_accordion=gr.Accordion("Settings", open=False, render=False),
         additional_outputs=[pull_status, model, note, status],
@@ -185,6 +188,12 @@ def _chat_tab(h: ChatHandlers, configured: str, status: gr.HTML):
         save_history=True,
         fill_height=True,
     )
+    chat.textbox.stop(h.stop, None, None, queue=False, api_visibility="private",
+                      show_progress="hidden")
+    chat.chat_history_dataset.click(h.reopened, [chat.chat_history_dataset,
+                                                 chat.saved_conversations],
+                                    [model, note, think, think_level],
+                                    api_visibility="private", show_progress="hidden")
     return model, think, think_level, override, note, pull_status, pull_button
 
 

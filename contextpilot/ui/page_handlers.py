@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import AsyncIterator, Optional
+from typing import Any, AsyncIterator, Optional
 
 import gradio as gr
 
 import contextpilot as cp
 from contextpilot.ui import render
 from contextpilot.ui.bridge import batches, keep_pull_updates
+from contextpilot.ui.chat_history import asked_model
 from contextpilot.ui.service import Service
 
 log = logging.getLogger("contextpilot")
@@ -45,6 +46,18 @@ class PageHandlers:
         status = self.service.status_html()
         return (gr.Dropdown(choices=data.choices(), value=value), status,
                 self.service.note(value, data), *self.think_control(value))
+
+    def reopened(self, index: Any, saved: Any):
+        """A saved conversation opened again: one that was not answered (its page closed
+        mid-turn) picks the model it asked, so Retry sends it there; else nothing changes."""
+        conversation = saved[index] if isinstance(saved, list) and isinstance(
+            index, int) and 0 <= index < len(saved) else None
+        model = asked_model(conversation)
+        try:
+            cp.parse_name(model or "")
+        except cp.InvalidModelName:  # the browser's data: nothing we did not write
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        return gr.Dropdown(value=model), self.service.note(model), *self.think_control(model)
 
     def model_changed(self, model: str):
         """A new pick: its note and Think controls; "Download anyway" starts unticked."""
