@@ -308,3 +308,78 @@ def test_today_ollamas_own_does_not_support_chat_is_the_same_error():
                       Context("http://h", "chat", "nomic-embed-text:latest"))
     assert isinstance(error, cp.NotAChatModel)
     assert "To chat, choose a chat model." in str(error)
+
+
+# -- items 1 and 4: Stop ends a chat's download, a closed page does not ----------------------
+
+def _slow(fake):
+    fake.chunk_size, fake.event_delay = 20_000, 0.02  # ~4 s
+
+
+def _consume_in_thread(values):
+    import threading
+
+    seen = []
+
+    def run():
+        try:
+            for v in values:
+                seen.append(v)
+        except cp.PullCancelled:
+            seen.append("cancelled")
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return seen, thread
+
+
+def test_item4_a_chat_whose_page_closed_leaves_its_download_running(fake_ollama):
+    from tests.ui_helpers import wait_until
+
+    _slow(fake_ollama)
+    token = cp.CancelToken()
+    seen, thread = _consume_in_thread(cp.chat_stream("mistral", MSG, host=fake_ollama.url,
+                                                     cancel=token, detach_pull=True))
+    wait_until(lambda: len(seen) > 2, what="the download to start")
+    token.leave()  # the page went away: nobody asked to stop
+    thread.join(2)
+    assert not thread.is_alive() and cp.is_pulling("mistral", fake_ollama.url)
+    token.cancel()  # Stop, pressed after all: withdrawn, nobody else keeps it
+    wait_until(lambda: not cp.is_pulling("mistral", fake_ollama.url), timeout=2,
+               what="the download to stop")
+    assert fake_ollama.disconnected.wait(2)
+    assert "mistral:latest" not in fake_ollama.installed_names()
+
+
+def test_item1_stop_ends_a_chats_download_unless_someone_else_keeps_it(fake_ollama):
+    from tests.ui_helpers import wait_until
+
+    _slow(fake_ollama)
+    kept = cp.pull_model("mistral", host=fake_ollama.url, detach=True)  # the Download button
+    next(kept)
+    kept.close()  # its page closed: it goes on
+    token = cp.CancelToken()
+    seen, thread = _consume_in_thread(cp.chat_stream("mistral", MSG, host=fake_ollama.url,
+                                                     cancel=token, detach_pull=True))
+    wait_until(lambda: len(seen) > 1, what="the chat to join the download")
+    token.cancel()  # Stop in the chat: the chat ends, the Download button's pull does not
+    thread.join(2)
+    assert not thread.is_alive()
+    assert cp.is_pulling("mistral", fake_ollama.url)
+    assert fake_ollama.pull_requests["mistral:latest"] == 1
+    cp.cancel_pull("mistral", fake_ollama.url)
+
+
+def test_item1_stop_ends_a_chats_download_nobody_else_wants(fake_ollama):
+    from tests.ui_helpers import wait_until
+
+    _slow(fake_ollama)
+    token = cp.CancelToken()
+    seen, thread = _consume_in_thread(cp.chat_stream("mistral", MSG, host=fake_ollama.url,
+                                                     cancel=token, detach_pull=True))
+    wait_until(lambda: len(seen) > 1, what="the download to start")
+    token.cancel()
+    thread.join(2)
+    assert not thread.is_alive() and fake_ollama.disconnected.wait(2)
+    assert not cp.is_pulling("mistral", fake_ollama.url)
+    assert 0 < fake_ollama.partial_bytes("mistral") < 4_000_000  # kept for a resume
