@@ -142,5 +142,5 @@ def test_item7_the_note_says_downloading_while_download_runs(page, fake_ollama, 
         note.get_by_text("mistral:latest is downloading now").wait_for()
         page.screenshot(path=str(artifacts / "issue20-note-downloading.png"), full_page=True)
         assert "Download now" not in note.inner_text()
-        assert not page.locator("#pull-button").is_visible()  # nothing to press meanwhile
+        page.locator("#pull-button").wait_for(state="hidden")  # nothing to press meanwhile
         cp.cancel_pull("mistral", fake_ollama.url)

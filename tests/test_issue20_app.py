@@ -62,7 +62,8 @@ def test_item3_pull_lines_say_no_data_while_ollama_repeats_itself(client, fake_o
 
     from contextpilot.pull import progress
 
-    monkeypatch.setattr(progress, "STALL_NOTICE", 1.0)  # seconds, so the test is short
+    # seconds, so the test is short (raising=False: the test says why an older build fails)
+    monkeypatch.setattr(progress, "STALL_NOTICE", 1.0, raising=False)
     fake_ollama.chunk_size, fake_ollama.event_delay = 200_000, 0.01
     fake_ollama.faults.stall_pull_after, fake_ollama.faults.stall_repeat = 1_000_000, True
     threading.Timer(2.5, fake_ollama.release).start()

@@ -123,7 +123,8 @@ def test_item3_a_stalled_pull_says_so_in_the_log(ollama_env, capsys, monkeypatch
 
     from contextpilot.pull import progress
 
-    monkeypatch.setattr(progress, "STALL_NOTICE", 1.0)  # seconds, so the test is short
+    # seconds, so the test is short (raising=False: the test says why an older build fails)
+    monkeypatch.setattr(progress, "STALL_NOTICE", 1.0, raising=False)
     ollama_env.chunk_size, ollama_env.event_delay = 100_000, 0.01
     ollama_env.faults.stall_pull_after, ollama_env.faults.stall_repeat = 1_000_000, True
     threading.Timer(2.0, ollama_env.release).start()

@@ -34,6 +34,8 @@ BUSY_TOKEN_INTERVAL = 0.1  # ~10 updates/s per answer while many answers stream 
 BUSY_STREAMS = 4  # more answers streaming than this: the busy interval
 
 _streaming = 0  # answers streaming in this process (the event loop's thread only)
+MAX_TRACKED = 1000
+"Pages whose turn Stop can still reach after it ended as a close (see ChatHandlers.stop)."
 
 def busy_message(full: "LineFull") -> str:
     """What a chat that waited too long for a free answer slot says."""
@@ -242,7 +244,7 @@ class ChatHandlers(PageHandlers):
         session = _session()
 
         def make(token):
-            self._running[session] = token  # for Stop (see stop)
+            self._track(session, token)
             # A model removed meanwhile is pulled again only where a pull is allowed.
             # A download it starts goes on if the page closes (Stop ends it, unless someone
             # else keeps it): the message waits in the saved conversation, to send again.
@@ -255,8 +257,12 @@ class ChatHandlers(PageHandlers):
         try:
             async for update in self._stream(view, make):
                 yield update
-        finally:
+        except GeneratorExit:  # closed where it was (a page gone, or Stop): see stop
+            raise
+        except BaseException:
             self._running.pop(session, None)
+            raise
+        self._running.pop(session, None)
         await asyncio.to_thread(self.service.record_use, name)  # for make-room advice
 
     async def _pull_first(self, view: render.ChatView, name: str, host: Optional[str]):
@@ -266,7 +272,7 @@ class ChatHandlers(PageHandlers):
         session = _session()
 
         def make(token):
-            self._running[session] = token  # for Stop (see stop)
+            self._track(session, token)
             return cp.pull_model(name, host, cancel=token, detach=True)
 
         async for batch in batches(make, PULL_INTERVAL):
@@ -294,6 +300,15 @@ class ChatHandlers(PageHandlers):
                 yield view.messages(), bar, skip, note, skip
         finally:
             _streaming -= 1
+
+    def _track(self, session: str, token: CancelToken) -> None:
+        """Remember this page's turn for Stop, until it ends; one closed where it was (its
+        page gone, or Stop arriving as a close: Gradio closes a handler wherever it happens
+        to be) is kept, so a Stop after it still stops its download. The oldest of too many
+        pages is forgotten."""
+        self._running[session] = token
+        while len(self._running) > MAX_TRACKED:
+            self._running.pop(next(iter(self._running)))
 
     async def _download_note(self, view: render.ChatView):
         """The note under the picker as a download begins ("downloading now", not "press
