@@ -116,7 +116,8 @@ def test_item4_a_reload_mid_download_keeps_the_download_and_the_message(page, fa
         page.locator('#downloads-panel [data-model="mistral:latest"]').wait_for()
         assert cp.is_pulling("mistral", fake_ollama.url)  # it went on, detached
         page.get_by_text("hello mistral").first.click()  # the conversation, in the history
-        chat.get_by_text("Not answered — send it again").wait_for()
+        chat.get_by_text("Not answered: the page closed first — press Retry or send it "
+                         "again").wait_for()
         assert chat.get_by_text("hello mistral").is_visible()
         # the model it asked is picked again, so Retry (or sending it again) goes there
         page.locator("#model-note").get_by_text("mistral:latest is downloading now").wait_for()

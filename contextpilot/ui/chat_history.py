@@ -14,6 +14,7 @@ from typing import Any, Optional
 
 import gradio as gr
 
+TITLE = "Not answered: the page closed first — press Retry or send it again"
 ASKED = "unanswered:"
 "The note's metadata id: ``unanswered:<model>`` (an id the chatbot does not show)."
 
@@ -26,8 +27,7 @@ def unanswered(model: str) -> dict:
         "content": f"This page was closed or reloaded before {who} answered. If it was "
                    f"downloading, the download goes on (see Downloads). Press Retry, or send "
                    f"the message again: it answers once the model is there.",
-        "metadata": {"title": "Not answered — send it again", "status": "done",
-                     "id": f"{ASKED}{model}"}}
+        "metadata": {"title": TITLE, "status": "done", "id": f"{ASKED}{model}"}}
 
 
 class Chat(gr.ChatInterface):
