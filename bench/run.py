@@ -25,6 +25,7 @@ from gradio_client import Client  # noqa: E402
 
 import contextpilot as cp  # noqa: E402
 from bench.engine import bench_engine  # noqa: E402
+from bench.render import bench_render  # noqa: E402
 from bench.harness import (App, Fake, Proxy, RssSampler, first_disconnect_after,  # noqa: E402
                            median)
 from contextpilot import models as cp_models  # noqa: E402
@@ -473,6 +474,7 @@ def main() -> int:
     app = bare = None
     try:
         bench_engine(fake, row, q)  # first: no other thread in this process yet
+        bench_render(row, q)
         if q:  # 10,000 pull events instead of 100,000
             fake.config(chunk_size=10_000)
         app, bare = bench_startup(fake, 1 if q else 3)

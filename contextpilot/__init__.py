@@ -8,7 +8,8 @@ Where each behaviour lives; imports run down this list, never up (a test checks 
 
 front ends    ``ui/`` (the Gradio app), ``cli`` (``python -m contextpilot``), ``console``
               (tqdm bars and printed chats for scripts and notebooks)
-services      ``chat`` (an answer, auto-pulling a missing model), ``fit/`` (what a model
+services      ``fleet/`` (several Ollama hosts used as one: routing, pulls per host,
+              failover), ``chat`` (an answer, auto-pulling a missing model), ``fit/`` (what a model
               needs and whether this machine has it: sizes, memory, the verdict, make-room),
               ``pull/`` (the pull engine: shared pulls, progress, stall limit, disk guard),
               ``hub/`` (Hugging Face GGUF search and quantisations), ``models`` (what one
@@ -41,6 +42,7 @@ from .errors import (
     InvalidRequest,
     ModelCrashed,
     ModelNotFound,
+    NoHostAvailable,
     NotAChatModel,
     NotAllowed,
     OllamaBusy,
@@ -51,6 +53,7 @@ from .errors import (
     SettingError,
 )
 from .fit import check_fit, model_files
+from .fleet import Fleet
 from .hub import search_models
 from .models import (
     delete_model,
@@ -72,6 +75,7 @@ from .types import (
     ChatEvent,
     ContentDelta,
     FitVerdict,
+    HostStatus,
     HubModel,
     HubQuant,
     ModelDetails,
@@ -79,6 +83,7 @@ from .types import (
     ModelInfo,
     PullOutcome,
     PullProgress,
+    Routed,
     RunningModel,
     ServerStatus,
     ThinkingDelta,
@@ -107,6 +112,8 @@ __all__ = [
     "ContentDelta",
     "ContextPilotError",
     "FitVerdict",
+    "Fleet",
+    "HostStatus",
     "HubModel",
     "HubNotFound",
     "HubQuant",
@@ -119,6 +126,7 @@ __all__ = [
     "ModelName",
     "ModelNotFound",
     "ModelRecommendation",
+    "NoHostAvailable",
     "NotAChatModel",
     "NotAllowed",
     "OllamaBusy",
@@ -128,6 +136,7 @@ __all__ = [
     "PullFailed",
     "PullOutcome",
     "PullProgress",
+    "Routed",
     "RunningModel",
     "ServerStatus",
     "SettingError",

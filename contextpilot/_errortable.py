@@ -154,13 +154,14 @@ def _transport(exc: BaseException, ctx: Context) -> Exception:
                                ConnectionRefusedError)) or (
         isinstance(exc, ConnectionError) and "Failed to connect" in str(exc))
     if refused:
-        return OllamaUnavailable(ctx.host)
+        timeout = isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout))
+        return OllamaUnavailable(ctx.host, kind="connect timeout" if timeout else "refused")
     if isinstance(exc, (*_TRANSPORT_LOST, httpx.TimeoutException, ConnectionError)):
         if ctx.op == "pull":
             return PullFailed(ctx.model or "", "connection lost: Ollama closed the stream",
                               kind="connection lost")
         return OllamaUnavailable(ctx.host, during=ctx.during or (
-            "answer" if ctx.op == "chat" else "request"))
+            "answer" if ctx.op == "chat" else "request"), kind="lost")
     if isinstance(exc, httpx.TransportError):
         return OllamaUnavailable(ctx.host)
     if isinstance(exc, httpx.HTTPError):
@@ -211,6 +212,8 @@ def _response(exc: ollama.ResponseError, ctx: Context) -> Exception:
                                    direct=_is_ollama_com(ctx.host))
     if status == 403 and "cloud is disabled" in low:
         return CloudDisabled(reason, model)
+    if status == 501 and ctx.op != "chat":
+        return _not_implemented(reason, ctx)
     if status == 499:
         return OllamaError(reason, 499, model, message=(
             f"Ollama cancelled the request ({reason}): the connection closed before it "
@@ -243,6 +246,21 @@ def _response(exc: ollama.ResponseError, ctx: Context) -> Exception:
             f"Ollama reported an error: {reason}. Try again; if it persists, Ollama's log "
             f"says why (the 'ollama serve' output, or ~/.ollama/logs/server.log)."))
     return OllamaError(reason, status, model)
+
+
+ROUTER_ADVICE = ("The server at {host} answers chats but not downloads, details or deletes: "
+                 "it is a router in front of Ollama (Olla, a proxy), not Ollama itself. "
+                 "Those need the Ollama hosts' own addresses: list them in OLLAMA_HOSTS "
+                 "(gpu1=http://10.0.0.5:11434,gpu2=http://10.0.0.6:11434).")
+
+
+def _not_implemented(reason: str, ctx: Context) -> Exception:
+    """501 to a pull, show or delete: a router that proxies chats only (Olla does)."""
+    advice = ROUTER_ADVICE.format(host=ctx.host)
+    if ctx.op == "pull":
+        return PullFailed(ctx.model or "", f"the server does not do downloads ({reason})",
+                          kind="router", advice=advice)
+    return OllamaError(reason, 501, ctx.model, message=f"{advice} (It said: {reason}.)")
 
 
 def _pull_response(status: int, reason: str, model: str) -> Exception:

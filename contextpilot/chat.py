@@ -169,7 +169,8 @@ def _auto_pull(parsed: ModelName, pull_args: dict, cancel: Optional[CancelToken]
     except ModelNotFound as exc:
         raise ModelNotFound(name, auto=True) from exc
     except PullFailed as exc:  # the library's own words: its kind and advice, said once
-        raise PullFailed(name, exc.reason, auto=True, kind=exc.kind) from exc
+        raise PullFailed(name, exc.reason, auto=True, kind=exc.kind,
+                         advice=exc.advice) from exc
 
 
 def _answer(url: str, name: ModelName, payload: list[dict], options, think, keep_alive,

@@ -1,4 +1,6 @@
-"""``python -m contextpilot``: list, pull, chat, rm, ps and serve, from a terminal.
+"""``python -m contextpilot``: list, pull, chat, rm, ps, hosts and serve, from a terminal.
+Several Ollama hosts (OLLAMA_HOSTS): ``--host NAME`` on each command, ``pull --all-hosts``
+(see ``cli_fleet``).
 
 Exit codes: 0 ok, 1 a failure (the library's message on stderr, no traceback), 2 usage,
 130 after Ctrl-C (a pull stops cleanly: the stream to Ollama closes, the partial stays).
@@ -13,7 +15,7 @@ import sys
 from datetime import datetime, timezone
 from typing import Callable, Optional, Sequence
 
-from . import __version__, settings
+from . import __version__, cli_fleet, settings
 from .console import print_chat, pull_with_progress
 from .chat import THINK_LEVELS
 from .errors import ContextPilotError
@@ -33,12 +35,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args, extra = parser.parse_known_args(argv)
         _late_prompt(parser, args, extra)
         _prompt_after_think(parser, args)
+        args.ollama_host = getattr(args, "ollama_host", None)  # global or after the command
+        if cli_fleet.conflict(args):
+            _usage_error(parser, args.command, str(cli_fleet.conflict(args)))
     except SystemExit as exc:  # --help is 0, a usage error 2
         return int(exc.code or 0)
-    args.ollama_host = getattr(args, "ollama_host", None)  # global or after the command
     try:
         settings.check()  # a bad CONTEXTPILOT_* value: one message now, not a failure later
-        return args.func(args)
+        return cli_fleet.command_for(args, args.func)(args)
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -57,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     host_opt = argparse.ArgumentParser(add_help=False)
     host_opt.add_argument("--ollama-host", default=argparse.SUPPRESS, metavar="URL",
                           help="the Ollama server (default: $OLLAMA_HOST, else localhost:11434)")
+    fleet_opt = argparse.ArgumentParser(add_help=False)
+    fleet_opt.add_argument("--host", dest="fleet_host", default=None, metavar="NAME",
+                           help="one of the hosts of $OLLAMA_HOSTS, by name (see: contextpilot "
+                           "hosts); default: all of them, or where a chat would go")
     parser = argparse.ArgumentParser(
         prog=PROG, parents=[host_opt],
         description="Chat with local Ollama models; a missing model downloads with progress.")
@@ -64,19 +72,27 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def command(name: str, func: Callable[[argparse.Namespace], int], text: str,
-                aliases: Sequence[str] = ()):
-        p = sub.add_parser(name, parents=[host_opt], help=text, description=text,
+                aliases: Sequence[str] = (), fleet: bool = True):
+        parents = [host_opt, fleet_opt] if fleet else [host_opt]
+        p = sub.add_parser(name, parents=parents, help=text, description=text,
                            aliases=list(aliases))
         p.set_defaults(func=func)
         return p
 
     command("list", cmd_list, "list installed models")
     command("ps", cmd_ps, "list models loaded in memory")
+    command("hosts", cli_fleet.cmd_hosts, "list the Ollama hosts of $OLLAMA_HOSTS: state, "
+            "version, models installed and loaded")
     pull = command("pull", cmd_pull, "download a model, with a progress bar")
     pull.add_argument("model")
     pull.add_argument("--insecure", action="store_true",
                       help="allow a plain-HTTP registry (http://host:port/namespace/model)")
-    command("rm", cmd_rm, "delete an installed model").add_argument("model")
+    pull.add_argument("--all-hosts", action="store_true",
+                      help="download it to every host of $OLLAMA_HOSTS, at once")
+    rm = command("rm", cmd_rm, "delete an installed model")
+    rm.add_argument("model")
+    rm.add_argument("--all-hosts", action="store_true",
+                    help="delete it on every host of $OLLAMA_HOSTS that has it")
     chat = command("chat", cmd_chat,
                    "ask a model (pulled first if missing); without PROMPT, read lines from stdin")
     chat.add_argument("model")
@@ -102,13 +118,14 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("model")
     fit.add_argument("--context", type=int, default=None, metavar="TOKENS",
                      help="the context length to allow for (default 4096)")
-    _serve_args(command("serve", cmd_serve, "run the web app", aliases=["app"]))
+    _serve_args(command("serve", cmd_serve, "run the web app", aliases=["app"], fleet=False))
     return parser
 
 
 def _serve_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1",
-                   help="address to bind (default 127.0.0.1; 0.0.0.0 shares it on the network)")
+                   help="address to bind (default 127.0.0.1; 0.0.0.0 shares it on the network); "
+                   "for serve, --host is this address, not a host of $OLLAMA_HOSTS")
     p.add_argument("--port", type=int, default=None, help="port (default: Gradio's, 7860)")
     p.add_argument("--share", action="store_true", help="create a public gradio.live link")
     p.add_argument("--auth", metavar="USER:PASS", default=None, type=_auth,
@@ -209,7 +226,8 @@ def cmd_rm(args: argparse.Namespace) -> int:
 
 def cmd_chat(args: argparse.Namespace) -> int:
     kw = dict(host=args.ollama_host, system=args.system, think=args.think, auto_pull=args.auto_pull,
-              show_thinking=not args.hide_thinking, progress_file=sys.stderr)
+              show_thinking=not args.hide_thinking, progress_file=sys.stderr,
+              chat=getattr(args, "chat", None))
     if args.prompt is not None:
         print_chat(args.model, args.prompt, **kw)
         return EXIT_OK

@@ -10,7 +10,7 @@ the partial download stays there for the next pull to resume.
 from __future__ import annotations
 
 import sys
-from typing import Any, Iterator, Mapping, Optional, Sequence, TextIO, Union
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, TextIO, Union
 
 from tqdm import tqdm as std_tqdm
 from tqdm.auto import tqdm as auto_tqdm
@@ -176,17 +176,19 @@ def _close(*generators: Iterator[Any]) -> None:
 
 def print_chat(model: str, prompt: Messages, host: Optional[str] = None, *,
                file: Optional[TextIO] = None, progress_file: Optional[TextIO] = None,
-               show_thinking: bool = True, **kw: Any) -> str:
+               show_thinking: bool = True, chat: Optional[Callable[..., Iterator[Any]]] = None,
+               **kw: Any) -> str:
     """Stream the answer to ``prompt`` (a string, or chat messages) into ``file``; return it.
 
     A missing model is pulled first with a bar on ``progress_file`` (default: tqdm's choice).
     Thinking is printed apart from the answer: each line prefixed with "> " (and dimmed on a
-    terminal). ``kw`` goes to ``chat_stream`` (system, options, think, auto_pull...).
+    terminal). ``kw`` goes to ``chat_stream`` (system, options, think, auto_pull...), or to
+    ``chat``, a function like it (a fleet's ``Fleet.chat_stream``).
     """
     out = file if file is not None else sys.stdout
     messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
     writer = _AnswerWriter(out, show_thinking)
-    events = chat_stream(model, messages, host=host, **kw)
+    events = (chat or chat_stream)(model, messages, host=host, **kw)
     bar: Optional[PullBar] = None
     cut = False
     try:

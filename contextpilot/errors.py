@@ -2,6 +2,7 @@
 
     ContextPilotError
      ├── OllamaUnavailable      nothing answers at the host (or it went away mid-stream)
+     │    └── NoHostAvailable   a fleet: no host answers (the message names each one's state)
      ├── InvalidModelName       refused before any request is sent (also a ValueError)
      ├── ModelNotFound          no such model installed / in the registry
      ├── PullFailed             a download ended without success (reason says why)
@@ -29,14 +30,21 @@ LIBRARY_URL = "https://ollama.com/library"
 class ContextPilotError(Exception):
     """Base class: every error the library raises on purpose."""
 
+    host_name: str = ""
+    "A fleet's error: the name of the host it happened on ('' for one host)."
+    failures: tuple[tuple[str, "ContextPilotError"], ...] = ()
+    "A fleet's action on several hosts: (host name, its error) for each host that failed."
+
 
 class OllamaUnavailable(ContextPilotError, ConnectionError):
     """Nothing answers at ``host``, or the connection dropped while ``during`` something."""
 
     def __init__(self, host: str, during: str | None = None, *,
-                 message: str | None = None) -> None:
+                 message: str | None = None, kind: str = "") -> None:
         self.host = host
         self.during = during
+        self.kind = kind
+        "How it failed, when known: 'refused', 'connect timeout' or 'lost'."
         if message:
             msg = message
         elif during:
@@ -50,6 +58,21 @@ class OllamaUnavailable(ContextPilotError, ConnectionError):
                 f"and running. Install: {INSTALL_URL} | Start: 'ollama serve'"
             )
         super().__init__(msg)
+
+
+class NoHostAvailable(OllamaUnavailable):
+    """A fleet has no host that answers now: ``states`` says, for each host by name, what
+    happened to it (its address is never part of the message)."""
+
+    def __init__(self, states: "list[tuple[str, str]] | tuple[tuple[str, str], ...]") -> None:
+        self.states = tuple(states)
+        names = ", ".join(name for name, _ in self.states)
+        each = "; ".join(f"{name} {state}" for name, state in self.states)
+        many = len(self.states) > 1
+        super().__init__(names, message=(
+            f"No Ollama host answers: {each}. Start Ollama on {'one of them' if many else 'it'} "
+            f"('ollama serve') or check OLLAMA_HOSTS; ContextPilot tries "
+            f"{'them' if many else 'it'} again in the background."))
 
 
 class InvalidModelName(ContextPilotError, ValueError):
@@ -146,8 +169,8 @@ _ADVICE = {
         "'ollama serve' may write to that folder (OLLAMA_MODELS), then try again."
     ),
 }
-KINDS = (*_ADVICE, "other")
-"Every kind of PullFailed, each with its own advice."
+KINDS = (*_ADVICE, "router", "other")
+"Every kind of PullFailed, each with its own advice (a fleet's router gives its own)."
 
 
 class PullFailed(ContextPilotError):
@@ -155,23 +178,24 @@ class PullFailed(ContextPilotError):
     ``auto``: a chat downloaded it because it was not installed."""
 
     def __init__(self, model: str, reason: str, *, auto: bool = False,
-                 kind: str | None = None) -> None:
+                 kind: str | None = None, advice: str | None = None) -> None:
         self.model = model
         self.reason = reason
         self.auto = auto
         self.kind = kind or _derive_kind(reason)
         "One of 'stalled', 'cancelled', 'connection lost', 'disk full', 'registry "
-        "unreachable', 'digest mismatch', 'update ollama', 'unsupported', 'permission' or "
-        "'other' (``KINDS``)."
+        "unreachable', 'digest mismatch', 'update ollama', 'unsupported', 'permission', "
+        "'router' or 'other' (``KINDS``)."
+        self.advice = advice or advice_for(self.kind, model)
         lead = (
             f"Model '{model}' is not installed, and downloading it failed ({reason})."
             if auto
             else f"Downloading model '{model}' failed ({reason})."
         )
-        super().__init__(f"{lead} {advice(self.kind, model)}")
+        super().__init__(f"{lead} {self.advice}")
 
 
-def advice(kind: str, model: str) -> str:
+def advice_for(kind: str, model: str) -> str:
     """What to do after a download of ``model`` failed this way. Pulling it by hand is the
     advice only when nothing better is known: Ollama's own output may say more."""
     if kind in _ADVICE:
@@ -186,9 +210,7 @@ def _derive_kind(reason: str) -> str:
     text = reason.lower()
     if "no space left" in text or "disk full" in text or "not enough space" in text:
         return "disk full"
-    if "digest mismatch" in text:
-        return "digest mismatch"
-    for key in ("stalled", "cancelled", "connection lost"):
+    for key in ("stalled", "cancelled", "connection lost", "digest mismatch"):
         if text.startswith(key):
             return key
     return "other"
@@ -218,15 +240,15 @@ class InvalidRequest(ContextPilotError, ValueError):
 
 
 class NotAChatModel(InvalidRequest):
-    """``model`` cannot chat: it lacks Ollama's "completion" capability (an embedding model,
-    an image-generation model, a decision model...). ``capabilities``: what Ollama says it
-    can do. Raised before a chat is sent, or for Ollama's 400 "does not support chat"."""
+    """``model`` lacks Ollama's "completion" capability (embedding, image generation, decision
+    models...); ``capabilities``: what it can do. Raised before a chat is sent, or for 400
+    "does not support chat"."""
 
     def __init__(self, model: str, capabilities: tuple[str, ...] = ()) -> None:
         self.model = model
         self.capabilities = tuple(capabilities)
-        super().__init__(f"{model} {_not_for_chat(model, self.capabilities)} To chat, "
-                         f"choose a chat model.")
+        super().__init__(f"{model} {_not_for_chat(model, self.capabilities)} To chat, choose "
+                         f"a chat model.")
 
 
 def _not_for_chat(model: str, capabilities: tuple[str, ...]) -> str:

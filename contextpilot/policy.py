@@ -178,6 +178,9 @@ class AccessPolicy:
         self._shared = shared
         self.visit = visit
         self.host = host
+        self.installed: Optional[Callable[[], Iterable[str]]] = None
+        """Where the implicit allowlist comes from when the app has several hosts: the
+        names installed on any of them (None: the models installed at ``host``)."""
         self._explicit = allowed_models is not None
         self._allowed: Optional[dict[str, ModelName]] = (  # key -> the name
             None if allowed_models is None else _names(allowed_models))
@@ -226,7 +229,8 @@ class AccessPolicy:
     def _allowlist(self) -> dict[str, ModelName]:
         with self._lock:
             if self._allowed is None:  # first need: the models installed now
-                self._allowed = _names(m.name for m in models.list_models(self.host))
+                self._allowed = _names(self.installed() if self.installed is not None else
+                                       (m.name for m in models.list_models(self.host)))
             return self._allowed
 
     def may_pull(self, name: Union[str, ModelName]) -> bool:

@@ -9,6 +9,8 @@ the environment holds and a test (or a notebook) can change a setting between tw
 - Seconds: a number above 0 and at most a day (``3``, ``2.5``); empty means the default.
 - CONTEXTPILOT_REGISTRY_URL: an http(s) address; CONTEXTPILOT_ALLOWED_MODELS: model names,
   comma separated; CONTEXTPILOT_AUTH: ``user:password``.
+- OLLAMA_HOSTS: several Ollama hosts used as one, comma separated, each ``name=url`` or a
+  bare url (named by its ``host:port``).
 - Anything else raises one ``SettingError`` naming the variable, its value and what to set.
 
 ``check()`` reads every setting at once: front ends call it first, so a typo is one message
@@ -20,12 +22,14 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Optional
+import re
+from typing import Optional, Sequence
 
 from urllib.parse import urlsplit
 
 from .errors import InvalidModelName, SettingError
 from .names import parse_name
+from .netaddr import join_host_port
 
 DEFAULT_OLLAMA_HOST = "http://localhost:11434"
 "Where Ollama is when OLLAMA_HOST (and the caller) say nothing."
@@ -178,6 +182,92 @@ def auth() -> Optional[tuple[str, str]]:
     return parse_auth(os.environ.get(AUTH))
 
 
+HOSTS = "OLLAMA_HOSTS"
+HOSTS_FORM = ("a comma list of name=url or url, e.g. "
+              "gpu1=http://10.0.0.5:11434,gpu2=http://10.0.0.6:11434")
+RESERVED_HOST_NAMES = ("all", "auto")
+"Words that mean every host and the router's choice: no host may be called so."
+_HOST_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+OLLAMA_PORT = 11434
+
+
+def hosts() -> list[tuple[str, str]]:
+    """OLLAMA_HOSTS as (name, address) pairs, in order; [] when it is unset (then OLLAMA_HOST
+    is a fleet of one). A malformed entry or a name used twice is a SettingError naming it.
+
+    >>> os.environ["OLLAMA_HOSTS"] = "gpu1=http://10.0.0.5:11434, 10.0.0.6"; hosts()
+    [('gpu1', 'http://10.0.0.5:11434'), ('10.0.0.6:11434', '10.0.0.6')]
+    >>> del os.environ["OLLAMA_HOSTS"]; hosts()
+    []
+    """
+    pairs: list[tuple[str, str]] = []
+    for entry in (e.strip() for e in text(HOSTS).split(",")):
+        if not entry:
+            continue  # "a,b," is a list of two
+        label, sep, address = entry.partition("=")
+        name = label.strip() if sep else host_port(entry)
+        address = address.strip() if sep else entry
+        problem = host_problem(name, address, [n for n, _ in pairs])
+        if problem:
+            raise SettingError(HOSTS, os.environ[HOSTS], (
+                f"The entry {entry[:120]!r} {problem}. Set it to {HOSTS_FORM}."))
+        pairs.append((name, address))
+    return pairs
+
+
+def host_problem(name: str, address: str, taken: Sequence[str] = ()) -> str:
+    """What is wrong with a fleet host (a phrase to follow "the entry ..."), "" if nothing.
+    A name of one's own is letters, digits, '-', '_' and '.' (no '..'); a bare address is
+    named by its ``host:port``.
+
+    >>> host_problem("gpu1", "http://10.0.0.5:11434"), host_problem("a b", "x")
+    ('', "has a name that is not letters, digits, '-', '_' or '.'")
+    >>> host_problem("gpu1", "ftp://x"), host_problem("All", "x")
+    ('has an address that is not http(s)://host:port', "is called 'all', which means every host")
+    """
+    if not address:
+        return "has no address"
+    derived = host_port(address)
+    if not derived:
+        return "has an address that is not http(s)://host:port"
+    if name != derived:
+        if not _HOST_NAME.fullmatch(name):
+            return "has a name that is not letters, digits, '-', '_' or '.'"
+        if ".." in name or set(name) == {"."}:
+            return "has a name with '..' in it"
+    if name.lower() in RESERVED_HOST_NAMES:
+        meaning = "every host" if name.lower() == "all" else "the router's choice"
+        return f"is called {name.lower()!r}, which means {meaning}"
+    if name.lower() in (t.lower() for t in taken):
+        return f"names {name!r} a second time (each host needs a name of its own)"
+    return ""
+
+
+def host_port(address: str) -> str:
+    """The ``host:port`` an address reaches, with Ollama's default port (11434, or 80/443
+    for an explicit http:// / https://); "" when it is not an Ollama address.
+
+    >>> host_port("10.0.0.6"), host_port("https://box.lan"), host_port("http://[::1]:9")
+    ('10.0.0.6:11434', 'box.lan:443', '[::1]:9')
+    >>> host_port("ftp://box"), host_port("http://"), host_port("box:99999")
+    ('', '', '')
+    """
+    scheme, sep, rest = address.strip().partition("://")
+    if not sep:
+        scheme, rest = "", address.strip()
+    if scheme.lower() not in ("", "http", "https") or not rest or any(c.isspace() for c in rest):
+        return ""
+    default = {"": OLLAMA_PORT, "http": 80, "https": 443}[scheme.lower()]
+    try:
+        parts = urlsplit(f"http://{rest}")
+        port = parts.port or default
+    except ValueError:  # a port that is not a number or out of range, an unclosed bracket
+        return ""
+    if not parts.hostname or parts.username is not None:
+        return ""
+    return join_host_port(parts.hostname, port)
+
+
 def check() -> None:
     """Read every setting now; raise the first SettingError. Nothing else happens."""
     for name in FLAGS:
@@ -188,8 +278,10 @@ def check() -> None:
         url(name)
     model_names(ALLOWED_MODELS)
     auth()
+    hosts()
 
 
-__all__ = ["ALLOWED_MODELS", "AUTH", "DEFAULT_OLLAMA_HOST", "FLAGS", "OFF", "ON", "SECONDS",
-           "URLS", "auth", "check", "flag", "hub_endpoint", "is_on", "model_names",
-           "parse_auth", "registry_url", "seconds", "text", "url"]
+__all__ = ["ALLOWED_MODELS", "AUTH", "DEFAULT_OLLAMA_HOST", "FLAGS", "HOSTS", "OFF", "ON",
+           "RESERVED_HOST_NAMES", "SECONDS", "URLS", "auth", "check", "flag", "host_port",
+           "host_problem", "hosts", "hub_endpoint", "is_on", "model_names", "parse_auth",
+           "registry_url", "seconds", "text", "url"]

@@ -33,6 +33,10 @@ class ModelInfo:
     "The model's own context length, when /api/tags reports it."
     embedding_length: Optional[int] = None
     "The width of its embeddings, when /api/tags reports it (today's servers)."
+    hosts: tuple[str, ...] = ()
+    "A fleet's list: the names of the hosts where it is installed (() for one host)."
+    loaded_on: tuple[str, ...] = ()
+    "A fleet's list: the names of the hosts where it is in memory now."
 
     @property
     def can_chat(self) -> Optional[bool]:
@@ -79,6 +83,8 @@ class PullProgress:
     """Seconds since the last new byte, once that is a few seconds (``STALL_NOTICE``) while
     downloading (Ollama is retrying a stalled part); None while bytes flow. ``eta`` is None
     then, and ``speed`` decays toward 0."""
+    host: str = ""
+    "A fleet's pull: the name of the host it downloads to ('' for one host)."
 
     @classmethod
     def _fast(cls, fields: dict) -> "PullProgress":
@@ -137,6 +143,8 @@ class ChatDone:
     eval_duration: int = 0
     thinking_seconds: Optional[float] = None
     "How long the model thought (first thought to first word of the answer); None: it did not."
+    host: str = ""
+    "A fleet's answer: the name of the host that wrote it ('' for one host)."
 
     @property
     def tokens_per_second(self) -> Optional[float]:
@@ -145,7 +153,32 @@ class ChatDone:
         return self.eval_count / (self.eval_duration / 1e9)
 
 
-ChatEvent = Union[PullProgress, ContentDelta, ThinkingDelta, ChatDone]
+@dataclass(frozen=True)
+class Routed:
+    """A fleet's chat: which host answers, yielded once before the answer's first event."""
+
+    host: str
+    "The name of the host that answers."
+    skipped: tuple[tuple[str, str], ...] = ()
+    """Hosts tried first that failed before the first token, in order, each with what
+    happened: "did not answer", "was busy" or "stopped before answering"."""
+    pull: bool = False
+    "No host that answers has the model: it is downloaded on ``host`` first."
+
+    @property
+    def message(self) -> str:
+        """What happened, as a sentence; "" when the first choice answered.
+
+        >>> Routed("gpu2", (("gpu1", "did not answer"),)).message
+        'gpu1 did not answer; answered by gpu2'
+        """
+        if not self.skipped:
+            return ""
+        return "; ".join(f"{name} {why}" for name, why in self.skipped) + (
+            f"; answered by {self.host}")
+
+
+ChatEvent = Union[PullProgress, ContentDelta, ThinkingDelta, ChatDone, Routed]
 
 
 @dataclass(frozen=True)
@@ -186,6 +219,8 @@ class RunningModel:
     "Bytes of that in GPU memory."
     expires_at: Optional[datetime] = None
     context_length: Optional[int] = None
+    host: str = ""
+    "A fleet's list: the name of the host it runs on ('' for one host)."
 
 
 @dataclass(frozen=True)
@@ -199,6 +234,29 @@ class ServerStatus:
     "The library's message when not reachable."
     cloud: Optional[bool] = None
     "Cloud models available (/api/status): True, False (switched off), None (not known)."
+
+
+@dataclass(frozen=True)
+class HostStatus:
+    """One host of a fleet, as it reports itself (and as this process uses it)."""
+
+    name: str
+    "The host's name in OLLAMA_HOSTS (what messages and a shared app show)."
+    url: str
+    "Its address (an operator's fact: a shared app never shows it)."
+    reachable: bool
+    version: str = ""
+    "Ollama's version there, when it answered."
+    error: str = ""
+    "Why it is not reachable (names the host, never its address); '' when it is."
+    installed: tuple[str, ...] = ()
+    "Names of the models installed there, as Ollama lists them."
+    loaded: tuple[str, ...] = ()
+    "Names of the models in its memory now (/api/ps)."
+    in_flight: int = 0
+    "Answers this process is streaming from it now."
+    cloud: Optional[bool] = None
+    "Cloud models available there (/api/status): True, False (switched off), None (unknown)."
 
 
 @dataclass(frozen=True)

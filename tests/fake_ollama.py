@@ -4,11 +4,111 @@ Everything here mirrors ollama/ollama's Go server (server/routes.go, server/imag
 server/download.go, types/model/name.go, api/types.go): status codes, error texts,
 NDJSON streaming with `Transfer-Encoding: chunked`, omitempty fields. It is a real
 HTTP/1.1 server on 127.0.0.1 so clients exercise their real transport (keep-alive,
-refused connections, sockets dropped mid-stream). Standard library only.
+refused connections, sockets dropped mid-stream). Standard library only. It agrees with
+the recordings of a real server (v0.33.0-rc2) in tests/data/ollama-real/, which
+tests/test_recordings.py replays against it.
+
+Three modules: this one (names, models, the server, the small routes), fake_ollama_pull.py
+(/api/pull: download.go's ticker and the registry's faults) and fake_ollama_chat.py
+(/api/chat, /api/generate, /api/embed). ``from tests.fake_ollama import FakeOllama,
+FakeModel`` is all a test needs.
+
+State
+  add_installed(m) / add_remote(m) / add_cloud(m)  on disk / in the registry / on ollama.com
+  set_on_disk(name, *layer_bytes)   bytes of each blob already on disk (a partial to resume)
+  load(name, keep_alive=None)       in memory, as a chat would leave it (/api/ps)
+  installed_names(), partial_bytes(name), release() (ends a stall_pull_after hold)
+  requests, chat_requests, pull_requests, disconnects, disconnected, open_streams: counters
+
+Settings (attributes of FakeOllama)
+  version = "0.33.0"          what /api/version says
+  name_part_max = 80          longest namespace/model/tag; 128 as releases 0.34-0.40 allow
+  signed_in, signin_url       ollama.com sign-in (401 {"error":"unauthorized","signin_url"})
+  cloud_disabled, cloud_source   OLLAMA_NO_CLOUD=1: 403 for cloud models, and /api/status
+                              says {"cloud":{"disabled":true,"source":"env"}}
+  has_status = True           False: a server older than v0.16.2 (no /api/status, 404)
+  on_gpu = True               False: /api/ps says size_vram 0 (a CPU-only server)
+  router = False              True: a router in front (Olla): chat, generate, tags, ps pass
+                              through; pull/push/create/copy/delete answer 501 text/plain
+                              "model management operations not supported by proxy", show
+                              501 "model show not supported in multi-instance proxy"
+  recommendations = None      a list: serve /api/experimental/model-recommendations
+  token_delay = 0.0           seconds between answer tokens
+
+Pace of a pull. download.go's Wait() reports the bytes so far on a ticker: the same value
+again while nothing arrives, no final completed == total report (a layer's last line stays
+below its size), no line at all for a layer done within one tick, one complete line for a
+layer already on disk. Both paces below follow those rules.
+  chunk_size = 64_000, event_delay = 0.0   default pace: a tick every event_delay seconds
+                              brings chunk_size bytes (event_delay is also the pause before
+                              each other line)
+  ticker = False, tick = 0.06, tick_bytes, tick_repeats   ticker=True: a tick every `tick`
+                              seconds brings tick_bytes; each value is sent tick_repeats times
+  time_scale = 1.0            multiplies the server's own waits: the 30 s stall timeout, the
+                              1, 2, 4 ... 32 s retry sleeps (ticks while waiting: every `tick`)
+  scale_time(s, tick_bytes)   the real cadence s times faster: ticker on, tick 0.06*s,
+                              time_scale s (counts of identical ticks stay the real ones)
+  plain_http_registries       registry hosts that speak plain HTTP: without "insecure" a pull
+                              fails in-stream with "tls: first record does not look like a
+                              TLS handshake" (v0.33 never answers 500 insecure protocol)
+  blob_url(name, digest)      where the registry redirects a blob; by default a ~450-char
+                              signed storage URL (X-Amz-Signature...) as ollama.com's does
+  models_dir                  the server's model path, as error texts show it
+
+Faults: fake.faults.<switch>; faults.reset() turns every one off
+  refuse                      nothing listens (the same port again when switched back)
+  Between the client and Ollama:
+  drop_pull_after = N         cut the socket once the pull reaches byte N (partial kept)
+  stall_pull_after = N        hold the stream at byte N until fake.release(): silent, or
+    stall_repeat = True       repeating the last line every tick
+  drop_chat_after = N         cut the socket after N answer tokens
+  chat_first_token_delay = s  silence before the first token (a model loading)
+  In the registry (the stream is 200 and already started; errors are {"error"} lines):
+  registry_down               pull model manifest: Get "<scheme>://<host>/v2/.../manifests/
+                              <tag>": <dial error> (Go's: "dial tcp <ip:port>: connect:
+                              connection refused" for an address, "dial tcp: lookup <host>:
+                              no such host" for a name)
+  registry_drop_at = N        the blob connection drops once at byte N: the same completed
+                              repeats for 1 s (x time_scale), then the part goes on (clears)
+  registry_stall_at = N       bytes stop at N once: identical ticks for 30 s (x time_scale),
+                              then the part restarts from its start, completed drops back
+                              near 0 and climbs again (clears itself)
+  registry_gone_at = N        the storage host dies at byte N: identical ticks for 63 s
+                              (1+2+...+32 s of retries, x time_scale), then "max retries
+                              exceeded: Get "<blob_url>": <dial error>" (clears itself;
+                              the partial stays)
+  regress                     a part restarts once from its start without the wait (the
+                              completed value drops back once, then climbs)
+  blob_without_location       the registry serves blobs itself: "http: no Location header
+                              in response" right after the manifest
+  digest_mismatch             after "verifying sha256 digest": "digest mismatch, file must
+                              be downloaded again: want sha256:..., got sha256:..." (the blob
+                              is removed, as Ollama does)
+  disk_full()                 "write <models_dir>/blobs/sha256-<hex>-partial: no space left
+                              on device" after the first tick (pull_error: any such text)
+  pull_error_line = {...}     this dict as the last pull line (the newer client's
+                              {"code": "not_found", "error": ...})
+  end_without_success         the stream ends after "writing manifest"
+  safetensors                 one aggregate "pulling model" shape (digest sha256:model)
+  In the runner and scheduler:
+  busy = N                    the next N chats/generates/embeds: 503 server busy
+  chat_fail = (status, msg)   fail before the first token (500 runner stopped, 499...)
+  chat_error_after = (n, msg)  an {"error"} line after n tokens; runner_dies(n) is the real
+                              "an error was encountered while running the model:
+                              unexpected EOF" (the model stays listed in /api/ps)
+  remove_before_chat          the load-time race: 404 model "x" not found, try pulling it first
+  spurious_not_found = N      the next N chats/generates to an installed model answer 404
+                              model '<name>' not found (servers before 0.34.4 with large
+                              libraries did this once)
+
+Models: FakeModel(capabilities=[...]) decides the 400s: no "completion" (["embedding"]):
+'"<name>" does not support chat' (or generate); no "tools": '<full name> does not support
+tools'; no "thinking": '"<name>" does not support thinking'. /api/embed on a model without
+"embedding" answers 501 "This server does not support embeddings. Start it with
+`--embeddings`" (llama-server's words, passed through).
 """
 from __future__ import annotations
 
-import base64
 import collections
 import dataclasses
 import datetime as _dt
@@ -31,6 +131,12 @@ RUNNER_STOPPED = ("model runner has unexpectedly stopped, this may be due to res
                   "limitations or an internal error, check ollama server logs for details")
 CLOUD_DISABLED = "ollama cloud is disabled: remote model is unavailable"  # internal/cloud
 SIGNIN_URL = "https://ollama.com/connect?name=fake-host&key=c3NoLWVkMjU1MTkgQUFBQQ"
+RUNNER_EOF = "an error was encountered while running the model: unexpected EOF"  # in-stream
+NO_EMBEDDINGS = "This server does not support embeddings. Start it with `--embeddings`"  # 501
+PART_MAX = 80  # types/model/name.go in v0.33: namespace, model and tag up to 80 characters
+PART_MAX_NEWER = 128  # releases 0.34-0.40 allow 128
+ROUTER_501 = "model management operations not supported by proxy\n"  # Olla: http.Error
+ROUTER_SHOW_501 = "model show not supported in multi-instance proxy\n"
 
 
 # --------------------------------------------------------------------------- names
@@ -44,7 +150,11 @@ class Name:
 
     @property
     def valid(self) -> bool:
-        return all(_valid_part(k, v) for k, v in
+        return self.valid_for(PART_MAX)
+
+    def valid_for(self, part_max: int) -> bool:
+        """Valid with namespace/model/tag of at most ``part_max`` characters (80 in v0.33)."""
+        return all(_valid_part(k, v, part_max) for k, v in
                    (("host", self.host), ("ns", self.namespace), ("model", self.model), ("tag", self.tag)))
 
     @property
@@ -64,16 +174,17 @@ class Name:
         return self.full.lower()
 
 
-_PART_RE = {
-    "host": re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,349}"),
-    "ns": re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,79}"),
-    "model": re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}"),
-    "tag": re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,79}"),
+_PART_RE = {  # the first character, then the rest; the host may be 350 long in every release
+    "host": re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]*"),
+    "ns": re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*"),
+    "model": re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*"),
+    "tag": re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*"),
 }
 
 
-def _valid_part(kind: str, v: str) -> bool:
-    return bool(v) and _PART_RE[kind].fullmatch(v) is not None
+def _valid_part(kind: str, v: str, part_max: int = PART_MAX) -> bool:
+    limit = 350 if kind == "host" else part_max
+    return 0 < len(v) <= limit and _PART_RE[kind].fullmatch(v) is not None
 
 
 def parse_name(s: str) -> Name:
@@ -143,6 +254,30 @@ def _go_time(t: float) -> str:
     return whole.strftime("%Y-%m-%dT%H:%M:%S") + (f".{frac}" if frac else "") + "Z"
 
 
+STORAGE_HOST = "3f9c2b7e81d64a05b6e2c9d1a4f87e30.r2.cloudflarestorage.com"
+
+
+def signed_blob_url(name: "Name", digest: str) -> str:
+    """Where registry.ollama.ai redirects a blob: a presigned storage URL, ~450 characters of
+    query parameters a user must never see (this one is made up, with the real layout)."""
+    hexd = digest.split(":", 1)[-1]
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return (f"https://{STORAGE_HOST}/ollama/docker/registry/v2/blobs/sha256/{hexd[:2]}/{hexd}"
+            f"/data?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential={_sha(name.full)[:32]}"
+            f"%2F{stamp[:8]}%2Fauto%2Fs3%2Faws4_request&X-Amz-Date={stamp}&X-Amz-Expires=86400"
+            f"&X-Amz-SignedHeaders=host&X-Amz-Signature={_sha(hexd + stamp)}")
+
+
+def _progress(status, digest, total, completed):
+    """api.ProgressResponse: `total`/`completed,omitempty`."""
+    p = {"status": status, "digest": digest}
+    if total:
+        p["total"] = total
+    if completed:
+        p["completed"] = completed
+    return p
+
+
 @dataclasses.dataclass
 class FakeModel:
     name: str = "llama3.2:latest"
@@ -162,6 +297,10 @@ class FakeModel:
     remote_host: str = ""
     "A cloud model's stub (what pulling gpt-oss:20b-cloud writes): where it runs."
     remote_model: str = ""
+    embedding_length: int = 3072
+    model_info: dict = dataclasses.field(default_factory=dict)
+    """/api/show model_info entries added or replaced (all of them when it names
+    general.architecture); a list is an array, null unless verbose."""
 
     def __post_init__(self):
         # thinking flag and "thinking" capability describe the same thing: keep them in sync
@@ -170,7 +309,7 @@ class FakeModel:
             self.capabilities.append("thinking")
         self.thinking = "thinking" in self.capabilities
         self.parsed = parse_name(self.name)
-        if not self.parsed.valid:
+        if not self.parsed.valid_for(PART_MAX_NEWER):  # the server checks its own limit
             raise ValueError(f"invalid model name {self.name!r}")
 
     @property
@@ -189,9 +328,45 @@ class FakeModel:
     def details(self, listing: bool = False) -> dict:
         d = {"parent_model": "", "format": "gguf", "family": self.family, "families": [self.family],
              "parameter_size": self.parameter_size, "quantization_level": self.quantization}
-        if listing and self.context_length:  # api.ModelDetails context_length,omitempty
-            d["context_length"] = self.context_length
+        if listing:  # /api/tags only; api.ModelDetails context_length/embedding_length,omitempty
+            if self.context_length:
+                d["context_length"] = self.context_length
+            if self.embedding_length:
+                d["embedding_length"] = self.embedding_length
         return d
+
+    def info(self) -> dict:
+        """The GGUF header as /api/show's model_info shows it (arrays included)."""
+        if "general.architecture" in self.model_info:
+            return dict(self.model_info)
+        a = self.family
+        info = {"general.architecture": a, "general.basename": self.parsed.model,
+                "general.file_type": 15, "general.parameter_count": 3212749888,
+                "general.quantization_version": 2, f"{a}.attention.head_count": 24,
+                f"{a}.attention.head_count_kv": 8, f"{a}.attention.layer_norm_rms_epsilon": 1e-05,
+                f"{a}.block_count": 28, f"{a}.context_length": self.context_length,
+                f"{a}.embedding_length": self.embedding_length, f"{a}.feed_forward_length": 8192,
+                f"{a}.rope.dimension_count": 128, f"{a}.rope.freq_base": 500000,
+                f"{a}.vocab_size": 128256, "tokenizer.ggml.bos_token_id": 128000,
+                "tokenizer.ggml.eos_token_id": 128009, "tokenizer.ggml.merges": ["Ġ Ġ", "Ġ t"],
+                "tokenizer.ggml.model": "gpt2", "tokenizer.ggml.pre": "llama-bpe",
+                "tokenizer.ggml.token_type": [1, 1, 3], "tokenizer.ggml.tokens": ["!", "#", "<s>"]}
+        info.update(self.model_info)
+        return info
+
+    def tensors(self) -> list:
+        """api.Tensor per weight: output, norms and the embedding, then nine per block."""
+        n = int(self.info().get(f"{self.family}.block_count") or 0)
+        per = ("attn_k", "attn_norm", "attn_output", "attn_q", "attn_v", "ffn_down", "ffn_gate",
+               "ffn_norm", "ffn_up")
+        emb = self.embedding_length
+        out = [{"name": "output.weight", "type": "Q6_K", "shape": [emb, 128256]},
+               {"name": "output_norm.weight", "type": "F32", "shape": [emb]},
+               {"name": "token_embd.weight", "type": "Q4_K", "shape": [emb, 128256]}]
+        for b in range(n):
+            out += [{"name": f"blk.{b}.{t}.weight", "type": "F32" if t.endswith("norm") else "Q4_K",
+                     "shape": [emb] if t.endswith("norm") else [emb, emb]} for t in per]
+        return out
 
     def answer(self, messages: list) -> tuple:
         last = next((m.get("content", "") for m in reversed(messages) if m.get("role") == "user"), "")
@@ -220,7 +395,8 @@ def _keep_alive_seconds(v) -> Optional[float]:
 
 
 class Faults:
-    """Failure switches. All off by default; `refuse` acts immediately on the server."""
+    """Failure switches (the module docstring says what each does). All off by default;
+    `refuse` acts immediately on the server."""
 
     def __init__(self, server: "FakeOllama"):
         self._server = server
@@ -229,22 +405,30 @@ class Faults:
 
     def reset(self):
         self.refuse = False
+        # between the client and Ollama
         self.drop_pull_after = None
         self.drop_chat_after = None
         self.stall_pull_after = None
         self.stall_repeat = False
-        self.pull_error = None
-        self.end_without_success = False
-        self.regress = False
         self.chat_first_token_delay = 0.0
-        self.remove_before_chat = False
-        self.spurious_404 = 0  # answer this many chats 404 "not found" though installed
-        # (servers before 0.34.4 did on large libraries)
+        # the registry, as download.go reports it
+        self.registry_down = False
+        self.registry_drop_at = None
+        self.registry_stall_at = None
+        self.registry_gone_at = None
+        self.regress = False
+        self.blob_without_location = False
+        self.digest_mismatch = False
+        self.pull_error = None  # an {"error"} line after the first tick, e.g. disk_full()
+        self.pull_error_line = None  # a dict sent as the last pull line (after the manifest)
+        self.end_without_success = False
         self.safetensors = False
+        # the runner and the scheduler
+        self.remove_before_chat = False
         self.busy = 0  # answer this many chats/generates with 503 busy
         self.chat_fail = None  # (status, error) before the first token: 500 runner, 499...
         self.chat_error_after = None  # (tokens, error): an {"error"} line after some tokens
-        self.pull_error_line = None  # a dict sent as the last pull line (after the manifest)
+        self.spurious_not_found = 0  # answer this many chats/generates with 404 not found
 
     @property
     def refuse(self) -> bool:
@@ -259,8 +443,12 @@ class Faults:
 
     def disk_full(self):
         # download.go writes to "<blob>-partial"; {hex} becomes the layer being written
-        self.pull_error = ("write /root/.ollama/models/blobs/sha256-{hex}-partial: "
+        self.pull_error = (f"write {self._server.models_dir}/blobs/sha256-{{hex}}-partial: "
                            "no space left on device")
+
+    def runner_dies(self, after_tokens: int):
+        """llama-server killed mid-answer: its stream ends with this line (status 200)."""
+        self.chat_error_after = (after_tokens, RUNNER_EOF)
 
 
 # --------------------------------------------------------------------------- the server
@@ -272,14 +460,23 @@ class FakeOllama:
         self._remote: dict = {}      # key -> FakeModel
         self._blobs: dict = {}       # digest -> bytes on disk (partials shared across tags)
         self._cloud: dict = {}       # key of the base name -> FakeModel on "ollama.com"
+        self.version = VERSION
+        self.name_part_max = PART_MAX  # PART_MAX_NEWER (128): releases 0.34-0.40
         self.signed_in = True        # this Ollama is connected to ollama.com
         self.signin_url = SIGNIN_URL
         self.cloud_disabled = False  # OLLAMA_NO_CLOUD=1
+        self.cloud_source = None     # /api/status source; None: "env" when disabled, else "none"
         self.has_status = True       # False: a server older than v0.16.2 (no /api/status)
-        self.ticker = False          # False: a line per chunk; True: download.go's ticker
+        self.on_gpu = True           # False: /api/ps size_vram 0
+        self.router = False          # True: an Olla-like router in front (501 for management)
+        self.models_dir = "/root/.ollama/models"
+        self.ticker = False          # False: chunk_size per event_delay; True: tick_bytes per tick
         self.tick = 0.06             # the ticker's interval (60 ms, as Ollama; tests shrink it)
         self.tick_bytes = 64_000     # bytes a ticker interval downloads
         self.tick_repeats = 1        # times each value is reported (a slow link repeats)
+        self.time_scale = 1.0        # the server's own waits (30 s stall timeout, retry sleeps)
+        self.plain_http_registries: set = set()  # hosts that speak HTTP, not HTTPS
+        self.blob_url: Callable[[Name, str], str] = signed_blob_url
         self._loaded: dict = {}      # key -> (FakeModel, expires_at, context_length)
         self._conns: set = set()
         self._httpd: Optional[ThreadingHTTPServer] = None
@@ -316,6 +513,28 @@ class FakeOllama:
     def add_remote(self, m: FakeModel):
         with self._lock:
             self._remote[m.parsed.key] = m
+
+    def set_on_disk(self, name: str, *layer_bytes: int):
+        """Bytes of each of ``name``'s blobs already on disk (a partial, or blobs another
+        model shares); the next pull reports those layers complete or resumes them."""
+        n = parse_name(name)
+        with self._lock:
+            m = self._remote.get(n.key) or self._lookup_installed(n)
+            if m is None:
+                raise KeyError(f"{name}: add_remote() or add_installed() it first")
+            for d, size, have in zip(m.digests, m.layers, layer_bytes):
+                self._blobs[d] = max(0, min(int(have), size))
+
+    def load(self, name: str, keep_alive=None):
+        """``name`` (installed) is in memory, as a chat leaves it."""
+        self._load(self._lookup_installed(parse_name(name)), keep_alive)
+
+    def scale_time(self, scale: float, tick_bytes: Optional[int] = None):
+        """The real cadence, ``scale`` times the real durations: a tick every 60 ms x scale,
+        the 30 s stall timeout and the retry sleeps x scale. Counts of ticks stay the real ones."""
+        self.ticker, self.tick, self.time_scale = True, 0.06 * scale, scale
+        if tick_bytes is not None:
+            self.tick_bytes = tick_bytes
 
     def installed_names(self) -> list:
         with self._lock:
@@ -461,9 +680,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Date", self.date_time_string())
 
     # ---- plain responses
-    def _send(self, status: int, body: bytes, ctype: str):
+    def _send(self, status: int, body: bytes, ctype: Optional[str], extra: Optional[dict] = None):
         self.send_response(status)
-        self.send_header("Content-Type", ctype)
+        if ctype:  # gin writes none for a handler that wrote no body (delete, copy)
+            self.send_header("Content-Type", ctype)
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if self.command != "HEAD":
@@ -476,6 +698,17 @@ class _Handler(BaseHTTPRequestHandler):
     def _error(self, status: int, msg: str):
         self._json(status, {"error": msg})
 
+    def _model_ref(self, req: str):
+        """parseAndValidateModelRef: (Name, base, source), or None once the 400 is sent."""
+        try:
+            base, source = parse_ref(req)
+        except Conflict as e:
+            return self._error(400, str(e))
+        n = parse_name(base)
+        if not n.valid_for(self.fake.name_part_max):
+            return self._error(400, INVALID_NAME)
+        return n, base, source
+
     # ---- dispatch
     ROUTES = {
         ("GET", "/"): "h_root", ("HEAD", "/"): "h_root",
@@ -484,8 +717,13 @@ class _Handler(BaseHTTPRequestHandler):
         ("POST", "/api/pull"): "h_pull", ("POST", "/api/show"): "h_show",
         ("DELETE", "/api/delete"): "h_delete", ("GET", "/api/ps"): "h_ps",
         ("POST", "/api/chat"): "h_chat", ("POST", "/api/generate"): "h_generate",
-        ("GET", "/api/status"): "h_status",
+        ("GET", "/api/status"): "h_status", ("POST", "/api/copy"): "h_copy",
+        ("POST", "/api/embed"): "h_embed",
     }
+    # an Olla-like router answers these itself (http.Error: text/plain, nosniff)
+    ROUTER_501 = {("POST", "/api/pull"): ROUTER_501, ("POST", "/api/push"): ROUTER_501,
+                  ("POST", "/api/create"): ROUTER_501, ("POST", "/api/copy"): ROUTER_501,
+                  ("DELETE", "/api/delete"): ROUTER_501, ("POST", "/api/show"): ROUTER_SHOW_501}
 
     def _dispatch(self):
         path = self.path.split("?", 1)[0]
@@ -499,6 +737,9 @@ class _Handler(BaseHTTPRequestHandler):
                 bad = f"invalid character in request body: {e}"
         with self.fake._lock:
             self.fake.requests.append((self.command, path, body))
+        if self.fake.router and (self.command, path) in self.ROUTER_501:
+            return self._send(501, self.ROUTER_501[(self.command, path)].encode(),
+                              "text/plain; charset=utf-8", {"X-Content-Type-Options": "nosniff"})
         handler = self.ROUTES.get((self.command, path))
         if handler is None:  # gin: HandleMethodNotAllowed = true
             if any(p == path for _, p in self.ROUTES):
@@ -559,10 +800,14 @@ def _dumps(obj) -> bytes:
 
 
 class _Out:
-    """One response that is either an NDJSON chunked stream or (stream:false) one JSON at the end."""
+    """One response that is either an NDJSON chunked stream or (stream:false) one JSON at the end.
 
-    def __init__(self, h: _Handler, stream: bool, delay: float):
-        self.h, self.stream, self.delay = h, stream, delay
+    ``json_ctype`` is the non-streamed answer's Content-Type: gin's c.JSON adds the charset,
+    waitForStream (pull) sets a bare application/json first."""
+
+    def __init__(self, h: _Handler, stream: bool, delay: float,
+                 json_ctype: str = "application/json; charset=utf-8"):
+        self.h, self.stream, self.delay, self.json_ctype = h, stream, delay, json_ctype
         self.started = False
         self.latest = None
         self.sent = 0
@@ -595,18 +840,20 @@ class _Out:
             self.h._gone()
 
     def error(self, msg: str, status: int = 500):
-        # streamResponse: an error after the first line is an {"error"} line; before it, a status
+        # streamResponse: an error after the first line is an {"error"} line; before it, a
+        # status with the bare application/json it set first
         if self.stream and self.started:
             self._chunk(_dumps({"error": msg}) + b"\n")
             self.finish()
         else:
-            self.h._error(status, msg)
+            self.h._json(status, {"error": msg},
+                         "application/json" if self.stream else self.json_ctype)
 
     def finish(self, final: Optional[dict] = None):
         if self.stream:
             self._chunk(b"")  # zero-length chunk terminates the body
         else:
-            self.h._json(200, final if final is not None else self.latest)
+            self.h._json(200, final if final is not None else self.latest, self.json_ctype)
 
     def close(self):
         if self.started:
@@ -628,7 +875,7 @@ def h_root(self, body):
 
 @_route
 def h_version(self, body):
-    self._json(200, {"version": VERSION})
+    self._json(200, {"version": self.fake.version})
 
 
 @_route
@@ -636,7 +883,8 @@ def h_status(self, body):  # StatusHandler (v0.16.2+)
     if not self.fake.has_status:  # an older server: gin's plain 404
         return self._send(404, b"404 page not found", "text/plain")
     disabled = self.fake.cloud_disabled
-    self._json(200, {"cloud": {"disabled": disabled, "source": "env" if disabled else "none"}})
+    source = self.fake.cloud_source or ("env" if disabled else "none")
+    self._json(200, {"cloud": {"disabled": disabled, "source": source}})
 
 
 def _tag_entry(m: FakeModel, t: float) -> dict:
@@ -664,10 +912,12 @@ def h_ps(self, body):
         for k in [k for k, v in self.fake._loaded.items() if v[1] <= now]:
             del self.fake._loaded[k]
         entries = sorted(self.fake._loaded.values(), key=lambda e: -e[1])
+    gpu = self.fake.on_gpu
     self._json(200, {"models": [
         {"name": m.parsed.short, "model": m.parsed.short, "size": int(m.size * 1.2),
          "digest": m.manifest_digest, "details": m.details(), "expires_at": _go_time(exp),
-         "size_vram": int(m.size * 1.2), "context_length": ctx} for m, exp, ctx in entries]})
+         "size_vram": int(m.size * 1.2) if gpu else 0, "context_length": ctx}
+        for m, exp, ctx in entries]})
 
 
 @_route
@@ -675,13 +925,10 @@ def h_show(self, body):
     req = body.get("model") or body.get("name") or ""
     if not req:
         return self._error(400, "model is required")
-    try:
-        base, source = parse_ref(req)
-    except Conflict as e:
-        return self._error(400, str(e))
-    n = parse_name(base)
-    if not n.valid:
-        return self._error(400, INVALID_NAME)
+    ref = self._model_ref(req)
+    if ref is None:
+        return None
+    n, base, source = ref
     if source == "cloud":  # proxied: ollama.com's /api/show of the base name
         if self.fake.cloud_disabled:
             return self._error(403, "ollama cloud is disabled: remote model details are "
@@ -693,424 +940,63 @@ def h_show(self, body):
         cloud = self.fake._cloud.get(n.key) if source == "cloud" else None
     if cloud is not None:
         entry = (cloud, time.time())
-    if entry is None:  # ShowHandler names it as DisplayShortest
-        return self._error(404, f"model '{n.short}' not found")
-    m, t = entry
-    arch = m.family
-    info = {"general.architecture": arch, "general.basename": m.parsed.model, "general.file_type": 15,
-            "general.parameter_count": 3212749888, "general.quantization_version": 2,
-            f"{arch}.context_length": m.context_length, f"{arch}.embedding_length": 3072,
-            f"{arch}.block_count": 28, "tokenizer.ggml.model": "gpt2", "tokenizer.ggml.tokens": []}
-    modelfile = (f'# Modelfile generated by "ollama show"\n# To build a new Modelfile based on this, '
-                 f'replace FROM with:\n# FROM {m.parsed.short}\n\nFROM {m.digests[0]}\n')
+    if entry is None:  # ShowHandler: the name as the request gave it, source suffix cut
+        return self._error(404, f"model '{base}' not found")
+    self._json(200, _show(self.fake, *entry, verbose=bool(body.get("verbose"))))
+
+
+def _show(fake: "FakeOllama", m: FakeModel, t: float, verbose: bool) -> dict:
+    """GetModelInfo: arrays in model_info are null unless verbose; a cloud stub has no
+    tensors and only the few model_info keys its config carries."""
+    params = [line.split(None, 1) for line in m.parameters.splitlines() if line.strip()]
+    modelfile = (f'# Modelfile generated by "ollama show"\n# To build a new Modelfile based on '
+                 f'this, replace FROM with:\n# FROM {m.parsed.short}\n\n'
+                 f'FROM {fake.models_dir}/blobs/sha256-{m.digests[0][7:]}\n'
+                 f'TEMPLATE {json.dumps(m.template)}\n'
+                 + "".join(f"PARAMETER {k} {v.strip().strip(chr(34))}\n" for k, v in params)
+                 + (f"LICENSE {json.dumps(m.license)}\n" if m.license else ""))
     resp = {"license": m.license, "modelfile": modelfile, "parameters": m.parameters,
-            "template": m.template, "details": m.details(), "model_info": info,
-            "capabilities": list(m.capabilities), "modified_at": _go_time(t)}
+            "template": m.template, "details": m.details()}
     if not resp["license"]:
         del resp["license"]  # omitempty
-    self._json(200, resp)
+    if m.remote_host:
+        a = m.family
+        resp.update(remote_model=m.remote_model, remote_host=m.remote_host, model_info={
+            "general.architecture": a, f"{a}.context_length": m.context_length,
+            f"{a}.embedding_length": m.embedding_length})
+    else:
+        resp["model_info"] = {k: (v if verbose or not isinstance(v, list) else None)
+                              for k, v in m.info().items()}
+        resp["tensors"] = m.tensors()
+    resp.update(capabilities=list(m.capabilities), modified_at=_go_time(t))
+    return resp
 
 
 @_route
 def h_delete(self, body):
     req = body.get("model") or body.get("name") or ""
     n = parse_name(req)
-    if not n.valid:
+    if not n.valid_for(self.fake.name_part_max):
         return self._error(400, f"name {json.dumps(req)} is invalid")
     with self.fake._lock:
         if self.fake._installed.pop(n.key, None) is None:
             return self._error(404, f"model '{req}' not found")
-    self._send(200, b"", "text/plain; charset=utf-8")  # gin writes no body
-
-
-# --------------------------------------------------------------------------- /api/pull
-@_route
-def h_pull(self, body):
-    fake, faults = self.fake, self.fake.faults
-    req = body.get("model") or body.get("name") or ""
-    try:  # PullHandler: parseNormalizePullModelRef, then model.ParseName
-        n = parse_name(pull_name(req))
-    except Conflict as e:
-        return self._error(400, str(e))
-    if not n.valid:
-        return self._error(400, INVALID_NAME)
-    cloud = _is_cloud_tag(n.tag)
-    with fake._lock:
-        fake.pull_requests[n.short] += 1
-        installed = fake._installed.get(n.key)  # keys are case-folded: EqualFold lookups
-        m = fake._remote.get(n.key) or (installed[0] if installed else None)
-        if cloud and m is None:
-            m = _cloud_stub(fake, n)
-        previous = installed[0] if installed else None
-    out = _Out(self, body.get("stream") is not False, fake.event_delay)
-    # waitForStream (stream:false) answers application/json with the last progress
-    try:
-        out.emit({"status": "pulling manifest"})
-        if m is None:  # registry 404 -> os.ErrNotExist wrapped by pullModelManifest
-            return out.error("pull model manifest: file does not exist")
-        if faults.pull_error_line is not None:  # e.g. the newer client's {"code": "not_found"}
-            out.emit(dict(faults.pull_error_line))
-            return out.finish()
-        _pull_layers(self, out, m)
-        out.emit({"status": "writing manifest"})
-        fake.add_installed(m)
-        if previous is not None and set(previous.digests) - set(m.digests):
-            out.emit({"status": "removing unused layers"})  # only when blobs were replaced
-        if faults.end_without_success:
-            return out.finish()
-        out.emit({"status": "success"})
-        out.finish()
-    finally:
-        out.close()
-
-
-def _is_cloud_tag(tag: str) -> bool:
-    t = tag.lower()
-    return t == "cloud" or t.endswith("-cloud")
-
-
-def _cloud_stub(fake: "FakeOllama", n: Name):
-    """Pulling a cloud name writes a small stub manifest pointing at ollama.com."""
-    base = parse_name(parse_ref(n.short)[0])
-    target = fake._cloud.get(base.key)
-    if target is None:
-        return None
-    return FakeModel(name=n.short, layers=[380], family=target.family,
-                     parameter_size=target.parameter_size, quantization="",
-                     capabilities=list(target.capabilities), context_length=target.context_length,
-                     remote_host="https://ollama.com:443", remote_model=base.short)
-
-
-def _progress(status, digest, total, completed):
-    p = {"status": status, "digest": digest, "total": total}
-    if completed:  # api.ProgressResponse: `completed,omitempty`
-        p["completed"] = completed
-    return p
-
-
-def _pull_layers(h: _Handler, out: _Out, m: FakeModel):
-    fake, faults = h.fake, h.fake.faults
-    if faults.safetensors:
-        # images.go pullWithTransfer: one aggregate line per update, no per-layer digests,
-        # no separate "verifying sha256 digest" step (blobs are verified while downloading)
-        segments = [("pulling model", "sha256:model", 0, m.size, list(zip(m.digests, m.layers)))]
-    else:  # download.go: layers one after another, status "pulling <digest[7:19]>"
-        segments, off = [], 0
-        for d, size in zip(m.digests, m.layers):
-            segments.append((f"pulling {d[7:19]}", d, off, size, [(d, size)]))
-            off += size
-    state = {"chunks": 0, "stalled": False, "regressed": False}
-
-    def check(pos: int, status: str, digest: str, line: dict):
-        if faults.drop_pull_after is not None and pos >= faults.drop_pull_after:
-            h._abort()
-        if faults.stall_pull_after is not None and pos >= faults.stall_pull_after and not state["stalled"]:
-            state["stalled"] = True
-            _stall(h, out, line)
-        if faults.pull_error and state["chunks"] == 1:
-            hexd = (m.digests[0] if digest == "sha256:model" else digest)[7:]
-            out.error(faults.pull_error.replace("{hex}", hexd))
-            raise _ClientGone()  # ends this request cleanly; not counted as a disconnect
-
-    def on_disk(blobs) -> int:
-        with fake._lock:
-            return sum(min(fake._blobs.get(d, 0), size) for d, size in blobs)
-
-    def store(blobs, done: int):  # bytes of the segment -> bytes of each blob, in order
-        with fake._lock:
-            for d, size in blobs:
-                fake._blobs[d] = max(0, min(done, size))
-                done -= size
-
-    for status, digest, off, size, blobs in segments:
-        done = on_disk(blobs)
-        if done >= size:  # downloadBlob cache hit: one report, complete
-            out.emit(_progress(status, digest, size, size))
-            continue
-        if fake.ticker:
-            _tick_layer(h, out, status, digest, size, done, lambda d: store(blobs, d))
-            continue
-        line = _progress(status, digest, size, done)
-        out.emit(line)
-        check(off + done, status, digest, line)
-        while done < size:
-            target = min(done + max(1, int(fake.chunk_size)), size)
-            for limit in (faults.drop_pull_after, faults.stall_pull_after):
-                if limit is not None and off + done < limit < off + target:
-                    target = limit - off  # land exactly on the fault boundary
-            step, done, retried = target - done, target, False
-            if faults.regress and not state["regressed"] and state["chunks"] >= 2:
-                # a failed part is retried: download.go subtracts its bytes from Completed,
-                # so one update goes backwards (below the previous value), then it climbs again
-                state["regressed"] = retried = True
-                done = max(0, done - step - max(1, step // 2))
-            store(blobs, done if retried else max(done, on_disk(blobs)))
-            state["chunks"] += 1
-            line = _progress(status, digest, size, done)
-            out.emit(line)
-            check(off + done, status, digest, line)
-    if not faults.safetensors:
-        out.emit({"status": "verifying sha256 digest"})
-
-
-def _tick_layer(h: _Handler, out: _Out, status: str, digest: str, size: int, done: int, store):
-    """download.go Wait(): a ticker reports the current Completed every `tick` seconds,
-    repeating it when nothing new arrived, and never once more when the blob is done: the
-    last report stays below the size, and a blob finished within one tick reports nothing."""
-    fake = h.fake
-    while True:
-        done = min(size, done + fake.tick_bytes)
-        store(done)
-        h._wait(fake.tick)
-        if done >= size:
-            return
-        for _ in range(max(1, fake.tick_repeats)):
-            out.emit(_progress(status, digest, size, done), delay=0)
-
-
-def _stall(h: _Handler, out: _Out, line: dict):
-    """Hold the stream open until release(); optionally repeat the same line like Wait()'s ticker."""
-    fake = h.fake
-    with fake._lock:
-        gen = fake._release_gen
-    while True:
-        with fake._release:
-            if fake._release_gen != gen or fake._stopping.is_set():
-                return
-            fake._release.wait(0.05)
-        if fake.faults.stall_repeat and out.stream:
-            out.emit(line, delay=0)
-        elif not h._alive():
-            h._gone()
-
-
-# --------------------------------------------------------------------------- /api/chat & generate
-def _resolve_for_inference(h: _Handler, req: str, body: dict):
-    """Checks shared by chat and generate, in the order ChatHandler/GenerateHandler run them."""
-    if not req:
-        h._error(400, "model is required")
-        return None
-    try:  # parseAndValidateModelRef
-        base, source = parse_ref(req)
-    except Conflict as e:
-        h._error(400, str(e))
-        return None
-    n = parse_name(base)
-    if not n.valid:
-        h._error(400, INVALID_NAME)
-        return None
-    if source == "cloud":
-        return _cloud_target(h, n)
-    m = h.fake._lookup_installed(n)
-    if m is not None and m.remote_host:  # a pulled cloud stub: proxied as well
-        if source == "local":
-            m = None
-        else:
-            return _cloud_target(h, parse_name(m.remote_model))
-    if m is None:
-        h._error(404, f"model '{req}' not found")
-        return None
-    think = body.get("think")
-    if think not in (None, False) and not m.thinking:
-        h._error(400, f"{json.dumps(req)} does not support thinking")
-        return None
-    if body.get("tools") and "tools" not in m.capabilities:  # scheduleRunner CheckCapabilities
-        h._error(400, f"{n.full} does not support tools")
-        return None
-    if not _scheduled(h):
-        return None
-    with h.fake._lock:
-        spurious = h.fake.faults.spurious_404 > 0
-        if spurious:
-            h.fake.faults.spurious_404 -= 1
-    if spurious:
-        h._error(404, f"model '{req}' not found")
-        return None
-    if h.fake.faults.remove_before_chat:
-        # the race: GetModel saw it, then it was deleted before the scheduler loaded it
-        h.fake.faults.remove_before_chat = False
-        with h.fake._lock:
-            h.fake._installed.pop(n.key, None)
-        h._error(404, f"model {json.dumps(req)} not found, try pulling it first")
-        return None
-    return m
-
-
-def _cloud_target(h: _Handler, base: Name):
-    """The cloud proxy (server/cloud_proxy.go): switched off, not signed in, or ollama.com's
-    own answer for the base name."""
-    fake = h.fake
-    if fake.cloud_disabled:
-        h._error(403, CLOUD_DISABLED)
-        return None
-    if not fake.signed_in:
-        body = {"error": "unauthorized"}
-        if fake.signin_url:
-            body["signin_url"] = fake.signin_url
-        h._json(401, body)
-        return None
-    with fake._lock:
-        m = fake._cloud.get(base.key)
-    if m is None:
-        h._error(404, f"model '{base.short}' not found")
-        return None
-    return m if _scheduled(h) else None
-
-
-def _scheduled(h: _Handler) -> bool:
-    """scheduleRunner's failures, before any token: 503 busy, or chat_fail (500 runner, 499)."""
-    faults = h.fake.faults
-    with h.fake._lock:
-        busy = faults.busy > 0
-        if busy:
-            faults.busy -= 1
-    if busy:
-        h._error(503, BUSY)
-        return False
-    if faults.chat_fail is not None:
-        status, msg = faults.chat_fail
-        h._error(status, msg)
-        return False
-    return True
-
-
-def _bad_think(v) -> Optional[str]:
-    """api.ThinkValue.UnmarshalJSON: a bool or one of four strings; ShouldBindJSON -> 400."""
-    if v is None or isinstance(v, bool):
-        return None
-    if isinstance(v, str):
-        if v in ("high", "medium", "low", "max"):
-            return None
-        return (f'invalid think value: {json.dumps(v)} (must be "high", "medium", "low", '
-                f'"max", true, or false)')
-    return 'think must be a boolean or string ("high", "medium", "low", "max", true, or false)'
-
-
-_INT_OPTIONS = ("num_ctx", "num_predict", "num_keep", "seed", "top_k", "repeat_last_n",
-                "num_batch", "num_gpu", "main_gpu", "num_thread")
-
-
-def _option_error(options) -> Optional[str]:
-    """api.Options.FromMap: an integer option that is not a JSON number (500, from
-    handleScheduleError's default case, after the model was found)."""
-    for key in _INT_OPTIONS:
-        v = (options or {}).get(key) if isinstance(options, dict) else None
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
-            return f"option {json.dumps(key)} must be of type integer"
-    return None
+    self._send(200, b"", None)  # gin writes no body and so no Content-Type
 
 
 @_route
-def h_chat(self, body):
-    with self.fake._lock:
-        self.fake.chat_requests.append(body)
-    if _bad_think(body.get("think")):
-        return self._error(400, _bad_think(body.get("think")))
-    req = body.get("model") or ""
-    messages = body.get("messages") or []
-    m = _resolve_for_inference(self, req, body)
+def h_copy(self, body):  # CopyHandler
+    src, dst = body.get("source") or "", body.get("destination") or ""
+    s, d = parse_name(src), parse_name(dst)
+    if not s.valid_for(self.fake.name_part_max):
+        return self._error(400, f"source {json.dumps(src)} is invalid")
+    if not d.valid_for(self.fake.name_part_max):
+        return self._error(400, f"destination {json.dumps(dst)} is invalid")
+    m = self.fake._lookup_installed(s)
     if m is None:
-        return
-    if _option_error(body.get("options")):
-        return self._error(500, _option_error(body.get("options")))
-    for msg in messages:
-        for img in msg.get("images") or []:
-            try:
-                base64.b64decode(img, validate=True)
-            except (ValueError, TypeError):
-                return self._error(400, "illegal base64 data at input byte 0")
-    if not messages:  # empty chat loads (or with keep_alive 0, unloads) the model
-        ka = _keep_alive_seconds(body.get("keep_alive"))
-        self.fake._load(m, body.get("keep_alive"), (body.get("options") or {}).get("num_ctx"))
-        return self._json(200, {"model": req, "created_at": _go_time(time.time()),
-                                "message": {"role": "assistant", "content": ""},
-                                "done_reason": "unload" if ka == 0 else "load", "done": True})
-    self.fake._load(m, body.get("keep_alive"), (body.get("options") or {}).get("num_ctx"))
-    thinking, text = m.answer(messages)
-    use_thinking = m.thinking and body.get("think") is not False  # think defaults on
-    _stream_answer(self, body, req, thinking if use_thinking else "", text, lambda t, c: {
-        "role": "assistant", "content": c, **({"thinking": t} if t else {})}, chat=True)
-
-
-@_route
-def h_generate(self, body):
-    req = body.get("model") or ""
-    m = _resolve_for_inference(self, req, body)
-    if m is None:
-        return
-    prompt = body.get("prompt") or ""
-    ka = _keep_alive_seconds(body.get("keep_alive"))
-    if not prompt:
-        self.fake._load(m, body.get("keep_alive"), (body.get("options") or {}).get("num_ctx"))
-        return self._json(200, {"model": req, "created_at": _go_time(time.time()), "response": "",
-                                "done": True, "done_reason": "unload" if ka == 0 else "load"})
-    self.fake._load(m, body.get("keep_alive"), (body.get("options") or {}).get("num_ctx"))
-    thinking, text = m.answer([{"role": "user", "content": prompt}])
-    use_thinking = m.thinking and body.get("think") is not False
-    _stream_answer(self, body, req, thinking if use_thinking else "", text, None, chat=False)
-
-
-def _stream_answer(h: _Handler, body: dict, req: str, thinking: str, text: str, mkmsg, chat: bool):
-    fake, faults = h.fake, h.fake.faults
-    start = time.monotonic_ns()
-    out = _Out(h, body.get("stream") is not False, fake.token_delay)
-
-    def piece(t: str, c: str) -> dict:
-        base = {"model": req, "created_at": _go_time(time.time())}
-        if chat:
-            base["message"] = mkmsg(t, c)
-        else:
-            base["response"] = c
-            if t:
-                base["thinking"] = t
-        base["done"] = False
-        return base
-
-    try:
-        if faults.chat_first_token_delay:
-            h._wait(faults.chat_first_token_delay)  # model loading: silence before first token
-        load_ns = time.monotonic_ns() - start
-        # options.num_predict: generation stops after that many tokens (thinking counts),
-        # and the final line says done_reason "length" (llm/server.go)
-        budget = (body.get("options") or {}).get("num_predict")
-        budget = budget if isinstance(budget, int) and budget > 0 else None
-        thought = _tokens(thinking)[:budget] if budget else _tokens(thinking)
-        words = _tokens(text)
-        if budget is not None:
-            words = words[:max(budget - len(thought), 0)]
-        cut = budget is not None and len(thought) + len(words) < (
-            len(_tokens(thinking)) + len(_tokens(text)))
-        thinking, text = "".join(thought), "".join(words)
-        for tok in thought:
-            out.emit(piece(tok, ""))
-        sent = 0
-        for tok in words:
-            if faults.drop_chat_after is not None and sent >= faults.drop_chat_after:
-                h._abort()
-            if faults.chat_error_after is not None and sent >= faults.chat_error_after[0]:
-                return out.error(faults.chat_error_after[1])  # the runner died mid-answer
-            out.emit(piece("", tok))
-            sent += 1
-        final = piece("", "")
-        final.pop("done")
-        eval_ns = max(1, time.monotonic_ns() - start - load_ns)
-        final.update({"done_reason": "length" if cut else "stop", "done": True, "total_duration": time.monotonic_ns() - start,
-                      "load_duration": max(1, load_ns), "prompt_eval_count": 26,
-                      "prompt_eval_duration": 1_000_000, "eval_count": len(_tokens(text)) + len(_tokens(thinking)),
-                      "eval_duration": eval_ns})
-        if out.stream:
-            out.emit(final)
-            out.finish()
-        else:  # non-streamed: one JSON with everything concatenated
-            if chat:
-                final["message"] = mkmsg(thinking, text)
-            else:
-                final["response"] = text
-                if thinking:
-                    final["thinking"] = thinking
-            out.finish(final)
-    finally:
-        out.close()
+        return self._error(404, f"model {json.dumps(src)} not found")
+    self.fake.add_installed(dataclasses.replace(m, name=d.short, blobs_of=m.blobs_of or m.parsed.short))
+    self._send(200, b"", None)
 
 
 # --------------------------------------------------------------------------- recommendations
@@ -1126,3 +1012,7 @@ def h_recommendations(self, body):
     if recs is None:
         return self._send(404, b"404 page not found", "text/plain")
     self._json(200, {"recommendations": list(recs)})
+
+
+# The bigger routes live next door; importing them registers them on _Handler.
+from tests import fake_ollama_chat, fake_ollama_pull  # noqa: E402,F401

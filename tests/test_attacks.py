@@ -540,17 +540,20 @@ def test_a_visitor_never_learns_the_ollama_address(fake_ollama):
 
 def test_a_crafted_history_is_parsed_only_within_the_budget(mocker):
     # A visitor sends the history (the Chatbot's value syncs into the chat's state): parsing
-    # an answer back costs about 1 s per 100,000 characters of this kind, so ten such turns
-    # beyond the budget cost the server ten seconds for nothing.
-    from contextpilot.ui import render
-    from contextpilot.ui.chat_handlers import ollama_history
+    # Markdown costs ~0.3-2 s per 100,000 characters, so ten such turns beyond the budget
+    # would cost the server seconds for nothing. Beyond it they are shown as text, unparsed.
+    from contextpilot.ui import render_markdown
+    from contextpilot.ui.chat_handlers import HISTORY_BUDGET, ollama_history
+    from contextpilot.ui.safe_chatbot import SafeChatbot
 
-    spy = mocker.spy(render, "unescape_markdown_html")
-    old = [{"role": "assistant", "content": "- `&`\n" * 16_000} for _ in range(10)]
+    spy = mocker.spy(render_markdown, "render_parts")
+    old = [{"role": "assistant", "content": "- `&`\n" * 16_000 + f"{i}"} for i in range(10)]
     new = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "a &amp; b"}]
-    sent = ollama_history(old + new, budget=1_000)
-    assert sent == [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "a & b"}]
-    assert sum(len(c.args[0]) for c in spy.call_args_list) <= 1_000
+    bot = SafeChatbot()
+    sent = ollama_history(bot.preprocess(bot.postprocess(old + new)), budget=1_000)
+    assert sent == [{"role": "user", "content": "hi"},
+                    {"role": "assistant", "content": "a &amp; b"}]
+    assert sum(len(c.args[0]) for c in spy.call_args_list) <= HISTORY_BUDGET
 
 
 def test_the_history_is_read_off_the_event_loop(fake_ollama, monkeypatch):

@@ -10,6 +10,7 @@ from tqdm import tqdm
 import contextpilot as cp
 from contextpilot import console
 from tests.conftest import REMOTE
+from tests.fake_ollama import FakeModel
 
 
 class RecordingTqdm(tqdm):
@@ -51,18 +52,21 @@ def test_bar_ends_at_the_total_bytes_and_never_goes_back(fake_ollama, bars):
     fake_ollama.chunk_size = 200_000
     fake_ollama.faults.regress = True  # Ollama's completed shrinks once on a retried part
     final, text = _pull(fake_ollama, interval=0)
-    assert final.done and final.fraction == 1.0 and final.total == REMOTE.size
+    # the weights: the 20,000 and 700 byte layers finish inside a tick, never announced
+    assert final.done and final.fraction == 1.0 and final.total == REMOTE.layers[0]
     counts = [n for n, _, _ in bars]
     assert counts == sorted(counts)
-    assert bars[-1][0] == bars[-1][1] == REMOTE.size
-    assert "100%" in text and "4.02M/4.02M" in text  # decimal, as every size
+    assert bars[-1][0] == bars[-1][1] == REMOTE.layers[0]
+    assert "100%" in text and "4.00M/4.00M" in text  # decimal, as every size
 
 
 def test_bar_total_grows_as_layers_appear(fake_ollama, bars):
-    _pull(fake_ollama, interval=0)
+    # a vision model: its projector is big enough to be announced after the weights
+    fake_ollama.add_remote(FakeModel(name="llava:latest", layers=[3_000_000, 1_000_000, 700]))
+    _pull(fake_ollama, "llava", interval=0)
     totals = [t for _, t, _ in bars if t]
     assert totals == sorted(totals)
-    assert totals[0] == REMOTE.layers[0] and totals[-1] == REMOTE.size
+    assert totals[0] == 3_000_000 and totals[-1] == 4_000_000
 
 
 def test_description_names_each_step_in_order(fake_ollama, bars):

@@ -1,4 +1,5 @@
 """Proves tests/fake_ollama.py speaks Ollama's protocol, using the real ollama client."""
+import json
 import re
 import threading
 import time
@@ -45,8 +46,9 @@ def test_pull_sequence(srv, client):
     layer = [e for e in events if e.digest]
     first = layer[0]
     assert first.status == f"pulling {first.digest[7:19]}" and first.total == 300_000
-    assert first.completed is None  # omitempty while 0
-    assert layer[-1].completed == layer[-1].total
+    assert first.completed == 64_000  # the first tick already brought bytes
+    # no final completed == total tick; the 1,000 and 500 byte layers finish within a tick
+    assert {e.total for e in layer} == {300_000} and layer[-1].completed < 300_000
     assert "gemma3:1b" in srv.installed_names()
     assert srv.pull_requests["gemma3:1b"] == 1 and srv.partial_bytes("gemma3:1b") == 0
     # already installed: every layer reported complete at once
@@ -120,7 +122,7 @@ def test_show_ps_delete_generate(srv, client):
     assert e.value.status_code == 404
     with pytest.raises(ollama.ResponseError) as e:
         client.show("llama3.2")
-    assert e.value.status_code == 404 and e.value.error == "model 'llama3.2:latest' not found"
+    assert e.value.status_code == 404 and e.value.error == "model 'llama3.2' not found"
 
 
 def test_refused_then_back_on_same_port(srv, client):
@@ -146,7 +148,7 @@ def test_drop_mid_pull_then_resume(srv, client):
     assert "gemma3:1b" not in srv.installed_names()
     srv.faults.drop_pull_after = None
     resumed = [p for p in client.pull("gemma3:1b", stream=True) if p.digest]
-    assert resumed[0].completed == 50_000  # partial reported immediately
+    assert resumed[0].completed == 60_000  # the first tick is already past the partial
     assert "gemma3:1b" in srv.installed_names() and srv.partial_bytes("gemma3:1b") == 0
     assert srv.pull_requests["gemma3:1b"] == 2
 
@@ -260,7 +262,7 @@ def test_todays_shapes(srv, client):
     assert "remote_host" not in llama  # omitempty
     with pytest.raises(ollama.ResponseError) as e:
         client.show("ghost")
-    assert e.value.status_code == 404 and e.value.error == "model 'ghost:latest' not found"
+    assert e.value.status_code == 404 and e.value.error == "model 'ghost' not found"  # as sent
     with pytest.raises(ollama.ResponseError) as e:
         client.pull("llama3.2@sha256:" + "a" * 64)
     assert e.value.status_code == 400 and e.value.error == "invalid model name"
@@ -309,3 +311,160 @@ def test_cloud_proxy_and_faults(srv, client):
         for p in client.chat("llama3.2", messages=[{"role": "user", "content": "a b"}], stream=True):
             got.append(p.message.content)
     assert got == ["You"] and e.value.status_code == -1
+
+
+# --------------------------------------------------------------------------- issue 20's switches
+def _pull_lines(srv, name="gemma3:1b", **body):
+    """Every line of a streamed pull, as dicts (the error line included)."""
+    with httpx.Client(base_url=srv.url, timeout=30) as h:
+        with h.stream("POST", "/api/pull", json={"model": name, **body}) as r:
+            assert r.status_code == 200
+            return [json.loads(line) for line in r.iter_lines() if line]
+
+
+def _completed(lines, total=300_000):
+    return [x.get("completed", 0) for x in lines if x.get("total") == total]
+
+
+def test_registry_outage_repeats_the_same_value_then_names_the_signed_url(srv):
+    srv.scale_time(0.01, tick_bytes=20_000)
+    srv.faults.registry_gone_at = 100_000
+    lines = _pull_lines(srv)
+    done = _completed(lines)
+    assert done[:5] == [20_000, 40_000, 60_000, 80_000, 100_000]
+    assert set(done[4:]) == {100_000} and len(done) > 50  # 63 s of retries, every tick
+    error = lines[-1]["error"]
+    url = re.fullmatch(r'max retries exceeded: Get "(https://[^"]+)": dial tcp: lookup '
+                       r'[^:]+: no such host', error).group(1)
+    assert len(url) > 400 and "X-Amz-Signature=" in url and "X-Amz-Credential=" in url
+    assert srv.partial_bytes("gemma3:1b") == 100_000 and srv.faults.registry_gone_at is None
+
+
+def test_registry_stall_restarts_the_part_from_zero(srv):
+    srv.scale_time(0.01, tick_bytes=20_000)
+    srv.faults.registry_stall_at = 100_000
+    lines = _pull_lines(srv)
+    done = _completed(lines)
+    drop = next(i for i, (a, b) in enumerate(zip(done, done[1:])) if b < a) + 1
+    assert set(done[4:drop]) == {100_000} and drop > 25  # 30 s of identical ticks
+    assert done[drop] == 20_000 and done[drop:] == sorted(done[drop:])  # the part restarts
+    assert lines[-1] == {"status": "success"}
+
+
+def test_a_dropped_blob_connection_repeats_the_value_for_a_second_then_goes_on(srv):
+    srv.scale_time(0.2, tick_bytes=20_000)
+    srv.faults.registry_drop_at = 100_000
+    done = _completed(_pull_lines(srv))
+    assert done == sorted(done) and 8 <= done.count(100_000) <= 20  # 1 s of 60 ms ticks
+    assert "gemma3:1b" in srv.installed_names()
+
+
+def test_registry_errors_before_and_after_the_download(srv, client):
+    srv.faults.registry_down = True
+    assert _pull_lines(srv)[-1] == {"error": 'pull model manifest: Get "https://registry.ollama.ai'
+                                             '/v2/library/gemma3/manifests/1b": dial tcp: lookup '
+                                             'registry.ollama.ai: no such host'}
+    srv.faults.registry_down = False
+    srv.add_remote(FakeModel(name="127.0.0.1:5000/me/tiny:latest", layers=[1_000]))
+    srv.plain_http_registries.add("127.0.0.1:5000")
+    assert _pull_lines(srv, "127.0.0.1:5000/me/tiny")[-1]["error"].endswith(
+        'Get "https://127.0.0.1:5000/v2/me/tiny/manifests/latest": tls: first record does not '
+        'look like a TLS handshake')
+    assert _pull_lines(srv, "127.0.0.1:5000/me/tiny", insecure=True)[-1] == {"status": "success"}
+    srv.faults.blob_without_location = True
+    assert _pull_lines(srv) == [{"status": "pulling manifest"},
+                                {"error": "http: no Location header in response"}]
+    srv.faults.blob_without_location = False
+    srv.chunk_size = 10**9  # every blob arrives within one tick: no layer line at all
+    srv.faults.digest_mismatch = True
+    lines = _pull_lines(srv)
+    assert [x.get("status") for x in lines[:2]] == ["pulling manifest", "verifying sha256 digest"]
+    assert re.fullmatch(r"digest mismatch, file must be downloaded again: want sha256:[0-9a-f]{64}"
+                        r", got sha256:[0-9a-f]{64}", lines[2]["error"])
+    with pytest.raises(ollama.ResponseError) as e:  # stream=false: the same text, HTTP 500
+        client.pull("gemma3:1b")
+    assert e.value.status_code == 500 and e.value.error.startswith("digest mismatch")
+
+
+def test_disk_full_names_the_servers_partial_file(srv):
+    srv.faults.disk_full()
+    error = _pull_lines(srv)[-1]["error"]
+    assert re.fullmatch(r"write /root/\.ollama/models/blobs/sha256-[0-9a-f]{64}-partial: no "
+                        r"space left on device", error)
+
+
+def test_an_embedding_model_and_the_embed_route(srv, client):
+    srv.add_installed(FakeModel(name="nomic-embed-text:latest", capabilities=["embedding"],
+                                family="nomic-bert"))
+    msg = [{"role": "user", "content": "x"}]
+    for call, what in ((lambda: client.chat("nomic-embed-text", messages=msg), "chat"),
+                       (lambda: client.generate("nomic-embed-text", prompt="x"), "generate")):
+        with pytest.raises(ollama.ResponseError) as e:
+            call()
+        assert (e.value.status_code, e.value.error) == (
+            400, f'"nomic-embed-text" does not support {what}')
+    vectors = client.embed("nomic-embed-text", input=["a", "b"]).embeddings
+    assert len(vectors) == 2 and abs(sum(v * v for v in vectors[0]) - 1) < 1e-6
+    with pytest.raises(ollama.ResponseError) as e:
+        client.embed("llama3.2", input="a")
+    assert e.value.status_code == 501 and "does not support embeddings" in e.value.error
+
+
+def test_cloud_disabled_shows_in_status(srv):
+    srv.cloud_disabled = True
+    r = httpx.get(srv.url + "/api/status")
+    assert r.json() == {"cloud": {"disabled": True, "source": "env"}}
+
+
+def test_a_spurious_not_found_for_an_installed_model_once(srv, client):
+    srv.faults.spurious_not_found = 1
+    msg = [{"role": "user", "content": "x"}]
+    with pytest.raises(ollama.ResponseError) as e:
+        client.chat("llama3.2", messages=msg)
+    assert (e.value.status_code, e.value.error) == (404, "model 'llama3.2' not found")
+    assert client.chat("llama3.2", messages=msg).message.content == "You said: x"
+
+
+def test_128_character_name_parts_only_where_the_release_allows_them(srv, client):
+    name = "a" * 100 + ":latest"
+    with pytest.raises(ollama.ResponseError) as e:
+        client.pull(name)
+    assert (e.value.status_code, e.value.error) == (400, "invalid model name")
+    srv.name_part_max = 128  # releases 0.34-0.40
+    srv.add_installed(FakeModel(name=name))
+    assert client.chat(name, messages=[{"role": "user", "content": "x"}]).message.content
+    with pytest.raises(ollama.ResponseError) as e:
+        client.pull("b" * 129)
+    assert e.value.error == "invalid model name"
+
+
+def test_a_router_in_front_passes_chat_and_refuses_management(srv, client):
+    srv.router = True
+    assert client.chat("llama3.2", messages=[{"role": "user", "content": "x"}]).message.content
+    assert client.list().models
+    for method, path, body in (("POST", "/api/pull", {"model": "gemma3:1b"}),
+                               ("DELETE", "/api/delete", {"model": "llama3.2"}),
+                               ("POST", "/api/copy", {"source": "llama3.2", "destination": "x"})):
+        r = httpx.request(method, srv.url + path, json=body)
+        assert (r.status_code, r.text) == (501, "model management operations not supported by "
+                                                "proxy\n")
+        assert r.headers["content-type"] == "text/plain; charset=utf-8"
+    r = httpx.post(srv.url + "/api/show", json={"model": "llama3.2"})
+    assert (r.status_code, r.text) == (501, "model show not supported in multi-instance proxy\n")
+    assert "llama3.2:latest" in srv.installed_names()
+
+
+def test_copy_delete_and_the_runner_dying_mid_answer(srv, client):
+    r = httpx.post(srv.url + "/api/copy", json={"source": "llama3.2", "destination": "mine"})
+    assert (r.status_code, r.content, "content-type" in r.headers) == (200, b"", False)
+    assert "mine:latest" in srv.installed_names()
+    r = httpx.request("DELETE", srv.url + "/api/delete", json={"model": "mine"})
+    assert (r.status_code, r.content, "content-type" in r.headers) == (200, b"", False)
+    srv.faults.runner_dies(1)
+    got = []
+    with pytest.raises(ollama.ResponseError) as e:
+        for p in client.chat("llama3.2", messages=[{"role": "user", "content": "a b"}], stream=True):
+            got.append(p.message.content)
+    assert got == ["You"] and e.value.error == ("an error was encountered while running the "
+                                                "model: unexpected EOF")
+    assert [m.model for m in client.ps().models] == ["llama3.2:latest"]  # listed, stale

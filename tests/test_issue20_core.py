@@ -204,7 +204,7 @@ def _resumed(known: int, reports: list, manifest_at: float = 0.005, total: int =
                             known_partials={LAYER: known} if known else None)
     folder.feed("pulling manifest", None, None, None)
     for t, completed in reports:
-        value = _feed(folder, clock, t, completed, total)
+        _feed(folder, clock, t, completed, total)
     clock.now += 0.01
     folder.feed("verifying sha256 digest", None, None, None)
     return folder.feed("success", None, None, None).resumed_bytes
@@ -255,7 +255,7 @@ def test_today_a_name_with_128_character_parts_reaches_ollama(fake_ollama):
 
 def test_today_a_spurious_404_on_an_installed_model_never_downloads_it(fake_ollama, caplog):
     caplog.set_level("INFO", logger="contextpilot")
-    fake_ollama.faults.spurious_404 = 1  # servers before 0.34.4, on large libraries
+    fake_ollama.faults.spurious_not_found = 1  # servers before 0.34.4, on large libraries
     events = list(cp.chat_stream("llama3.2", MSG, host=fake_ollama.url))
     assert "".join(e.text for e in events if isinstance(e, cp.ContentDelta)) == "You said: hi"
     assert fake_ollama.pull_requests == {}  # no multi-GB download
@@ -264,7 +264,7 @@ def test_today_a_spurious_404_on_an_installed_model_never_downloads_it(fake_olla
 
 
 def test_today_a_404_that_persists_on_an_installed_model_says_so(fake_ollama):
-    fake_ollama.faults.spurious_404 = 2
+    fake_ollama.faults.spurious_not_found = 2
     with pytest.raises(cp.OllamaError) as info:
         list(cp.chat_stream("llama3.2", MSG, host=fake_ollama.url))
     assert "though it lists it as installed" in str(info.value)

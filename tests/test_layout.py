@@ -18,10 +18,12 @@ from contextpilot import names
 PACKAGE = Path(cp.__file__).resolve().parent
 
 LAYERS = {  # the top of each layer's module names; a longer match wins
-    "contextpilot.ui": 6, "contextpilot.cli": 6, "contextpilot.__main__": 6,
+    "contextpilot.ui": 6, "contextpilot.cli": 6, "contextpilot.cli_fleet": 6,
+    "contextpilot.__main__": 6,
     "contextpilot": 5,  # the roof: the public API, re-exports only
     "contextpilot.console": 4,  # the text front end, which the roof re-exports
     "contextpilot.chat": 3, "contextpilot.fit": 3, "contextpilot.pull": 3,
+    "contextpilot.fleet": 3,
     "contextpilot.hub": 3, "contextpilot.models": 3, "contextpilot.policy": 3,
     "contextpilot.autostart": 3,
     "contextpilot._client": 2, "contextpilot._errortable": 2, "contextpilot.machine": 2,

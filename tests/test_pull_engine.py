@@ -108,7 +108,8 @@ def test_join_and_leave_while_the_disk_guard_aborts_do_not_deadlock(fake_ollama,
     for result in (stays, newcomer):
         error = result["error"]
         assert isinstance(error, cp.PullFailed) and error.kind == "disk full", error
-        assert "no space left on device: 4.0 MB more is needed" in str(error)
+        # the weights' first report comes a tick (100,000 bytes) into their download
+        assert "no space left on device: 3.9 MB more is needed" in str(error)
         assert "Free some disk space" in str(error)
     assert fake_ollama.pull_requests["mistral:latest"] == 1  # one pull, all three on it
 
@@ -236,7 +237,8 @@ def test_outcomes_say_how_each_pull_ended(fake_ollama):
     assert isinstance(newest, cp.PullOutcome)
     assert (newest.model, newest.host, newest.outcome, newest.message) == (
         "mistral:latest", fake_ollama.url, "done", "")
-    assert (newest.completed, newest.total) == (done.completed, done.total) == (4_020_700,) * 2
+    # the weights; the small layers finish inside a tick and are never announced
+    assert (newest.completed, newest.total) == (done.completed, done.total) == (4_000_000,) * 2
     assert (failed.outcome, failed.message) == ("failed", str(info.value))
     assert failed.completed == 2_000_000 and failed.total == 4_000_000
     assert failed.ended_at.tzinfo is not None and failed.ended_at <= newest.ended_at

@@ -13,6 +13,7 @@ import psutil
 import pytest
 from gradio_client import Client
 
+from contextpilot.ui.safe_chatbot import SafeChatbot
 from tests.fake_ollama import FakeModel, parse_name
 from tests.ui_helpers import running_app, wait_until
 
@@ -224,7 +225,8 @@ def test_hostile_chat_input_is_answered_or_refused(client, fake_ollama, text):
         assert len(fake_ollama.chat_requests) == 1
         sent = fake_ollama.chat_requests[0]["messages"][-1]["content"]
         assert sent == text  # what the user typed reached the model unchanged
-        assert "<script>" not in shown[-1]  # and the answer is escaped for the page
+        page = SafeChatbot().postprocess(messages).root[-1].content[-1].text
+        assert "<script>" not in page  # and the page gets the answer as text
     else:
         assert messages[-1]["content"].startswith("⚠️")
     assert answers(chat(client, "fine?", "llama3.2")) == ["You said: fine?"]

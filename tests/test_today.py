@@ -322,8 +322,8 @@ def test_an_older_server_without_api_status_leaves_cloud_unknown(srv):
     srv.has_status = False
     status = cp.server_status(srv.url)
     assert status.reachable and status.cloud is None and status.error == ""
-    from contextpilot.ui import render
-    assert "cloud models" not in render.status_html(status)
+    from contextpilot.ui import render_status
+    assert "cloud models" not in render_status.status_html(status)
 
 
 def test_401_from_ollama_com_directly_asks_for_an_api_key():

@@ -11,6 +11,7 @@ import pytest
 
 import contextpilot as cp
 from contextpilot import _client
+from contextpilot.ui.safe_chatbot import SafeChatbot
 from tests.conftest import ROOT
 from tests.fake_ollama import CLOUD_DISABLED, RUNNER_STOPPED, SIGNIN_URL, FakeModel
 from tests.test_cli import _cli, _env
@@ -133,8 +134,10 @@ def test_app_shows_each_row_as_one_message(app, srv):
         last = messages[-1]["content"]
         assert last.startswith("⚠️ "), (row, messages)
         assert "Traceback" not in last and "Something went wrong" not in last, row
+        shown = SafeChatbot().postprocess(messages).root[-1].content[0].text
         for w in words:
-            assert html.escape(w) in last, (row, last)  # as the page escapes it
+            assert w in last, (row, last)  # plain text; the page gets it escaped
+            assert html.escape(w) in shown, (row, shown)
         if row == "mid-answer":
             assert answers(messages)[0] == "You said:"  # the partial answer stays
 

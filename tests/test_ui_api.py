@@ -36,8 +36,9 @@ def test_chat_endpoint_is_public_with_the_model_among_its_inputs(client):
     assert set(info) == {"/chat", "/list_models", "/pull_model"}
     names = [p["parameter_name"] for p in info["/chat"]["parameters"]]
     assert names == ["message", "model", "system", "temperature", "num_ctx", "think",
-                     "download_anyway", "think_level"]
+                     "download_anyway", "think_level", "host"]  # host: issue 18
     assert all(p["parameter_has_default"] for p in info["/chat"]["parameters"][2:])
+    assert info["/chat"]["parameters"][-1]["parameter_default"] == "auto"
 
 
 def test_chat_with_installed_model_streams_the_answer(client, fake_ollama):
@@ -88,9 +89,11 @@ def test_pull_model_streams_progress_and_ends_with_the_result(client, fake_ollam
     assert updates[0] == "mistral:latest: Pulling manifest"
     assert updates[-1] == "mistral:latest is ready (4.0 MB)."
     percents = [int(m) for u in updates for m in re.findall(r"Downloading (\d+)%", u)]
-    # 100% means ready: with every byte in, verifying and writing still say 99%
-    assert percents and percents == sorted(percents) and percents[-1] == 99
-    assert any("Verifying" in u for u in updates) and any("Writing manifest" in u for u in updates)
+    assert percents and percents == sorted(percents)
+    # 100% means ready: with every byte in, verifying and writing still say 99% (the last
+    # "Downloading" may be lower: Ollama sends no final tick, the next step says it is done)
+    assert any("Verifying sha256 digest 99%" in u for u in updates)
+    assert any("Writing manifest 99%" in u for u in updates)
     assert fake_ollama.pull_requests["mistral:latest"] == 1
     assert "mistral:latest" in fake_ollama.installed_names()
 
@@ -116,7 +119,7 @@ def test_pull_model_refusals_are_readable(client, name, expected):
 
 def test_chat_errors_come_back_as_messages(client, fake_ollama):
     _, (messages, *_) = chat(client, "hi", "../x")
-    assert messages[-1]["content"].startswith("⚠️ Invalid model name &#x27;../x&#x27;")
+    assert messages[-1]["content"].startswith("⚠️ Invalid model name '../x'")  # plain text
     _, (messages, *_) = chat(client, "hi", "nosuchmodel")
     assert "is not installed, and the Ollama registry has no such model" in \
         messages[-1]["content"]
@@ -134,11 +137,16 @@ def test_ollama_down_is_reported_with_the_fix(dead_host):
     assert fix in status and data["installed"] == [] and data["error"].startswith(fix)
 
 
-def test_model_output_is_escaped(client, fake_ollama):
-    fake_ollama.add_installed(FakeModel(
-        name="evil:latest", reply=lambda m: '<img src=x onerror="alert(1)"> `<b>code</b>`'))
-    _, (messages, *_) = chat(client, "hi", "evil")  # ">" alone opens no tag
-    assert answers(messages) == ['&lt;img src=x onerror="alert(1)"> `<b>code</b>`']
+def test_model_output_is_its_text_and_the_page_gets_it_inert(client, fake_ollama):
+    from contextpilot.ui.safe_chatbot import SafeChatbot
+
+    evil = '<img src=x onerror="alert(1)"> `<b>code</b>`'
+    fake_ollama.add_installed(FakeModel(name="evil:latest", reply=lambda m: evil))
+    _, (messages, *_) = chat(client, "hi", "evil")
+    assert answers(messages) == [evil]  # the API gets the model's text, as written...
+    shown = SafeChatbot().postprocess(messages).root[-1].content[0].text
+    assert "<img" not in shown and "&lt;img" in shown  # ...the page only what the app made
+    assert "<code>&lt;b&gt;code&lt;/b&gt;</code>" in shown
 
 
 def test_image_for_a_model_without_vision_is_refused(client, fake_ollama, tmp_path):
@@ -205,17 +213,18 @@ def test_the_default_model_is_configurable(fake_ollama, monkeypatch, configured,
 
 
 def test_history_goes_back_to_ollama_as_written():
-    from contextpilot.ui import render
     from contextpilot.ui.chat_handlers import ollama_history
+    from contextpilot.ui.safe_chatbot import SafeChatbot
 
-    answer = "a < b & `x &amp; y` and &lt;b&gt;"
-    history = [
+    answer = "a < b & `x &amp; y` and &lt;b&gt; <img src=x>"
+    bot = SafeChatbot()
+    shown = bot.postprocess([  # what the page gets, and sends back with the next message
         {"role": "user", "content": "what does &lt;b&gt; mean?"},
-        {"role": "assistant", "content": render.escape_markdown_html(answer)},
+        {"role": "assistant", "content": answer},
         {"role": "assistant", "content": "⚠️ Cannot connect", "metadata": None},
         {"role": "assistant", "content": "thinking…", "metadata": {"title": "Thinking"}},
-    ]
-    assert ollama_history(history) == [
+    ])
+    assert ollama_history(bot.preprocess(shown)) == [
         {"role": "user", "content": "what does &lt;b&gt; mean?"},
         {"role": "assistant", "content": answer},
     ]
@@ -230,31 +239,32 @@ def test_a_huge_crafted_history_is_trimmed_to_the_newest_turns():
 
 
 def test_a_huge_crafted_history_of_answers_is_parsed_only_as_far_as_it_is_sent(mocker):
-    from contextpilot.ui import render
+    from contextpilot.ui import render_markdown
     from contextpilot.ui.chat_handlers import HISTORY_BUDGET, ollama_history
+    from contextpilot.ui.chatbot import shown_messages
 
     table = "|" * 1000 + "\n" + "|-" * 500 + "\n" + "|`<`" * 250  # slow to parse as Markdown
-    history = [{"role": "assistant", "content": table} for _ in range(5_000)]  # 12 MB
-    spy = mocker.spy(render, "unescape_markdown_html")
+    history = [{"role": "assistant", "content": f"{table}{i:04}"} for i in range(5_000)]  # 12 MB
+    spy = mocker.spy(render_markdown, "render_parts")
     sent = ollama_history(history)
-    assert len(sent) == HISTORY_BUDGET // len(table)  # the newest that fit...
-    assert spy.call_count == len(sent)  # ...and only those were parsed
+    assert len(sent) == HISTORY_BUDGET // len(table + "0000")  # the newest that fit...
+    assert spy.call_count == 0  # ...and nothing parsed to send them
+    shown_messages(history)  # what the page is sent: Markdown only as far as the budget
+    assert 0 < sum(len(c.args[0]) for c in spy.call_args_list) <= HISTORY_BUDGET
 
 
 def test_a_slow_to_parse_answer_is_shown_less_often():
     import contextpilot as cp
     from contextpilot.ui import render
     from contextpilot.ui.chat_handlers import PARSE_SHARE, TOKEN_INTERVAL, paced
+    from contextpilot.ui.chatbot import shown_messages
 
     view = render.ChatView("llama3.2")
     pace = paced(view)
     token = cp.ContentDelta(text="x")
-    assert pace(token) == TOKEN_INTERVAL  # nothing parsed yet
+    assert pace(token) == TOKEN_INTERVAL  # nothing rendered yet
     view.feed([token])
     view.answer = ["|" * 4000 + "\n" + "|-" * 2000 + "\n" + "|`<`" * 1000]  # slow to parse
-    view.messages()
+    shown_messages(view.messages())  # the Chatbot renders each update
     assert view.parse_seconds > 0
     assert pace(token) == max(TOKEN_INTERVAL, view.parse_seconds * PARSE_SHARE)
-    parsed = view.parse_seconds
-    view.messages()  # unchanged: not parsed again, same pace
-    assert view.parse_seconds == parsed

@@ -196,6 +196,7 @@ class ProgressFolder:
             "model": self.model, "status": status, "completed": completed, "total": total,
             "fraction": self._fraction, "speed": speed, "eta": eta, "done": done,
             "resumed_bytes": self._resumed, "digest": digest, "stalled_for": stalled,
+            "host": "",
         })
 
     @property

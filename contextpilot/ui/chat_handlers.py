@@ -25,7 +25,7 @@ from contextpilot.ui.bridge import batches
 from contextpilot.ui.page_handlers import PULL_INTERVAL, SOMETHING_WRONG, PageHandlers
 from contextpilot.ui.line import AnswerLine, LineFull
 from contextpilot.ui.service import Service
-from contextpilot.ui.serving import genuine_uploads
+from contextpilot.ui.serving import genuine_uploads, session_key
 
 log = logging.getLogger("contextpilot")
 
@@ -44,14 +44,6 @@ def busy_message(full: "LineFull") -> str:
         full.waiting, f" and {full.waiting} more messages wait")
     return (f"ContextPilot is busy: {answers} being written{others}. Your message is kept: "
             f"send it again (or press Retry) in a moment.")
-
-
-def _session() -> str:
-    """The page (Gradio's session) this request comes from; '' outside a request."""
-    from gradio.context import LocalContext
-
-    request = LocalContext.request.get(None)
-    return str(getattr(request, "session_hash", None) or "")
 
 
 def split_message(message: Any) -> tuple[str, list[str]]:
@@ -79,12 +71,12 @@ HISTORY_BUDGET = 2 * MAX_MESSAGE_CHARS
 
 def ollama_history(history: list, budget: int = HISTORY_BUDGET) -> list[dict]:
     """Chat history -> Ollama messages: user turns as typed, answers as the model wrote them
-    (the page shows them HTML-escaped); status, thinking and error messages (metadata, or the
-    warning sign) are display only. The newest turns that fit in ``budget`` characters.
+    (the Chatbot hands the handler source text: ``chatbot.SafeChatbot.preprocess``); status,
+    thinking and error messages (metadata, or the warning sign) are display only. The newest
+    turns that fit in ``budget`` characters.
 
     The history is the visitor's to send: it is read newest first and only until the budget
-    is spent, so a huge crafted one costs no more than a full one (each answer is parsed
-    as Markdown to undo its escaping, only once it is known to fit)."""
+    is spent, and nothing in it is parsed."""
     kept: list[dict] = []
     size = 0
     for m in reversed(history if isinstance(history, list) else []):
@@ -94,11 +86,9 @@ def ollama_history(history: list, budget: int = HISTORY_BUDGET) -> list[dict]:
         text = _history_text(m.get("content"))
         if not text or (role == "assistant" and text.startswith("⚠️")):
             continue
-        size += len(text)  # unescaping only shortens it
+        size += len(text)
         if size > budget:
             break
-        if role == "assistant":
-            text = render.unescape_markdown_html(text)
         kept.append({"role": role, "content": text})
     return kept[::-1]
 
@@ -124,14 +114,15 @@ def _images(files: list[str]) -> list[bytes]:
 
 
 PARSE_SHARE = 10
-"""An answer is shown again at most every PARSE_SHARE times its last Markdown parse took (a
-long code-heavy answer: ~10 ms, so ~8 updates/s), so the parse stays under a tenth of the
-event loop per stream however long the answer grows."""
+"""An answer is shown again at most every PARSE_SHARE times its last render took, so the
+render (in Gradio's worker thread, but it holds the GIL) stays under a tenth of a core per
+stream however long the answer grows. A growing answer is parsed again only from its first
+part that is not final (``render_markdown``): usually ~1 ms, and 20 updates/s."""
 
 
 def paced(view: render.ChatView) -> Callable[[object], float]:
-    """The update interval for one turn: ``_interval``, or longer while parsing the answer
-    for display is slow."""
+    """The update interval for one turn: ``_interval``, or longer while rendering the
+    answer for display is slow."""
     return lambda event: max(_interval(event), view.parse_seconds * PARSE_SHARE)
 
 
@@ -156,6 +147,8 @@ class Turn:
     think: bool
     download_anyway: bool
     think_level: str
+    host: Optional[str]
+    "The host chosen (its name), or None for the router."
 
 
 class ChatHandlers(PageHandlers):
@@ -180,8 +173,10 @@ class ChatHandlers(PageHandlers):
 
     async def chat(self, message: Any, history: list, model: str = "", system: str = "",
                    temperature: float = 0.7, num_ctx: float = 4096, think: bool = True,
-                   download_anyway: bool = False, think_level: str = "medium"):
+                   download_anyway: bool = False, think_level: str = "medium",
+                   host: str = "auto"):
         """Answer ``message`` with ``model``, downloading the model first if needed.
+        ``host``: "auto" (the router chooses, on several hosts) or a host's name.
 
         Yields the assistant's messages (download status, thinking, answer) and, for the page,
         the progress bar, the dropdown, the model note and the status line."""
@@ -192,13 +187,14 @@ class ChatHandlers(PageHandlers):
         try:
             self.service.policy.check_message(text, files=len(files))
             self.service.policy.check_message(system or "")
+            choice = self.service.host_choice(host)  # a bad host: refused before anything
             async with contextlib.aclosing(self.line.wait()) as line:  # a closed tab leaves
                 async for ahead in line:  # all answer slots taken: wait, told why
                     view.waiting = ahead
                     yield view.messages(), skip, skip, skip, skip
             answering, view.waiting = True, None
             turn = Turn(text, files, history, str(system or ""), temperature, num_ctx,
-                        bool(think), download_anyway is True, str(think_level))
+                        bool(think), download_anyway is True, str(think_level), choice)
             async for update in self._answer(view, model, turn):
                 yield update
         except cp.ContextPilotError as exc:
@@ -219,15 +215,21 @@ class ChatHandlers(PageHandlers):
         missing model). Yields the chat's updates; raises the library's errors."""
         skip = gr.skip()
         files = await asyncio.to_thread(genuine_uploads, turn.files)
-        host = self.service.host  # in the request's context: the bridge threads have none
+        hosts = self.service.hosts  # in the request's context: the bridge threads have none
+        session = session_key()
         name = await self._resolve_model(model)
         view.model = name
+        view.host_label = self.service.label if self.service.multi else None
         self.service.policy.check_chat(name)
-        caps = await self._prepare(name, turn.download_anyway)
+        caps = await self._prepare(name, turn.download_anyway, turn.host)
         auto_pull = await asyncio.to_thread(self.service.may_pull, name)
         cloud = cp.parse_name(name).is_cloud  # never downloaded, not even to look
         if files and caps is None and not cloud:  # unknown until it is here: download
-            async for update in self._pull_first(view, name, host):
+            def pull(token):
+                self._track(session or "", token)  # for Stop; it goes on if the page closes
+                return hosts.pull(name, turn.host, cancel=token, detach=True)
+
+            async for update in self._pull_first(view, pull):
                 yield update
             caps = await asyncio.to_thread(self.service.capabilities, name)
         # a cloud model ollama.com would not describe (signed out): let the chat say why
@@ -241,18 +243,18 @@ class ChatHandlers(PageHandlers):
         messages = await asyncio.to_thread(ollama_history, turn.history) + [user]
         options = {"temperature": float(turn.temperature), "num_ctx": int(turn.num_ctx)}
         yield view.messages(), skip, skip, skip, skip  # at once: the turn has started
-        session = _session()
 
         def make(token):
-            self._track(session, token)
+            self._track(session or "", token)
             # A model removed meanwhile is pulled again only where a pull is allowed.
             # A download it starts goes on if the page closes (Stop ends it, unless someone
             # else keeps it): the message waits in the saved conversation, to send again.
-            return cp.chat_stream(name, messages, system=turn.system or None, options=options,
-                                  auto_pull=auto_pull, detach_pull=True,
-                                  think=think_value(turn.think, caps, turn.think_level,
-                                                    cp.think_levels(name)),
-                                  host=host, cancel=token)
+            return hosts.chat_stream(name, messages, choice=turn.host, session=session,
+                                     system=turn.system or None, options=options,
+                                     auto_pull=auto_pull, detach_pull=True,
+                                     think=think_value(turn.think, caps, turn.think_level,
+                                                       cp.think_levels(name)),
+                                     cancel=token)
 
         try:
             async for update in self._stream(view, make):
@@ -260,21 +262,15 @@ class ChatHandlers(PageHandlers):
         except GeneratorExit:  # closed where it was (a page gone, or Stop): see stop
             raise
         except BaseException:
-            self._running.pop(session, None)
+            self._running.pop(session or "", None)
             raise
-        self._running.pop(session, None)
+        self._running.pop(session or "", None)
         await asyncio.to_thread(self.service.record_use, name)  # for make-room advice
 
-    async def _pull_first(self, view: render.ChatView, name: str, host: Optional[str]):
-        """Download ``name`` before the turn (its capabilities decide whether it may see the
-        attached images), showing the progress in the chat and the bar."""
+    async def _pull_first(self, view: render.ChatView, make):
+        """Download the model before the turn (its capabilities decide whether it may see
+        the attached images), showing the progress in the chat and the bar."""
         skip = gr.skip()
-        session = _session()
-
-        def make(token):
-            self._track(session, token)
-            return cp.pull_model(name, host, cancel=token, detach=True)
-
         async for batch in batches(make, PULL_INTERVAL):
             if not batch:  # Ollama is silent: a no-op lets Gradio see a closed tab
                 yield view.messages(), skip, skip, skip, skip
@@ -324,14 +320,16 @@ class ChatHandlers(PageHandlers):
             model = data.default(self.configured)
         return cp.parse_name(model).display  # InvalidModelName: shown as the answer
 
-    async def _prepare(self, name: str, override: bool) -> Optional[tuple]:
+    async def _prepare(self, name: str, override: bool, host: Optional[str] = None
+                       ) -> Optional[tuple]:
         """Before a turn: a missing model must be allowed and fit (else NotAllowed); then
         its capabilities (None when unknown). A cloud model is never downloaded nor
-        fit-checked (it runs on ollama.com); a shared app's allowlist still applies."""
+        fit-checked (it runs on ollama.com); a shared app's allowlist still applies.
+        ``host``: the host chosen (None: the router's pick, on several hosts)."""
         if cp.parse_name(name).is_cloud:
             await asyncio.to_thread(self.service.policy.check_pull, name)
-        elif not await asyncio.to_thread(self.service.installed, name):
-            refusal = await asyncio.to_thread(self.service.before_pull, name, override)
+        elif not await asyncio.to_thread(self.service.installed, name, host):
+            refusal = await asyncio.to_thread(self.service.before_pull, name, override, host)
             if refusal:
                 raise cp.NotAllowed("download", name, refusal)
         return await asyncio.to_thread(self.service.capabilities, name)

@@ -11,6 +11,7 @@ detached: closing the page does not stop them).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Optional
 
 import gradio as gr
@@ -48,21 +49,28 @@ def build_downloads(service: Service, private: dict,
     timer = gr.Timer(IDLE_TICK)
     nothing = (gr.skip(),) * 6
 
+    def running() -> list[cp.PullProgress]:
+        """The running pulls, their hosts as this page may see them."""
+        return [dataclasses.replace(p, host=service.label(p.host)) if p.host else p
+                for p in service.hosts.active_pulls()]
+
     def update(current: Optional[str], last: dict, on_load: bool = False):
         last = last if isinstance(last, dict) else {}
-        pulls, recent = cp.active_pulls(service.host), cp.recent_pulls(service.host)
+        pulls, recent = running(), service.hosts.recent_pulls()
         html = service.public(render_models.downloads_html(pulls, recent),
                               paths=False)  # a failed pull's reason may name the host
-        names = [p.model for p in pulls]
+        names = [[_row_label(p), _row_value(p)] for p in pulls]
         shown = {"names": names, "html": html}
         if names == last.get("names") and not on_load:  # no re-render when nothing changed
             return nothing if html == last.get("html") else (
                 html, gr.skip(), gr.skip(), gr.skip(), shown, gr.skip())
-        value = current if current in names else (names[0] if names else None)
+        values = [v for _, v in names]
+        value = current if current in values else (values[0] if values else None)
         label = f"Downloads · {len(names)} running" if names else "Downloads"
-        opens = bool(set(names) - set(last.get("names") or ())) or (
+        opens = bool(set(values) - {v for _, v in last.get("names") or ()}) or (
             on_load and any(o.outcome == "failed" for o in recent))
-        return (html, gr.Dropdown(choices=names, value=value), gr.Row(visible=bool(names)),
+        choices = [(label_, value_) for label_, value_ in names]
+        return (html, gr.Dropdown(choices=choices, value=value), gr.Row(visible=bool(names)),
                 gr.Accordion(label=label, open=True) if opens else gr.Accordion(label=label),
                 shown, gr.Timer(TICK if names else IDLE_TICK))
 
@@ -75,7 +83,7 @@ def build_downloads(service: Service, private: dict,
     def on_started(current: Optional[str], last: dict):
         # The Download button's progress changed: a pull started in this page shows now,
         # not at the next tick; otherwise nothing to send.
-        names = [p.model for p in cp.active_pulls(service.host)]
+        names = [[_row_label(p), _row_value(p)] for p in running()]
         if isinstance(last, dict) and names == last.get("names"):
             return nothing
         return tick(current, last)
@@ -83,8 +91,9 @@ def build_downloads(service: Service, private: dict,
     async def cancel_download(name: Optional[str]) -> str:
         if not name:
             return "Choose a running download to cancel."
+        model, _, host = name.rpartition("@") if "@" in name else (name, "", "all")
         try:
-            return render.escape(await asyncio.to_thread(service.cancel, name))
+            return render.escape(await asyncio.to_thread(service.cancel, model, host))
         except cp.ContextPilotError as exc:
             return f"⚠️ {render.escape(service.public(str(exc)))}"
 
@@ -97,3 +106,12 @@ def build_downloads(service: Service, private: dict,
     if started is not None:
         started.change(on_started, [which, seen], outputs, **events)
     cancel.click(cancel_download, [which], [result], api_name="cancel_download", **private)
+
+
+def _row_label(p: cp.PullProgress) -> str:
+    return f"{p.model} on {p.host}" if p.host else p.model
+
+
+def _row_value(p: cp.PullProgress) -> str:
+    """What the Cancel control sends: the model, and its host on several hosts."""
+    return f"{p.model}@{p.host}" if p.host else p.model

@@ -21,13 +21,15 @@ from contextpilot.fit.catalog import catalog
 from contextpilot.policy import MAX_FILE_BYTES, AccessPolicy
 from contextpilot.ui import render, render_models, theme
 from contextpilot.ui.chat_handlers import ChatHandlers
-from contextpilot.ui.chat_history import Chat
+from contextpilot.ui.chat_interface import Chat, wire
+from contextpilot.ui.safe_chatbot import SafeChatbot
 from contextpilot.ui.downloads import build_downloads
 from contextpilot.ui.find_tab import build_find_tab
 from contextpilot.ui.line import AnswerLine
 from contextpilot.ui.make_room import build_make_room
 from contextpilot.ui.models_tab import build_models_tab
 from contextpilot.ui.serving import current_visit
+from contextpilot.ui.hosts import Hosts
 from contextpilot.ui.service import Service, key, preload_default
 
 # Chat and pulls wait on Ollama, not on this process: each runs in its own bridge thread and
@@ -54,7 +56,8 @@ DEFAULT_OPTIONS = {"system": "", "temperature": 0.7, "num_ctx": 4096}
 def build_app(host: Optional[str] = None, default_model: Optional[str] = None,
               policy: Optional[AccessPolicy] = None, preload: Optional[bool] = None
               ) -> gr.Blocks:
-    """Build the app for the Ollama at ``host`` (None: OLLAMA_HOST, else localhost).
+    """Build the app for the Ollama at ``host`` (None: OLLAMA_HOSTS, else OLLAMA_HOST, else
+    localhost; or a ``cp.Fleet`` of several hosts).
 
     ``policy``: the shared-app rules. By default (and for any policy built with
     ``shared=None``) shared or private is decided when the app is served, for every request
@@ -67,12 +70,15 @@ def build_app(host: Optional[str] = None, default_model: Optional[str] = None,
     """
     settings.check()  # a bad CONTEXTPILOT_* value: SettingError here, with what to set
     configured = default_model or settings.text("CONTEXTPILOT_DEFAULT_MODEL")
-    policy = policy or AccessPolicy.from_env(host=host)
+    hosts = Hosts.of(host)  # one Ollama, or several (OLLAMA_HOSTS, or a cp.Fleet given)
+    policy = policy or AccessPolicy.from_env(host=hosts.primary.url)
     if policy.host is None:  # its implicit allowlist is this app's Ollama's models
-        policy.host = host
+        policy.host = hosts.primary.url
+    if hosts.multi and policy.installed is None:  # ... on any of its hosts
+        policy.installed = lambda: [m.name for m in hosts.fleet.list_models()]
     if not policy.explicit and policy.visit is None:  # judged per request: see policy
         policy.visit = current_visit
-    service = Service(host, policy, preload_default() if preload is None else preload,
+    service = Service(hosts, policy, preload_default() if preload is None else preload,
                       login_required=settings.auth() is not None)
     h = ChatHandlers(service, configured, AnswerLine(STREAM_CONCURRENCY, LINE_PATIENCE))
     private = dict(api_visibility="private")
@@ -87,8 +93,8 @@ def build_app(host: Optional[str] = None, default_model: Optional[str] = None,
                                 min_width=96, variant="secondary")
         with gr.Tabs(elem_id="cp-tabs") as tabs:
             with gr.Tab("Chat", id="chat") as chat_tab:
-                model, think, think_level, override, note, pull_status, pull_button = _chat_tab(
-                    h, configured, status)
+                model, think, think_level, override, note, pull_status, pull_button, host, \
+                    every_host = _chat_tab(h, configured, status)
                 build_downloads(service, private, started=pull_status)
             with gr.Tab("Models", id="models") as models_tab:
                 refresh_tab, selected, tab_outputs, running_timer = build_models_tab(
@@ -98,14 +104,22 @@ def build_app(host: Optional[str] = None, default_model: Optional[str] = None,
         gr.api(h.list_models_api, api_name="list_models")
         gr.api(h.pull_model_api, api_name="pull_model", concurrency_limit=STREAM_CONCURRENCY)
 
-        page = [model, status, note, think, think_level]
+        # One host: the events take what they always took; several: the host too.
+        chosen = [host] if service.multi else []
+        page = [model, status, note, think, think_level, *chosen]
         quiet = dict(show_progress="hidden", **private)  # these lines change in place
-        demo.load(h.refresh_models, [model], page, api_name="refresh_models", **quiet)
-        refresh.click(h.refresh_models, [model], page, **quiet)
-        model.input(h.model_changed, [model], [note, think, think_level, override], **quiet)
-        note.change(h.controls, [model], [override, pull_button], **quiet)
-        pull_button.click(h.download, [model, override], [pull_status, model, note, status],
-                          api_name="download", concurrency_limit=STREAM_CONCURRENCY,
+        demo.load(h.refresh_models, [model, *chosen], page, api_name="refresh_models",
+                  **quiet)
+        refresh.click(h.refresh_models, [model, *chosen], page, **quiet)
+        for changed in (model.input, host.input) if service.multi else (model.input,):
+            changed(h.model_changed, [model, *chosen], [note, think, think_level, override],
+                    **quiet)
+        note.change(h.controls, [model, *chosen],
+                    [override, pull_button, *([every_host] if service.multi else [])], **quiet)
+        pull_button.click(h.download, [model, override, *chosen,
+                                       *([every_host] if service.multi else [])],
+                          [pull_status, model, note, status], api_name="download",
+                          concurrency_limit=STREAM_CONCURRENCY,
                           show_progress="hidden", **private)  # the card is the progress
         models_tab.select(refresh_tab, [selected], tab_outputs, **private).then(
             lambda: gr.Timer(active=True), None, [running_timer], **private)
@@ -146,8 +160,15 @@ def _chat_tab(h: ChatHandlers, configured: str, status: gr.HTML):
             info="Installed, cloud, then models to download. Or type any tag, e.g. "
                  "qwen3:0.6b or hf.co/user/repo:Q4_K_M.",
             elem_id="model-dropdown", scale=5, min_width=200)
+        # Several hosts: where to chat (Auto: the router) and download; filled on load
+        host = gr.Dropdown(choices=[("Auto", "auto")], value="auto", label="Host",
+                           elem_id="host-select", visible=h.service.multi, scale=1,
+                           min_width=130, allow_custom_value=True)  # checked by Service
         pull_button = gr.Button("Download", elem_id="pull-button", scale=0, min_width=110,
                                 variant="primary")
+        every_host = gr.Checkbox(False, label="on every host", elem_id="pull-every-host",
+                                 visible=h.service.multi, scale=0, min_width=140,
+                                 container=False)
     with gr.Row(elem_id="cp-model-line"):
         note = gr.HTML("", elem_id="model-note", scale=5, min_width=200, padding=False,
                        container=False)
@@ -166,14 +187,13 @@ def _chat_tab(h: ChatHandlers, configured: str, status: gr.HTML):
     temperature = gr.Slider(0.0, 2.0, value=0.7, step=0.05, label="Temperature", render=False)
     num_ctx = gr.Slider(512, 131072, value=4096, step=512, label="Context length (num_ctx)",
                         render=False)
-    additional = [model, system, temperature, num_ctx, think, override, think_level]
-    chat = Chat(
+    additional = [model, system, temperature, num_ctx, think, override, think_level, host]
+    chat = Chat(  # every chat text is rendered by the app: see ui.chatbot
         h.chat, model,
         multimodal=True,
-        chatbot=gr.Chatbot(elem_id="chatbot", height=460, sanitize_html=True,
-                           placeholder=EMPTY_CHAT, show_label=False),
-        # stop_btn: ChatInterface shows it while an answer or a download runs (a textbox of
-        # our own must ask for it); Stop cancels the handler, whose bridge closes the stream.
+        chatbot=SafeChatbot(elem_id="chatbot", height=460, placeholder=EMPTY_CHAT,
+                            show_label=False),
+        # stop_btn: shown while an answer or a download runs (our own box must ask for it)
         textbox=gr.MultimodalTextbox(file_types=["image"], file_count="multiple",
                                      placeholder="Message…", show_label=False,
                                      elem_id="chat-input", sources=["upload"], stop_btn=True),
@@ -188,13 +208,8 @@ def _chat_tab(h: ChatHandlers, configured: str, status: gr.HTML):
         save_history=True,
         fill_height=True,
     )
-    chat.textbox.stop(h.stop, None, None, queue=False, api_visibility="private",
-                      show_progress="hidden")
-    chat.chat_history_dataset.click(h.reopened, [chat.chat_history_dataset,
-                                                 chat.saved_conversations],
-                                    [model, note, think, think_level],
-                                    api_visibility="private", show_progress="hidden")
-    return model, think, think_level, override, note, pull_status, pull_button
+    wire(chat, h, model, note, think, think_level)
+    return model, think, think_level, override, note, pull_status, pull_button, host, every_host
 
 
 MAX_UPLOAD = f"{MAX_FILE_BYTES // 2**20}mb"

@@ -87,8 +87,8 @@ class Models:
         """The picker's choices, grouped Installed / Recommended / Cloud / Download (see
         render); only downloads ``may_pull`` allows are offered."""
         return render_models.model_choices(self.installed, catalog(), self.keys(), key,
-                                    self.capabilities, self.may_pull, self.recommendations,
-                                    cloud=self.cloud)
+                                           self.capabilities, self.may_pull,
+                                           self.recommendations, cloud=self.cloud)
 
     def as_json(self, status: cp.ServerStatus) -> dict:
         keys = self.keys()
@@ -113,8 +113,10 @@ class Host:
     """One Ollama server: ``url`` is operator configuration (None: OLLAMA_HOST, else
     localhost), never a visitor's input."""
 
-    def __init__(self, url: Optional[str], preload: bool = True) -> None:
+    def __init__(self, url: Optional[str], preload: bool = True, name: str = "") -> None:
         self.url = url
+        self.name = name
+        "Its name in the app's fleet (OLLAMA_HOSTS), or its host:port."
         self.preload = preload
         self._autostart_lock = threading.Lock()
         self._autostart_at: Optional[float] = None

@@ -6,6 +6,7 @@ the shared-app policy, so a crafted request gets the same refusals as the button
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Callable, Optional
 
 import gradio as gr
@@ -29,7 +30,9 @@ def build_models_tab(service: Service, chat_model: gr.Dropdown, private: dict):
     """Render the tab's contents where it is called; returns (refresh function, outputs,
     running-list timer) so the caller can wire tab selection and page load."""
     disk = gr.Markdown(elem_id="models-disk")
-    table = gr.Dataframe(headers=render_models.TABLE_HEADERS, value=[], interactive=False,
+    several = service.multi
+    table = gr.Dataframe(headers=render_models.table_headers(several), value=[],
+                         interactive=False,
                          elem_id="models-table", show_label=False, max_height=360,
                          buttons=[])
     with gr.Row(equal_height=False):
@@ -49,6 +52,10 @@ def build_models_tab(service: Service, chat_model: gr.Dropdown, private: dict):
                 confirm = gr.Button("Confirm delete", elem_id="confirm-delete-button",
                                     scale=0, min_width=130, variant="stop", size="sm",
                                     visible=False)
+            # On several hosts: act on every host that has it, or on one (checked by Service)
+            where = gr.Dropdown(choices=[("All hosts", "all")], value="all",
+                                label="On host", elem_id="models-host", visible=several,
+                                allow_custom_value=True, min_width=160)
             status = gr.Markdown(elem_id="models-status")
             details = gr.HTML(elem_id="model-details", padding=False, container=False)
         with gr.Column(scale=2, min_width=220):
@@ -60,13 +67,18 @@ def build_models_tab(service: Service, chat_model: gr.Dropdown, private: dict):
         data = service.models()
         names = data.names()
         value = current if current in names else (names[0] if names else None)
-        return (render_models.table_rows(data.installed),
+        return (render_models.table_rows(data.installed, several),
                 render.escape(data.error) if data.error else render_models.disk_total(
                     data.installed),
                 gr.Dropdown(choices=names, value=value), gr.Dropdown(choices=data.choices()),
-                _details(value), _running())
+                _details(value), _running(), *([_hosts_choice()] if several else []))
 
-    outputs = [table, disk, selected, chat_model, details, running]
+    outputs = [table, disk, selected, chat_model, details, running, *([where] if several else [])]
+    on_host = [where] if several else []  # one host: the events take what they always took
+
+    def _hosts_choice():
+        shown = [service.label(n) for n in service.hosts.names]
+        return gr.Dropdown(choices=[("All hosts", "all")] + [(n, n) for n in shown])
 
     def _details(name: Optional[str]) -> str:
         if not name:
@@ -76,7 +88,9 @@ def build_models_tab(service: Service, chat_model: gr.Dropdown, private: dict):
 
     def _running() -> str:
         try:
-            return render_models.running_html(cp.running_models(service.host))
+            return render_models.running_html([
+                dataclasses.replace(r, host=service.label(r.host)) if r.host else r
+                for r in service.hosts.running()])
         except cp.ContextPilotError as exc:
             return render.error_html(service.public(str(exc)))
 
@@ -89,28 +103,30 @@ def build_models_tab(service: Service, chat_model: gr.Dropdown, private: dict):
     def show_details(name: Optional[str]):
         return _details(name), gr.Button(visible=False), ""
 
-    def ask_delete(name: Optional[str]):
+    def ask_delete(name: Optional[str], host: str = "all"):
         if not name:
             return gr.Button(visible=False), "Choose a model to delete."
         try:
             service.policy.check_action("delete", name)
-        except (cp.NotAllowed, cp.InvalidModelName) as exc:
+            chosen = None if not several or host == "all" else service.host_choice(host)
+            on = f" on {service.label(chosen)}" if chosen else ""
+        except (cp.NotAllowed, cp.InvalidModelName, cp.InvalidRequest) as exc:
             return gr.Button(visible=False), _refusal(service.public(str(exc)))
-        return (gr.Button(visible=True),
-                f"Delete {render.escape(name)}? Click **Confirm delete** to remove it.")
+        return (gr.Button(visible=True), f"Delete {render.escape(name)}{render.escape(on)}? "
+                                         f"Click **Confirm delete** to remove it.")
 
-    async def confirm_delete(name: Optional[str]):
+    async def confirm_delete(name: Optional[str], host: str = "all"):
         hidden = gr.Button(visible=False)
         try:
-            said = _message(await asyncio.to_thread(service.delete, name or ""))
+            said = _message(await asyncio.to_thread(service.delete, name or "", host))
         except cp.ContextPilotError as exc:
             return (hidden, _refusal(service.public(str(exc))), *([gr.skip()] * len(outputs)))
         return (hidden, said, *(await asyncio.to_thread(refresh, None)))
 
-    def action(do: Callable[[str], str]):
-        async def run(name: Optional[str]):
+    def action(do: Callable[[str, str], str]):
+        async def run(name: Optional[str], host: str = "all"):
             try:
-                said = _message(await asyncio.to_thread(do, name or ""))
+                said = _message(await asyncio.to_thread(do, name or "", _one(host)))
             except cp.ContextPilotError as exc:
                 said = _refusal(service.public(str(exc)))
             return said, await asyncio.to_thread(_running)
@@ -118,12 +134,19 @@ def build_models_tab(service: Service, chat_model: gr.Dropdown, private: dict):
 
     table.select(pick, None, [selected, details, confirm, status], **private)
     selected.input(show_details, [selected], [details, confirm, status], **private)
-    delete.click(ask_delete, [selected], [confirm, status], api_name="ask_delete", **private)
-    confirm.click(confirm_delete, [selected], [confirm, status, *outputs],
+    delete.click(ask_delete, [selected, *on_host], [confirm, status], api_name="ask_delete",
+                 **private)
+    confirm.click(confirm_delete, [selected, *on_host], [confirm, status, *outputs],
                   api_name="delete_model", **private)
-    load.click(action(service.load), [selected], [status, running], api_name="load_model",
-               **private)
-    unload.click(action(service.unload), [selected], [status, running],
+    load.click(action(service.load), [selected, *on_host], [status, running],
+               api_name="load_model", **private)
+    unload.click(action(service.unload), [selected, *on_host], [status, running],
                  api_name="unload_model", **private)
     timer.tick(_running, None, [running], show_progress="hidden", **private)
     return refresh, selected, outputs, timer
+
+
+def _one(host: str) -> str:
+    """Load and unload take one host, or "auto" (load: where a chat would go; unload:
+    wherever it is loaded): "all" means the latter."""
+    return "auto" if not isinstance(host, str) or host.strip().lower() == "all" else host

@@ -9,6 +9,7 @@ render with ``render``. Every error becomes a message where the user is looking.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from typing import Any, AsyncIterator, Optional
 
@@ -39,13 +40,19 @@ class PageHandlers:
 
     # -- page state ---------------------------------------------------------------------
 
-    def refresh_models(self, current: Optional[str]):
-        """Page load and ↻: the dropdown, status line, note and Think control."""
+    def refresh_models(self, current: Optional[str], host: str = "auto"):
+        """Page load and ↻: the dropdown, status line, note, Think control and, on several
+        hosts, the host chooser (Auto, then each host as this page may see it)."""
         data = self.service.models()
         value = current or data.default(self.configured)
         status = self.service.status_html()
+        chooser = (self._host_chooser(),) if self.service.multi else ()
         return (gr.Dropdown(choices=data.choices(), value=value), status,
-                self.service.note(value, data), *self.think_control(value))
+                self.service.note(value, data, host), *self.think_control(value), *chooser)
+
+    def _host_chooser(self):
+        shown = [self.service.label(n) for n in self.service.hosts.names]
+        return gr.Dropdown(choices=[("Auto", "auto")] + [(n, n) for n in shown])
 
     def reopened(self, index: Any, saved: Any):
         """A saved conversation opened again: one that was not answered (its page closed
@@ -59,20 +66,25 @@ class PageHandlers:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         return gr.Dropdown(value=model), self.service.note(model), *self.think_control(model)
 
-    def model_changed(self, model: str):
-        """A new pick: its note and Think controls; "Download anyway" starts unticked."""
-        return self.service.note(model), *self.think_control(model), gr.Checkbox(value=False)
+    def model_changed(self, model: str, host: str = "auto"):
+        """A new pick (or host): its note and Think controls; "Download anyway" starts
+        unticked."""
+        return (self.service.note(model, None, host), *self.think_control(model),
+                gr.Checkbox(value=False))
 
-    def controls(self, model: Optional[str]):
+    def controls(self, model: Optional[str], host: str = "auto"):
         """Show a control only where it applies (after each note change): "Download
         anyway" beside a verdict that needs it, Download for a model not installed."""
         # On page load this can run with the dropdown's value from before the load's
         # update (empty): it is the default the load picked.
         state = self.service.note_state(
-            model or self.service.models(False).default(self.configured))
+            model or self.service.models(False).default(self.configured), host=host)
         override = (gr.Checkbox(visible=True) if state.needs_override
                     else gr.Checkbox(visible=False, value=False))
-        return override, gr.Button(visible=not (state.installed or state.downloading))
+        download = gr.Button(visible=not (state.installed or state.downloading))
+        if self.service.multi:  # "on every host" goes with Download
+            return override, download, gr.Checkbox(visible=not state.installed)
+        return override, download
 
     def think_control(self, model: Optional[str]):
         """On/off (#think-toggle) for a thinking model; a level (#think-level) for a model
@@ -87,33 +99,39 @@ class PageHandlers:
 
     # -- downloads ----------------------------------------------------------------------
 
-    async def download(self, model: str, download_anyway: bool = False):
-        """The Download button: the bar, then the dropdown, note and status. The pull is
-        detached: closing or reloading the page leaves it running (see Downloads)."""
+    async def download(self, model: str, download_anyway: bool = False, host: str = "auto",
+                       every_host: bool = False):
+        """The Download button: the bar (one per host), then the dropdown, note and status.
+        The pull is detached: closing or reloading the page leaves it running (see
+        Downloads). ``host``: where to (auto: where a chat would go); ``every_host``: all."""
         skip = gr.skip()
         try:
             name = cp.parse_name(str(model or "").strip()).display
+            choice = self.service.host_choice(host)
+            every = every_host is True and self.service.multi
             refusal = await asyncio.to_thread(self.service.before_pull, name,
-                                              download_anyway is True)
+                                              download_anyway is True, None if every else choice)
             if refusal:  # the verdict is on the page already: say it there, once
                 note = await asyncio.to_thread(self.service.note_state, name, None, True)
                 yield "", skip, note.html, skip
                 return
             yield render.progress_html(cp.PullProgress(model=name, status="pulling manifest")), \
                 skip, skip, skip
-            last = None
-            host = self.service.host
-            async for batch in batches(lambda t: cp.pull_model(
-                    name, host, cancel=t, detach=True), PULL_INTERVAL):
+            latest: dict[str, cp.PullProgress] = {}
+            hosts = self.service.hosts
+            async for batch in batches(lambda t: hosts.pull(
+                    name, choice, every=every, cancel=t, detach=True), PULL_INTERVAL):
                 if not batch:  # Ollama is silent: a no-op lets Gradio see a closed tab
                     yield skip, skip, skip, skip
                     continue
                 # the note under the picker: "downloading now", not "press Download", once
-                note = skip if last else await asyncio.to_thread(self.service.note, name)
-                last = batch[-1]
-                yield render.progress_html(last), skip, note, skip
-            if last is not None and last.done:
-                self.service.start_preload(name)
+                note = skip if latest else await asyncio.to_thread(
+                    self.service.note, name, None, host)
+                latest.update((v.host, v) for v in batch)
+                yield self._cards(latest), skip, note, skip
+            done = tuple(h for h, v in latest.items() if v.done and h)
+            if any(v.done for v in latest.values()):
+                self.service.start_preload(name, done)
         except cp.PullCancelled as exc:  # someone pressed Cancel: not a failure
             yield render.note_html("info", render.escape(self.service.public(str(exc)))), \
                 skip, skip, skip
@@ -122,23 +140,33 @@ class PageHandlers:
         except Exception:
             log.exception("download failed")
             yield render.error_html(SOMETHING_WRONG), skip, skip, skip
-        dropdown, status, note, *_think = await asyncio.to_thread(self.refresh_models, model)
+        dropdown, status, note, *_rest = await asyncio.to_thread(self.refresh_models, model, host)
         yield skip, dropdown, note, status
 
-    async def pull_model_api(self, name: str, download_anyway: bool = False
-                             ) -> AsyncIterator[str]:
-        """Download a model; streams one progress line at a time and ends with the result."""
+    def _cards(self, latest: dict[str, cp.PullProgress]) -> str:
+        """One download card per host (hosts by the names this page may see)."""
+        return "".join(render.progress_html(self._shown(v)) for v in latest.values())
+
+    def _shown(self, p: cp.PullProgress) -> cp.PullProgress:
+        return dataclasses.replace(p, host=self.service.label(p.host)) if p.host else p
+
+    async def pull_model_api(self, name: str, download_anyway: bool = False,
+                             host: str = "auto") -> AsyncIterator[str]:
+        """Download a model; streams one progress line at a time and ends with the result.
+        ``host``: a host's name, "all", or "auto" (where a chat would go)."""
         last: Optional[cp.PullProgress] = None
         try:
             display = cp.parse_name(str(name or "").strip()).display
+            every = isinstance(host, str) and host.strip().lower() == "all"
+            choice = None if every else self.service.host_choice(host)
             refusal = await asyncio.to_thread(self.service.before_pull, display,
-                                              download_anyway is True)
+                                              download_anyway is True, choice)
             if refusal:
                 yield refusal
                 return
-            host = self.service.host
-            async for batch in batches(lambda t: cp.pull_model(
-                    display, host, cancel=t), PULL_INTERVAL):
+            hosts = self.service.hosts
+            async for batch in batches(lambda t: hosts.pull(
+                    display, choice, every=every, cancel=t), PULL_INTERVAL):
                 if not batch:  # Ollama is silent: repeating the last line lets Gradio see
                     # a closed connection (an API endpoint cannot yield gr.skip())
                     yield render.progress_text(last or cp.PullProgress(
@@ -146,7 +174,7 @@ class PageHandlers:
                     continue
                 for value in keep_pull_updates(batch):
                     last = value
-                    yield render.progress_text(value)
+                    yield render.progress_text(self._shown(value))
             self.service.start_preload(display)
             yield render.pull_result_text(last, display)
         except cp.ContextPilotError as exc:
@@ -156,6 +184,18 @@ class PageHandlers:
             yield SOMETHING_WRONG
 
     def list_models_api(self) -> dict:
-        """Installed models and the catalog of popular models (with download sizes)."""
+        """Installed models and the catalog of popular models (with download sizes), and
+        the hosts: each one's name, state, version, models installed and loaded."""
         status = self.service.server_status()
-        return self.service.models(with_capabilities=False).as_json(status)
+        data = self.service.models(with_capabilities=False).as_json(status)
+        data["hosts"] = [_host_json(s) for s in self.service.host_statuses()]
+        return data
+
+
+def _host_json(s: cp.HostStatus) -> dict:
+    """One host for /list_models: its name and state (the address only on a private app)."""
+    out = {"name": s.name, "reachable": s.reachable, "version": s.version, "error": s.error,
+           "installed": list(s.installed), "loaded": list(s.loaded), "in_flight": s.in_flight}
+    if s.url:
+        out["url"] = s.url
+    return out

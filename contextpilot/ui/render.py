@@ -1,24 +1,23 @@
 """Pure rendering: library values -> chat messages, progress HTML and plain text.
 
 Nothing here does I/O or imports gradio. Everything that comes from a model or from the
-server (names, statuses, answers, error messages) is escaped before it reaches Markdown or
-HTML; in model answers, code is left alone because Markdown shows it literally (what is
-code is decided by a Markdown parser: ``render_markdown``).
+server (names, statuses, error messages) is escaped before it reaches HTML. Chat messages
+hold source text (Markdown; server text marked plain, titles plain text):
+the Chatbot renders them (``render_markdown``, through ``chatbot.SafeChatbot``).
 """
 
 from __future__ import annotations
 
 import html
-import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional
 
 from ..fit.catalog import CatalogEntry
 from ..names import parse_name
-from ..types import ChatDone, ContentDelta, ModelInfo, PullProgress, ServerStatus, ThinkingDelta
+from ..types import ChatDone, ContentDelta, ModelInfo, PullProgress, Routed, ThinkingDelta
 from ..units import format_duration, format_size, format_speed
-from .render_markdown import escape_markdown_html as escape_markdown_html  # re-exported
-from .render_markdown import unescape_markdown_html as unescape_markdown_html
+from .render_fleet import answer_footer, route_note
+from .render_markdown import Live, Memo
 
 STEP_WORDS = {
     "manifest": "Pulling manifest",
@@ -85,9 +84,11 @@ def stalled_words(seconds: float) -> str:
 
 
 def progress_text(p: PullProgress) -> str:
-    """One line for /pull_model and the chat: ``mistral:latest: Downloading 45% · 1.8 GB / ...``."""
+    """One line for /pull_model and the chat:
+    ``mistral:latest: Downloading 45% · 1.8 GB / ...`` (``... on gpu1: ...`` on several hosts)."""
     pct = percent(p)
-    head = f"{p.model}: {step_words(p)}" + (f" {pct}%" if pct is not None else "")
+    where = f" on {p.host}" if p.host else ""
+    head = f"{p.model}{where}: {step_words(p)}" + (f" {pct}%" if pct is not None else "")
     return " · ".join([head, *progress_facts(p)])
 
 
@@ -104,7 +105,8 @@ def progress_html(p: PullProgress) -> str:
     """The download card for ``#pull-status``: name and percent, the bar, the step in words
     with bytes, speed and time left; Ollama's own step (the layer) folded away."""
     pct = percent(p)
-    label = f"{'Downloaded' if p.done else 'Downloading'} {escape(short_name(p.model))}"
+    label = f"{'Downloaded' if p.done else 'Downloading'} {escape(short_name(p.model))}" + (
+        f" on {escape(p.host)}" if p.host else "")
     facts = " · ".join(escape(f) for f in [step_words(p), *progress_facts(p)])
     layer = escape(p.status) + (f" ({escape(p.digest[:19])}…)" if p.digest else "")
     return (
@@ -144,19 +146,17 @@ class ChatView:
     "Seconds the model had been thinking at its latest thought."
     waiting: Optional[int] = None
     "Waiting for a free answer slot, with this many messages ahead (0: next)."
-    parse_seconds: float = 0.0
-    "How long the answer's last Markdown parse took (the chat paces its updates by it)."
-    _shown: tuple[str, str] = field(default=("", ""), repr=False)
+    route: Optional[Routed] = None
+    "Several hosts: which answers, and which were skipped before it."
+    host_label: Optional[Callable[[str], str]] = None
+    "Several hosts: a host's name as the page may show it; None: one host, none shown."
+    _memos: tuple[Memo, Memo] = field(default_factory=lambda: (Memo(), Memo()), repr=False)
 
-    def _answer_shown(self) -> str:
-        # Parsed again only when the answer grew: most updates are thinking, a silent
-        # Ollama or the last tick, and a long code-heavy answer costs ~10 ms to parse.
-        text = "".join(self.answer)
-        if self._shown[0] != text:
-            started = time.perf_counter()
-            self._shown = (text, escape_markdown_html(text))
-            self.parse_seconds = time.perf_counter() - started
-        return self._shown[1]
+    @property
+    def parse_seconds(self) -> float:
+        """How long the last renders of the answer and thinking took (the chat paces its
+        updates by it); the Chatbot renders them, from where they last stopped being final."""
+        return sum(m.seconds for m in self._memos)
 
     def feed(self, events: Iterable[Any]) -> None:
         for event in events:
@@ -169,9 +169,22 @@ class ChatView:
                 self.pull = event
             elif isinstance(event, ChatDone):
                 self.stats = event
+            elif isinstance(event, Routed):
+                self.route = event
+
+    def _routed(self) -> Optional[Routed]:
+        """The route with its hosts as the page may show them (None: nothing to say)."""
+        r, label = self.route, self.host_label
+        if r is None or label is None:
+            return None
+        return Routed(label(r.host), tuple((label(n), why) for n, why in r.skipped), r.pull)
 
     def messages(self) -> list[dict]:
         out = []
+        routed = self._routed()
+        if routed is not None and routed.skipped:  # "gpu1 did not answer; answered by gpu2"
+            out.append({"role": "assistant", "content": "",
+                        "metadata": {"title": route_note(routed), "status": "done"}})
         if self.pull is not None:
             out.append(self._pull_message())
         if self.thinking:
@@ -179,39 +192,46 @@ class ChatView:
             seconds = self.stats.thinking_seconds if self.stats else None
             title = thought_title(self.thought if seconds is None else seconds) if done \
                 else "Thinking…"
-            out.append({"role": "assistant", "content": escape("".join(self.thinking)),
+            out.append({"role": "assistant",
+                        "content": Live.of("".join(self.thinking), self._memos[1]),
                         "metadata": {"title": title, "status": "done" if done else "pending"}})
         if self.answer:
-            out.append({"role": "assistant", "content": self._answer_shown()})
+            out.append({"role": "assistant",
+                        "content": Live.of("".join(self.answer), self._memos[0])})
+        if routed is not None and self.stats is not None:  # "gpu2 · 41 tok/s"
+            out.append({"role": "assistant", "content": "", "metadata": {
+                "title": answer_footer(self.stats, routed.host), "status": "done"}})
         if self.error:
-            out.append({"role": "assistant", "content": f"⚠️ {escape(self.error)}"})
+            out.append({"role": "assistant",
+                        "content": Live.of(f"⚠️ {self.error}", plain=True)})
         if not out and self.waiting is not None:
             ahead = "next in line" if self.waiting == 0 else f"{self.waiting} ahead"
-            out.append({"role": "assistant", "content": "Every answer slot is taken: your "
-                        "message will be answered as soon as one is free.",
+            out.append({"role": "assistant", "content": Live.of(
+                        "Every answer slot is taken: your message will be answered as soon "
+                        "as one is free."),
                         "metadata": {"title": f"Waiting for a free slot — {ahead}…",
                                      "status": "pending"}})
         if not out:  # something to show at once while the model loads
-            out.append({"role": "assistant", "content": "",
-                        "metadata": {"title": f"Asking {escape(short_name(self.model))}…",
+            out.append({"role": "assistant", "content": Live.of(""),
+                        "metadata": {"title": f"Asking {short_name(self.model)}…",
                                      "status": "pending"}})
         return out
 
     def _pull_message(self) -> dict:
         p = self.pull
         assert p is not None
-        name = escape(short_name(p.model))
+        name = short_name(p.model)  # titles are plain text (the Chatbot escapes them)
         pct = percent(p)
         if p.done:
             title = f"Downloaded {name} — 100%"
         elif self.error:
             title = f"Could not download {name}"
         elif pct is None:
-            title = f"Downloading {name} — {escape(step_words(p).lower())}"
+            title = f"Downloading {name} — {step_words(p).lower()}"
         else:
             title = f"Downloading {name} — {pct}%"
         ok = p.done or bool(self.error) or bool(self.answer) or bool(self.thinking)
-        return {"role": "assistant", "content": escape(progress_text(p)),
+        return {"role": "assistant", "content": Live.of(progress_text(p), plain=True),
                 "metadata": {"title": title, "status": "done" if ok else "pending"}}
 
 
@@ -224,7 +244,6 @@ def thought_title(seconds: float) -> str:
 
 # ----------------------------------------------------------------------------- models and status
 
-INSTALL_URL = "https://ollama.com/download"
 CAPABILITIES = ("vision", "tools", "thinking", "embedding")
 ICONS = {"ok": "✓", "fits": "✓", "info": "ℹ", "warn": "⚠", "stop": "⛔", "busy": "↻",
          "cloud": "☁"}
@@ -293,72 +312,10 @@ def model_note(model: str, installed: Optional[ModelInfo], entry: Optional[Catal
                                  f"a chat model to talk to.")
     if installed is not None:
         chips = chips_html(capabilities)
-        return note_html("ok", f"{name} is installed ({format_size(installed.size)}).",
+        where = f" on {escape(', '.join(installed.hosts))}" if installed.hosts else ""
+        return note_html("ok", f"{name} is installed ({format_size(installed.size)}){where}.",
                          f'<span class="cp-chips">{chips}</span>' if chips else "")
     chips = chips_html(entry.capabilities if entry else capabilities)
     return (f'<div class="cp-note-sub">{name} is not installed yet: it downloads when you '
             f'send a message, or press Download now.'
             f'{f" <span class=cp-chips>{chips}</span>" if chips else ""}</div>')
-
-
-MODE_NAMES_SHOWN = 3
-"How many allowed models the shared chip names before '+N more' (all are in its title)."
-
-
-def mode_html(shared: bool, allowed: Optional[Sequence[str]] = None,
-              locked: Sequence[str] = ()) -> str:
-    """The chip that says which mode the app is in. ``allowed``: the models visitors may
-    download (names; None: not known yet); ``locked``: the operator's actions ("delete",
-    "unload", "cancel").
-
-    >>> mode_html(True, ["llama3.2", "qwen3:0.6b"], ["delete"])  # doctest: +ELLIPSIS
-    '<span ... data-mode="shared" title="...">Shared: downloads limited to llama3.2, qwen3:0.6b</span>'
-    """
-    if not shared:
-        return ('<span class="cp-chip" data-mode="private" title="Only this machine reaches '
-                'this app: downloads, delete, unload and cancel are all allowed.">'
-                'Private</span>')
-    names = [short_name(n) for n in allowed or ()]
-    if allowed is None:  # not known yet (the installed models, and Ollama is not there)
-        text, title = "Shared", "Visitors may download only the allowed models."
-    elif names:
-        shown = ", ".join(names[:MODE_NAMES_SHOWN]) + (
-            f" +{len(names) - MODE_NAMES_SHOWN} more" if len(names) > MODE_NAMES_SHOWN else "")
-        text = f"Shared: downloads limited to {shown}"
-        title = f"Visitors may download only: {', '.join(names)}."
-    else:
-        text, title = "Shared: no downloads", "Visitors may not download models."
-    if locked:
-        title += f" {_and(locked).capitalize()} are the operator's."
-    return (f'<span class="cp-chip" data-mode="shared" title="{escape(title)}">'
-            f'{escape(text)}</span>')
-
-
-def _and(words: Sequence[str]) -> str:
-    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
-
-
-def status_html(s: ServerStatus, note: str = "", hint: str = "", mode: str = "") -> str:
-    """The status chip: Ollama's version and host, cloud, the app's ``mode`` (``mode_html``);
-    when Ollama is not there, what is wrong, the fix (``hint``) and where to get Ollama."""
-    if s.reachable:
-        host = s.host.split("://", 1)[-1]
-        version = f" {escape(s.version)}" if s.version else ""
-        cloud_chip = {
-            True: '<span class="cp-chip" data-cloud="yes" title="cloud models available">'
-                  '☁ cloud</span>',
-            False: '<span class="cp-chip" data-cloud="no" title="cloud models switched off">'
-                   'cloud off</span>', None: ""}[s.cloud]
-        extra = f'<span class="cp-status-note">{escape(note)}</span>' if note else ""
-        return (f'<div class="cp-status" data-state="ok"><span class="cp-dot" '
-                f'aria-hidden="true"></span><span class="cp-status-text">Ollama{version} · '
-                f'{escape(host)}</span>{cloud_chip}{mode}{extra}</div>')
-    # With a hint (what autostart found and what to do), the error's first sentence says
-    # what is wrong and the hint the fix; the error's generic advice would repeat it.
-    headline = (s.error.split(". ", 1)[0].rstrip(".") + ".") if hint else s.error
-    fix = f'<div class="cp-status-fix">{escape(hint)}</div>' if hint else ""
-    return (f'<div class="cp-status" data-state="down" role="alert"><div class="cp-status-line">'
-            f'<span class="cp-dot" aria-hidden="true"></span><span class="cp-status-text">'
-            f'{escape(headline)}</span></div>{fix}<div class="cp-status-actions">'
-            f'<a class="cp-status-link" href="{INSTALL_URL}" target="_blank" '
-            f'rel="noopener noreferrer">How to install Ollama</a>{mode}</div></div>')

@@ -1,259 +1,265 @@
-r"""Model answers made safe for the Chatbot's Markdown: raw HTML shows as text, code as code.
+r"""Text in the chat as safe HTML: what is markup is decided here, once, by one parser.
 
-The page renders an answer with its own Markdown parser (Gradio's ``marked``, GFM). Raw HTML
-in prose must reach it escaped (``<`` as ``&lt;``, ``&`` as ``&amp;``) so that it shows
-literally and runs nothing; code must reach it untouched, since Markdown already shows code
-literally and an escape there would show as ``&lt;``. What is code is decided by a real
-CommonMark parser (markdown-it-py, with GFM tables), never by patterns: fences in list
-items and blockquotes, indented code blocks, longer fences holding shorter ones, inline
-spans, and a fence still open while the answer streams (code until it closes).
+Every text the chat shows (a model's answer and thinking, the visitor's messages, server
+statuses and errors) is Markdown source. markdown-it-py (CommonMark with GFM tables and
+strikethrough; raw HTML off, so a tag is text) turns it into HTML; links keep only http,
+https and mailto, and an image becomes a link (a model's answer never loads anything by
+itself). nh3 (ammonia) then keeps only the elements, classes and attributes this renderer
+emits. The page shows the result as it is: the Chatbot parses no Markdown and no LaTeX of its
+own (``render_markdown=False``, no delimiters), so it has nothing left to read differently.
 
-The parser reads the answer with *every* ``<`` and ``&`` escaped (``_fully_escaped``), which
-is how the page will see its prose: a tag can then neither hide code (an HTML block swallows
-a fence) nor fake it (backticks inside a tag). The code it finds there is left raw, the
-rest escaped. Escaping only prose never moves code, so ``unescape_markdown_html`` finds the
-same code in the escaped text and gives back exactly what the model wrote (for the history
-sent to Ollama on the next turn). Where a position cannot be mapped with certainty it is
-treated as prose: escaped, never left raw.
+A message is rendered as *parts*, one per run of top-level blocks of about ``PART_CHARS``
+characters (the blocks that may still change as the text grows in a last part of their own),
+each ``<div class="cp-md" data-source="...">`` carrying its own source text,
+escaped, in an attribute (inert: the page's sanitizer drops it). So the browser can send the
+conversation back (it does, with every message) and ``source_of`` recovers exactly what was
+written, for Ollama and to render again; the HTML a browser sends back is never trusted.
 
-Two places of the page's renderer insert text as HTML even inside code, so they are always
-escaped: ``$$ … $$`` (Gradio cuts LaTeX out of the whole message before Markdown, and puts it
-back as HTML) and a ```` ```mermaid ```` block (its text becomes a diagram's HTML).
+Parts also make streaming cheap: a block is final once a later block starts on a complete
+line (CommonMark reads blocks line by line, and link reference definitions, which could reach
+back, are off), so an answer that grows is parsed again only from its first part that is not
+final (``Memo``), and the page is sent only the parts that changed.
+
+>>> parts = render_parts("Use `<b>` & **this**: [x](javascript:alert(1))")
+>>> print(parts[0].replace('">', '">\n', 1))
+<div class="cp-md prose" data-source="Use `&lt;b&gt;` &amp; **this**: [x](javascript:alert(1))">
+<p>Use <code>&lt;b&gt;</code> &amp; <strong>this</strong>: [x](javascript:alert(1))</p>
+</div>
+>>> source_of(parts[0])
+'Use `<b>` & **this**: [x](javascript:alert(1))'
 """
 
 from __future__ import annotations
 
-import inspect
+import contextlib
+import gc
+import html
 import re
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from typing import Optional
 
+import nh3
 from markdown_it import MarkdownIt
+from markdown_it.common.utils import escapeHtml
 
-LATEX = re.compile(r"\$\$[\s\S]+?\$\$")
-"Gradio's LaTeX cut (the Chatbot's default delimiters, ``$$`` only), found before Markdown."
-_URL = re.compile(r"(?:https?://|ftp://|www\.)[^\s<]*", re.I)
-"A GFM autolink as marked finds it (to whitespace or ``<``): it runs over backticks."
-_LINES = re.compile(r"\r\n|\r|\n")  # the line breaks markdown-it normalises
-_ENTITY = re.compile(r"&(lt|amp);")
-_ESCAPES = {"<": "&lt;", "&": "&amp;"}
-_UNESCAPES = {"lt": "<", "amp": "&"}
+PART_CHARS = 1000
+"""A part closes once its blocks hold this many characters of source. Smaller parts mean less
+sent again while an answer streams (the last parts are replaced whole), more elements in the
+page: ~200 parts for a 200,000-character answer."""
+SCHEMES = ("http://", "https://", "mailto:")
+"The only links an answer can make; anything else stays text."
+
+COPY = ('<button class="copy_code_button" type="button" title="Copy code">'
+        '<span class="copy-text"></span><span class="check"></span></button>')
+"Gradio's code copy button: the page's own handler copies the code beside it."
+
+_CLEANER = nh3.Cleaner(
+    tags={"p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "ul", "ol", "li",
+          "pre", "code", "em", "strong", "s", "a", "table", "thead", "tbody", "tr", "th", "td",
+          "div", "button", "span"},
+    clean_content_tags=set(),
+    attributes={"a": {"href", "title"}, "ol": {"start"}, "button": {"type", "title"}},
+    allowed_classes={"div": {"code_wrap"}, "button": {"copy_code_button"},
+                     "span": {"copy-text", "check"}, "th": {"cp-left", "cp-center", "cp-right"},
+                     "td": {"cp-left", "cp-center", "cp-right"}},
+    url_schemes={"http", "https", "mailto"},
+    url_relative="deny",
+    link_rel="noopener noreferrer nofollow",
+    set_tag_attribute_values={"a": {"target": "_blank"}},
+    strip_comments=True,
+)
+_CARRIER = re.compile(r'<div class="cp-md[ a-z-]*" data-source="([^"]*)">')
+_BREAKS = re.compile(r"\r\n?|\n")  # the line breaks markdown-it reads (and normalises)
+
+
+def _safe_link(url: str) -> bool:
+    return url.lower().startswith(SCHEMES)
+
+
+def _code(self, tokens, idx, options, env) -> str:
+    return (f'<div class="code_wrap">{COPY}<pre><code>{escapeHtml(tokens[idx].content)}'
+            f'</code></pre></div>\n')
+
+
+def _image(self, tokens, idx, options, env) -> str:
+    token = tokens[idx]
+    alt = self.renderInlineAsText(token.children or [], options, env) or "image"
+    return f'<a href="{escapeHtml(token.attrGet("src") or "")}">{escapeHtml(alt)}</a>'
+
+
+def _cell(self, tokens, idx, options, env) -> str:
+    token = tokens[idx]  # markdown-it aligns with a style attribute: a class here
+    align = str(token.attrGet("style") or "").partition(":")[2]
+    return f'<{token.tag} class="cp-{align}">' if align else f"<{token.tag}>"
 
 
 def _parser() -> MarkdownIt:
-    md = MarkdownIt("commonmark").enable("table")  # marked's GFM: tables split code spans
-    md.disable("inline")  # inline content is parsed per token below, to know where spans are
-    backtick = md.inline.ruler.__rules__[md.inline.ruler.__find__("backticks")].fn
-
-    def spans(state, silent):  # the same rule, recording where each code span lies
-        start, count = state.pos, len(state.tokens)
-        found = backtick(state, silent)
-        if found and not silent and state.src is state.env.get("cp_src") \
-                and len(state.tokens) > count and state.tokens[-1].type == "code_inline":
-            state.env["cp_spans"].append((start, state.pos))
-        return found
-
-    md.inline.ruler.at("backticks", spans)
+    md = MarkdownIt("commonmark", {"html": False, "breaks": True})
+    md.enable(["table", "strikethrough"]).disable("reference")
+    md.validateLink = _safe_link  # type: ignore[method-assign]
+    for rule, fn in (("fence", _code), ("code_block", _code), ("image", _image),
+                     ("th_open", _cell), ("td_open", _cell)):
+        md.add_render_rule(rule, fn)
     return md
 
 
 _MD = _parser()
 
 
-def _specials(text: str, pattern: re.Pattern = re.compile(r"(\\*)([<&])")) -> list[int]:
-    """Where ``text`` has a ``<`` or ``&`` that no backslash escapes (after an odd run of
-    backslashes it is a Markdown escape: ``\\<`` already shows ``<`` and runs nothing, and
-    ``\\&lt;`` must stay as the model wrote it)."""
-    return [m.start(2) for m in pattern.finditer(text) if len(m.group(1)) % 2 == 0]
+@dataclass
+class Memo:
+    """What a growing text has rendered for good: its final parts and the source they cover."""
+
+    source: str = ""
+    parts: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    "How long the last render took (the chat paces its updates by it)."
 
 
-def _fully_escaped(text: str, at: list[int]) -> tuple[str, list[int]]:
-    """``text`` with the ``<`` and ``&`` at ``at`` escaped, and where each of them is in it."""
-    out, moved, pos, grown = [], [], 0, 0
-    for i in at:
-        piece = _ESCAPES[text[i]]
-        out += [text[pos:i], piece]
-        moved.append(i + grown)
-        grown += len(piece) - 1
-        pos = i + 1
-    out.append(text[pos:])
-    return "".join(out), moved
+class Live(str):
+    """Text the server made in this turn (an answer as it streams, its thinking, a status):
+    rendered whatever its size, from ``memo`` on. Any other text in a chat value came from the
+    browser (history, a reopened conversation) and is rendered within a budget (``shown``)."""
+
+    memo: Optional[Memo] = None
+    plain = False
+    "Server text (a status, an error): shown as it is, not read as Markdown."
+
+    @classmethod
+    def of(cls, text: str, memo: Optional[Memo] = None, plain: bool = False) -> "Live":
+        live = cls(text)
+        live.memo, live.plain = memo, plain
+        return live
 
 
-def _line_starts(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each line, without its break, as markdown-it numbers them."""
-    spans, pos = [], 0
-    for brk in _LINES.finditer(text):
-        spans.append((pos, brk.start()))
-        pos = brk.end()
-    spans.append((pos, len(text)))
-    return spans
+def part(source: str, body: str, kind: str = "prose") -> str:
+    """One part of a message: its HTML (already safe) and, escaped, the source it came from."""
+    return f'<div class="cp-md {kind}" data-source="{html.escape(source)}">{body}</div>'
 
 
-def _align(content: str, line: str, offset: int, in_cell: bool) -> Optional[list[int]]:
-    """Where each character of one line of an inline token's ``content`` is in ``line``
-    (its source line, which may also hold container marks, indentation, heading marks or
-    other table cells); -1 where it is not (leading whitespace, a tab's padding). A line of
-    a paragraph ends its source line (but trailing whitespace), a heading's text follows its
-    marks, a table's cells come left to right (``offset``) with ``\\|`` read as ``|``."""
-    body = content.lstrip()
-    lead = len(content) - len(body)
-    if not body:
-        return [-1] * len(content)
-    pattern = "".join(r"\\?\|" if ch == "|" else re.escape(ch) for ch in body)
-    match = None if in_cell else re.compile(pattern + r"\s*\Z").search(line, offset)
-    match = match or re.compile(pattern).search(line, offset)
-    if match is None:
-        return None
-    where, j = [-1] * lead, match.start()
-    for ch in body:
-        if ch == "|" and line[j] == "\\":
+def plain_part(text: str) -> str:
+    """``text`` shown as it is, not read as Markdown (what lies beyond the render budget)."""
+    return part(text, html.escape(text), "cp-plain")
+
+
+def source_of(shown: str) -> str:
+    """The source text of a part (``part``); any other text is its own source."""
+    match = _CARRIER.match(shown)
+    return html.unescape(match.group(1)) if match else shown
+
+
+def render_parts(text: str, memo: Optional[Memo] = None) -> list[str]:
+    """``text`` as safe HTML parts. With ``memo`` (kept by the caller between calls), a
+    text that grew is parsed again only from its first part that was not final."""
+    with _no_gc():
+        return _render_parts(text, memo)
+
+
+@contextlib.contextmanager
+def _no_gc():
+    """The cyclic garbage collector paused while a text is rendered: markdown-it makes ~1
+    token per 2 characters, none in a cycle (reference counting frees them), and each full
+    collection walks them all, which made a 200k answer take 1.5-2x as long (superlinear)."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _render_parts(text: str, memo: Optional[Memo]) -> list[str]:
+    started = time.perf_counter()
+    if memo is None or not text.startswith(memo.source):
+        memo = _reset(memo)
+    tail = text[len(memo.source):]
+    tokens = _MD.parse(tail, {})
+    blocks = _blocks(tokens)
+    starts = [0] + [m.end() for m in _BREAKS.finditer(tail)]
+    final = max((k for k, b in enumerate(blocks) if b[2] < len(starts) - 1), default=0)
+    first, done = 0, 0  # the blocks of the part being filled; its source starts at ``done``
+    for k in range(final):
+        end = starts[blocks[k + 1][2]]
+        if end - done >= PART_CHARS:
+            source = tail[done:end]
+            memo.parts.append(part(source, _html(tokens[blocks[first][0]:blocks[k][1]])))
+            memo.source += source
+            first, done = k + 1, end
+    parts = list(memo.parts)
+    if first < final:  # final blocks not yet a part: they change only when a block ends
+        end = starts[blocks[final][2]]
+        parts.append(part(tail[done:end], _html(tokens[blocks[first][0]:blocks[final][0]])))
+        done = end
+    rest = tokens[blocks[final][0]:] if final < len(blocks) else []
+    memo.seconds = time.perf_counter() - started
+    return parts + [part(tail[done:], _html(rest))]  # what may still change: its own part
+
+
+
+def _reset(memo: Optional[Memo]) -> Memo:
+    if memo is None:
+        return Memo()
+    memo.source, memo.parts = "", []
+    return memo
+
+
+def _blocks(tokens) -> list[tuple[int, int, int]]:
+    """(first token, end token, first line) of each top-level block."""
+    blocks, i = [], 0
+    while i < len(tokens):
+        j = i + 1
+        if tokens[i].nesting == 1:  # to its close, the next token of level 0
+            while tokens[j].level != 0:
+                j += 1
             j += 1
-        where.append(j)
-        j += 1
-    return where
+        blocks.append((i, j, tokens[i].map[0] if tokens[i].map else 0))
+        i = j
+    return blocks
 
 
-def _inline_code(md_src: str, lines: list[tuple[int, int]], token, env: dict,
-                 cursors: dict, code: list[bool]) -> None:
-    """Mark the code spans of one inline token in ``code`` (indexed like ``md_src``); a
-    token whose text cannot be located in its source lines marks nothing (escaped)."""
-    if "`" not in token.content or not token.map:
-        return  # no code span (the common case: spares the inline parse)
-    env["cp_src"], env["cp_spans"] = token.content, []
-    _MD.inline.parse(token.content, _MD, env, [])
-    if not env["cp_spans"]:
-        return
-    where: list[int] = []
-    heads: set[int] = set()
-    in_cell = env.get("cp_table", False)
-    for k, part in enumerate(token.content.split("\n")):
-        row = token.map[0] + k
-        if row >= len(lines):
-            return
-        start, end = lines[row]
-        line = md_src[start:end]
-        at = _align(part, line, cursors.get(row, 0) if in_cell else 0, in_cell)
-        if at is None:
-            return
-        if in_cell:
-            cursors[row] = max([a for a in at if a >= 0], default=-1) + 1
-        # A span's line starts are left out: blocks are found before spans, so a raw "<"
-        # there would start an HTML block and break the span (its escape shows, harmless).
-        heads.add(len(where) + len(part) - len(part.lstrip()))
-        where.extend(start + a if a >= 0 else -1 for a in at)
-        where.append(-1)  # the line break
-    urls = [m.span() for m in _URL.finditer(token.content)]
-    for a, b in env["cp_spans"]:
-        if any(u < a < v for u, v in urls):
-            continue  # the page's GFM takes this "span" into a link: its text is no code
-        for i in range(a, min(b, len(where))):
-            if where[i] >= 0 and i not in heads:
-                code[where[i]] = True
+def _html(tokens) -> str:
+    return _CLEANER.clean(_MD.renderer.render(tokens, _MD.options, {})) if tokens else ""
 
 
-def _as_gradio_shows(text: str) -> tuple[str, list[int]]:
-    """``inspect.cleandoc(text)``, which Gradio's Chatbot applies to every str message before
-    the page renders it (tabs expanded, the first line's and the common indentation removed,
-    outer blank lines dropped), and where each of its characters comes from in ``text``."""
-    rows = []
-    for start, raw in zip(_starts(text), text.split("\n")):
-        chars, src, col = [], [], 0
-        for k, ch in enumerate(raw):
-            width = 8 - col % 8 if ch == "\t" else 1
-            chars.append(" " * width if ch == "\t" else ch)
-            src += [start + k] * width
-            col = 0 if ch == "\r" else col + width  # str.expandtabs restarts at \r too
-        rows.append(("".join(chars), src))
-    indents = [len(r) - len(r.lstrip()) for r, _ in rows[1:] if r.lstrip()]
-    margin = min(indents, default=0)
-    cuts = [len(rows[0][0]) - len(rows[0][0].lstrip())] + [margin] * (len(rows) - 1)
-    rows = [(r[cut:], src[cut:]) for (r, src), cut in zip(rows, cuts)]
-    ends = [i for i, (r, _) in enumerate(rows) if r]
-    rows = rows[ends[0]:ends[-1] + 1] if ends else []
-    shown, where = [], []
-    for r, src in rows:
-        shown.append(r)
-        where += src + [src[-1] + 1 if src else -1]  # the line break (placeholder if empty)
-    return "\n".join(shown), where[:-1] if where else []
+# ----------------------------------------------------------------------------- the chat's texts
 
 
-def _starts(text: str) -> list[int]:
-    starts, pos = [0], text.find("\n")
-    while pos >= 0:
-        starts.append(pos + 1)
-        pos = text.find("\n", pos + 1)
-    return starts
+class _Cache:
+    """The newest renders of texts from the browser, up to ``limit`` characters of source:
+    the history comes back with every update of an answer, and is parsed once."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.size = limit, 0
+        self.items: OrderedDict[tuple[bool, str], list[str]] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, text: str, markdown: bool) -> list[str]:
+        key = (markdown, text)
+        with self.lock:
+            if key in self.items:
+                self.items.move_to_end(key)
+                return self.items[key]
+        parts = render_parts(text) if markdown else [plain_part(text)]
+        with self.lock:
+            if key not in self.items and len(text) <= self.limit:
+                self.items[key] = parts
+                self.size += len(text)
+                while self.size > self.limit:
+                    old, _ = self.items.popitem(last=False)
+                    self.size -= len(old[1])
+        return parts
 
 
-def _code_at(text: str, at: list[int]) -> set[int]:
-    """Which of the positions ``at`` (of ``_specials``) are code the page shows literally,
-    judged on the text as Gradio hands it to the page."""
-    if inspect.cleandoc(text) == text:
-        return _code_in(text, at)
-    shown, where = _as_gradio_shows(text)  # whitespace only: each < and & is still there
-    return {where[j] for j in _code_in(shown, _specials(shown))} & set(at)
+CACHE = _Cache(8_000_000)
 
 
-def _code_in(text: str, at: list[int]) -> set[int]:
-    """Which of the positions ``at`` of ``text`` (as the page gets it) are code."""
-    md_src, moved = _fully_escaped(text, at)
-    code = [False] * len(md_src)
-    lines = _line_starts(md_src)
-    env: dict = {}
-    cursors: dict = {}
-    for token in _MD.parse(md_src, env):
-        if token.type in ("table_open", "table_close"):
-            env["cp_table"] = token.type == "table_open"
-        elif token.type in ("fence", "code_block") and token.map and not _mermaid(token):
-            for row in range(token.map[0], min(token.map[1], len(lines))):
-                start, end = lines[row]
-                code[start:end] = [True] * (end - start)  # its lines' marks have no < or &
-        elif token.type == "inline":
-            _inline_code(md_src, lines, token, env, cursors, code)
-    cuts = [m.span() for m in LATEX.finditer(text)]  # put back as HTML by the page: escaped
-    return {i for i, j in zip(at, moved) if code[j] and not any(a <= i < b for a, b in cuts)}
-
-
-def _mermaid(token) -> bool:
-    """A block the page's renderer turns into a diagram from its text as HTML (Gradio's
-    mermaid tokenizer: exactly three backticks, then ``mermaid``)."""
-    return token.type == "fence" and token.markup == "```" and token.info.strip() == "mermaid"
-
-
-def escape_markdown_html(text: str) -> str:
-    r"""Escape raw HTML in a model's Markdown answer, but not its code, which Markdown
-    already shows literally.
-
-    >>> escape_markdown_html('<b>hi</b> `<i>` and ```<u>``` and \\`<img>\\`')
-    '&lt;b>hi&lt;/b> `<i>` and ```<u>``` and \\`&lt;img>\\`'
-    >>> escape_markdown_html('x ```\n<div>fake</div>')  # not a fence: not at a line start
-    'x ```\n&lt;div>fake&lt;/div>'
-    >>> escape_markdown_html("```html\n<p>code</p>\n```\n<p>text</p>")
-    '```html\n<p>code</p>\n```\n&lt;p>text&lt;/p>'
-    >>> escape_markdown_html("- step:\n\n      ```\n      <p>a && b</p>\n      ```")
-    '- step:\n\n      ```\n      <p>a && b</p>\n      ```'
-    """
-    at = _specials(text)
-    if not at:
-        return text
-    code = _code_at(text, at)
-    out, pos = [], 0
-    for i in at:
-        out += [text[pos:i], text[i] if i in code else _ESCAPES[text[i]]]
-        pos = i + 1
-    return "".join(out + [text[pos:]])
-
-
-def unescape_markdown_html(text: str) -> str:
-    """The model's own text back from ``escape_markdown_html`` (for the next turn).
-
-    >>> t = 'a < b & `x & y` and &amp;'
-    >>> unescape_markdown_html(escape_markdown_html(t)) == t
-    True
-    """
-    at = _specials(text)
-    if "&" not in text or not at:
-        return text
-    code, free = _code_at(text, at), set(at)
-    return _ENTITY.sub(lambda m: m.group(0) if m.start() in code or m.start() not in free
-                       else _UNESCAPES[m.group(1)], text)
+def shown(text: str, markdown: bool = True) -> list[str]:
+    """The parts the page shows for one text: a ``Live`` one rendered from its memo; any
+    other read as Markdown, or with ``markdown=False`` (beyond the budget) shown as it is."""
+    if isinstance(text, Live):
+        return [plain_part(text)] if text.plain else render_parts(text, text.memo)
+    return CACHE.get(text, markdown)

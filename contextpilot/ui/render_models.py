@@ -11,6 +11,7 @@ from ..fit.catalog import CatalogEntry
 from ..types import (FitVerdict, ModelDetails, ModelInfo, PullOutcome, PullProgress,
                      RunningModel)
 from ..units import format_duration, format_size
+from .render_fleet import where_words
 from .render import (CLOUD_OFF, capability_words, chips_html, escape, is_cloud, note_html,
                      percent, progress_bar, progress_facts, purpose, short_name, step_words)
 
@@ -19,15 +20,18 @@ SECTIONS = ("Installed", "Recommended", "Cloud", "Download")
 
 
 def choice_label(section: str, name: str, size: Optional[int] = None,
-                 capabilities: Optional[Iterable[str]] = None) -> str:
+                 capabilities: Optional[Iterable[str]] = None,
+                 where: Sequence[str] = ()) -> str:
     """``'Installed · llama3.2:latest · 3.0 MB · tools'``: the group, the name, the size
-    (a cloud model has none here: it runs on ollama.com) and the capabilities, plain text
-    for the dropdown. A model that cannot chat says what it is instead (``purpose``)."""
+    (a cloud model has none here: it runs on ollama.com), the capabilities and, on several
+    hosts, where it is (``render_fleet.where_words``), plain text for the dropdown. A model
+    that cannot chat says what it is instead of its capabilities (``purpose``)."""
     parts = [section, name]
     if size and section != "Cloud":
         parts.append(format_size(size))
     not_chat = purpose(capabilities)
-    return " · ".join(parts + ([not_chat] if not_chat else capability_words(capabilities)))
+    return " · ".join(parts + ([not_chat] if not_chat else capability_words(capabilities))
+                      + list(where))
 
 
 def model_choices(installed: Sequence[ModelInfo], catalog: Sequence[CatalogEntry],
@@ -45,7 +49,7 @@ def model_choices(installed: Sequence[ModelInfo], catalog: Sequence[CatalogEntry
     groups: dict[str, list[tuple[str, str]]] = {s: [] for s in SECTIONS}
     for m in installed:
         section = "Cloud" if m.is_cloud or is_cloud(m.name) else "Installed"
-        label = choice_label(section, m.name, m.size, caps.get(m.name))
+        label = choice_label(section, m.name, m.size, caps.get(m.name), where_words(m))
         groups[section].append((f"{label} · {CLOUD_OFF}" if section == "Cloud"
                                 and cloud is False else label, m.name))
     for r in recommendations:  # the server's own picks for its machine
@@ -96,10 +100,21 @@ def when(t: Optional[datetime], now: Optional[datetime] = None) -> str:
     return t.astimezone().strftime("%Y-%m-%d %H:%M")
 
 
-def table_rows(installed: Sequence[ModelInfo]) -> list[list[str]]:
+def table_headers(hosts: bool = False) -> list[str]:
+    """The Models table's columns; with several hosts, where each model is."""
+    return TABLE_HEADERS + (["Hosts"] if hosts else [])
+
+
+def table_rows(installed: Sequence[ModelInfo], hosts: bool = False) -> list[list[str]]:
     """Rows of the Models table. Plain text: the Dataframe shows it literally."""
     return [[m.name, format_size(m.size), m.parameter_size, m.quantization,
-             when(m.modified_at)] for m in installed]
+             when(m.modified_at)] + ([hosts_cell(m)] if hosts else []) for m in installed]
+
+
+def hosts_cell(m: ModelInfo) -> str:
+    """``'gpu1, gpu2 (loaded on gpu2)'``."""
+    loaded = f" (loaded on {', '.join(m.loaded_on)})" if m.loaded_on else ""
+    return ", ".join(m.hosts) + loaded
 
 
 def disk_total(installed: Sequence[ModelInfo]) -> str:
@@ -134,8 +149,10 @@ def running_html(running: Sequence[RunningModel], now: Optional[datetime] = None
                 f'<div class="cp-quiet">No model is loaded in memory.</div></div>')
     now = now or datetime.now(timezone.utc)
     items = "".join(
-        f'<li data-model="{escape(r.name)}"><strong>{escape(r.name)}</strong>'
-        f'<span class="cp-quiet">{format_size(r.size)} in memory'
+        f'<li data-model="{escape(r.name)}" data-host="{escape(r.host)}">'
+        f'<strong>{escape(r.name)}</strong>'
+        f'<span class="cp-quiet">{" on " + escape(r.host) + ", " if r.host else ""}'
+        f'{format_size(r.size)} in memory'
         f"{f', {format_size(r.size_vram)} on the GPU' if r.size_vram else ''}"
         f"{', unloads ' + escape(when(r.expires_at, now)) if r.expires_at else ''}</span></li>"
         for r in running)
@@ -190,9 +207,11 @@ def _outcome_row(o: PullOutcome, now: datetime) -> str:
 def _download_row(p: PullProgress) -> str:
     pct = percent(p)
     facts = " · ".join(escape(f) for f in [step_words(p), *progress_facts(p)])
-    label = f"Downloading {escape(short_name(p.model))}"
-    return (f'<div class="cp-download" data-model="{escape(p.model)}">'
-            f'<div class="cp-pull-head"><strong>{escape(p.model)}</strong>'
+    where = f" on {p.host}" if p.host else ""
+    label = f"Downloading {escape(short_name(p.model) + where)}"
+    return (f'<div class="cp-download" data-model="{escape(p.model)}" '
+            f'data-host="{escape(p.host)}"><div class="cp-pull-head">'
+            f'<strong>{escape(p.model)}</strong>{escape(where)}'
             f'<span class="cp-pct">{"" if pct is None else f"{pct}%"}</span></div>'
             f'{progress_bar(p, label)}<div class="cp-facts">{facts}</div></div>')
 

@@ -11,7 +11,7 @@ no request to look at, and the answer is the fail-closed one: a visitor's.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Optional
 
 from contextpilot.errors import NotAllowed
 from contextpilot.policy import MAX_FILE_BYTES, UNKNOWN_VISIT, Visit, is_loopback_bind
@@ -103,3 +103,13 @@ def genuine_uploads(paths: list[str]) -> list[str]:
         out.append(real)
     return out
 
+
+
+def session_key() -> Optional[str]:
+    """The browser session (or API client session) of the request being handled: a chat's
+    next turns go to the host that answered this one. None outside a request."""
+    from gradio.context import LocalContext
+
+    request = LocalContext.request.get(None)
+    key = getattr(request, "session_hash", None) if request is not None else None
+    return key if isinstance(key, str) and key else None

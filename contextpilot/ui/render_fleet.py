@@ -1,0 +1,37 @@
+"""Pure rendering for several Ollama hosts: where a model is installed or loaded, and the
+lines around an answer (which host wrote it, how fast, which hosts were skipped; the status
+chip is ``render_status``). Host names only, never an address: the
+caller gives names as the request may see them (``Service.label``)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from ..types import ChatDone, ModelInfo, Routed
+
+
+def where_words(m: ModelInfo) -> list[str]:
+    """``['on gpu1, gpu2', 'loaded on gpu2']`` for a model on several hosts; [] for one."""
+    if not m.hosts:
+        return []
+    words = [f"on {', '.join(m.hosts)}"]
+    if m.loaded_on:
+        words.append(f"loaded on {', '.join(m.loaded_on)}")
+    return words
+
+
+def answer_footer(done: Optional[ChatDone], host: str) -> str:
+    """Under an answer from a fleet: ``gpu2 · 41 tok/s`` (plain text)."""
+    speed = done.tokens_per_second if done is not None else None
+    parts = [host] if host else []
+    if speed:
+        parts.append(f"{speed:.0f} tok/s")
+    return " · ".join(parts)
+
+
+def route_note(route: Optional[Routed]) -> str:
+    """"gpu1 did not answer; answered by gpu2" (plain text), '' when the first host answered."""
+    return route.message if route is not None else ""
+
+
+__all__ = ["answer_footer", "route_note", "where_words"]
