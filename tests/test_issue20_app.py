@@ -36,9 +36,9 @@ def test_item2_the_chat_says_why_a_download_failed_and_what_to_do(client, fake_o
     fake_ollama.faults.disk_full()
     _, (messages, *_) = chat(client, "hi", "mistral")
     said = messages[-1]["content"]
-    assert said.startswith("⚠️ Model &#x27;mistral:latest&#x27; is not installed, and "
-                           "downloading it failed (write &lt;path&gt;: no space left on "
-                           "device). Free some disk space where Ollama keeps its models")
+    assert said.startswith("⚠️ Model 'mistral:latest' is not installed, and downloading it "
+                           "failed (write <path>: no space left on device). Free some disk "
+                           "space where Ollama keeps its models")
     assert "not found" not in said and "pull it manually" not in said
 
 
@@ -143,7 +143,7 @@ def test_today_a_model_that_cannot_chat_is_marked_and_refused(client, app_url, f
     _, (messages, *_) = chat(client, "hi", "nomic-embed-text")
     assert messages[-1]["content"] == (
         "⚠️ nomic-embed-text:latest is an embedding model: it turns text into vectors (for "
-        "search and similarity) and cannot chat. Use it through Ollama&#x27;s /api/embed "
+        "search and similarity) and cannot chat. Use it through Ollama's /api/embed "
         "(ollama.embed in Python). To chat, choose a chat model.")
     assert fake_ollama.chat_requests == []
     service = Service(fake_ollama.url, AccessPolicy(shared=False), False)

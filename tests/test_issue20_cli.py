@@ -70,7 +70,7 @@ def test_item7_fit_for_an_installed_model_quotes_the_installed_copy(ollama_env, 
 # -- item 8: pull into a log, and right after a resume ---------------------------------------
 
 def test_item8_pull_into_a_log_writes_one_line_per_step_and_tenth(ollama_env, capsys):
-    ollama_env.chunk_size, ollama_env.event_delay = 100_000, 0.01  # ~0.4 s, 40 counts
+    ollama_env.chunk_size, ollama_env.event_delay = 100_000, 0.03  # ~1.2 s, 40 counts
     code, _, err = _run(capsys, "pull", "mistral")
     assert code == 0
     assert "\r" not in err and "\x1b" not in err  # no redraws, no cursor moves
