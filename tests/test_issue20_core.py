@@ -385,3 +385,42 @@ def test_item1_stop_ends_a_chats_download_nobody_else_wants(fake_ollama):
     assert not thread.is_alive() and fake_ollama.disconnected.wait(2)
     assert not cp.is_pulling("mistral", fake_ollama.url)
     assert 0 < fake_ollama.partial_bytes("mistral") < 4_000_000  # kept for a resume
+
+
+# -- the same, with the fake's registry faults as a real Ollama reports them -----------------
+
+def test_item2_a_registry_that_dies_mid_blob_says_so_in_the_chat_without_its_url(fake_ollama):
+    """pull-registry-dies-midway: identical ticks through six retries, then "max retries
+    exceeded: Get "<signed blob URL>": dial tcp ...", the chat's error is the library's."""
+    fake_ollama.scale_time(0.01, tick_bytes=100_000)  # 63 s of retries in 0.63 s
+    fake_ollama.faults.registry_gone_at = 1_000_000
+    error = _chat_error(fake_ollama)
+    assert isinstance(error, cp.PullFailed) and error.kind == "registry unreachable"
+    assert str(error).startswith("Model 'mistral:latest' is not installed, and downloading "
+                                 "it failed (max retries exceeded: Get \"https://")
+    assert "X-Amz" not in str(error) and "?" not in str(error) and "…\"" in str(error)
+    assert "could not reach the model registry" in str(error)
+
+
+def test_item3_a_real_registry_stall_is_said_then_the_retry_flows(fake_ollama, monkeypatch):
+    """pull-stall-once: bytes stop, Ollama repeats its count for its 30 s stall timeout,
+    then retries the part from byte 0; here 10x faster, with a 1 s notice."""
+    from contextpilot.pull import progress
+
+    monkeypatch.setattr(progress, "STALL_NOTICE", 1.0, raising=False)
+    fake_ollama.scale_time(0.1, tick_bytes=100_000)  # a 3 s stall
+    fake_ollama.faults.registry_stall_at = 1_000_000
+    values = list(cp.pull_model("mistral", host=fake_ollama.url))
+    stalled = [v for v in values if v.stalled_for is not None]
+    assert stalled and all(v.eta is None for v in stalled)
+    assert max(v.stalled_for for v in stalled) >= 2.0
+    assert all(v.completed == stalled[0].completed for v in stalled)  # nothing went backwards
+    after = values[values.index(stalled[-1]) + 1:]
+    assert after and all(v.stalled_for is None for v in after) and values[-1].done
+
+
+def test_item7_the_fakes_digest_mismatch_starts_over(fake_ollama):
+    fake_ollama.faults.digest_mismatch = True
+    error = _pull_error(fake_ollama)
+    assert error.kind == "digest mismatch" and "starts over from the beginning" in str(error)
+    assert "resumes" not in str(error)
