@@ -29,6 +29,7 @@ from .errors import (
     InvalidRequest,
     ModelCrashed,
     ModelNotFound,
+    NotAChatModel,
     OllamaBusy,
     OllamaError,
     OllamaUnavailable,
@@ -48,6 +49,11 @@ _UNREACHABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, Con
 # ("/Users/John Smith/...") are part of it.
 _PATH = re.compile(r"""(?:(?<=^)|(?<=[\s"'(]))(?:[A-Za-z]:\\|/)(?!/)[^"'\n]*?"""
                    r"""(?=: |["']|, |\)(?:[\s.,;:]|$)|$)""")
+# A URL in Ollama's words ('max retries exceeded: Get "<url>": dial tcp ...'). A blob's URL is
+# the storage host's signed link (X-Amz-Signature=..., 400 characters): a secret for a while,
+# and noise always. Only its scheme and host are kept.
+_URL = re.compile(r"""\b(https?://)([^/\s"'<>?#]+)([^\s"'<>]*)""")
+_SECRET_PATH = re.compile(r"sha256[:-]|/blobs?/|/cdn/", re.I)
 
 # llm/server.go ErrLoadRequiredFull, llm/llama_server.go, and servers before v0.30.0.
 _OUT_OF_MEMORY = ("unable to load full model on gpu", "out-of-memory", "out of memory",
@@ -88,8 +94,24 @@ def redact(text: str) -> str:
     'write <path>: There is not enough space on the disk.'
     >>> redact("only 1 GB is free where Ollama keeps models (/srv/models). Free some space.")
     'only 1 GB is free where Ollama keeps models (<path>). Free some space.'
+
+    A blob's (signed) URL keeps only its host; a manifest's or a web page's stays as it is:
+
+    >>> redact('max retries exceeded: Get "https://x.r2.example.com/ollama/docker/registry/v2/'
+    ...        'blobs/sha256/d5/d5aa/data?X-Amz-Algorithm=AWS4&X-Amz-Signature=9f3c": dial '
+    ...        'tcp 1.2.3.4:443: connect: connection refused')
+    'max retries exceeded: Get "https://x.r2.example.com/…": dial tcp 1.2.3.4:443: connect: connection refused'
+    >>> redact('Get "http://127.0.0.1:5000/v2/library/tiny/manifests/latest": EOF')
+    'Get "http://127.0.0.1:5000/v2/library/tiny/manifests/latest": EOF'
     """
-    return _PATH.sub("<path>", text)
+    return _PATH.sub("<path>", _URL.sub(_url_host, text))
+
+
+def _url_host(match: re.Match) -> str:
+    scheme, host, rest = match.groups()
+    if "?" in rest or "#" in rest or _SECRET_PATH.search(rest) or len(rest) > 120:
+        return f"{scheme}{host}/…"
+    return match.group(0)
 
 
 def map_error(exc: BaseException, ctx: Context) -> Exception:
@@ -215,6 +237,8 @@ def _response(exc: ollama.ResponseError, ctx: Context) -> Exception:
             f"{_check_host()}"))
     if ctx.op == "pull":
         return _pull_response(status, reason, model or "")
+    if status == 400 and model and "does not support chat" in low:  # no "completion"
+        return NotAChatModel(model)
     if status == 404 and model and ctx.op == "delete":  # a cloud name too: nothing here
         found = ModelNotFound(model, installed_only=True)
         found.args = (f"Model '{model}' is not installed, so there is nothing to delete.",)
@@ -253,6 +277,9 @@ def _pull_response(status: int, reason: str, model: str) -> Exception:
         return OllamaError(reason, status, model)
     if "no space left" in low or "not enough space" in low:
         return PullFailed(model, reason, kind="disk full")
+    if "digest mismatch" in low:  # download.go deleted the file: it starts over, not resumes
+        return PullFailed(model, "digest mismatch: the downloaded file was corrupt",
+                          kind="digest mismatch")
     if "newer version of ollama" in low:  # the registry's 412 (a model for a newer server)
         return PullFailed(model, "the model requires a newer version of Ollama",
                           kind="update ollama")

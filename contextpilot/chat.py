@@ -1,7 +1,10 @@
 """chat_stream(): auto-pull a missing model (yielding PullProgress), then stream the answer
-as typed deltas, then the stats. Ollama answering 404 to the chat itself (the model was
-removed between the check and the call) pulls and retries once. A cloud model
-(``gpt-oss:120b:cloud``) is never pulled: the local server proxies it to ollama.com.
+as typed deltas, then the stats. Ollama answering 404 to the chat itself is looked at again:
+a model still installed (servers before 0.34.4 answered a spurious 404 on large libraries)
+is asked again, never downloaded; one removed between the check and the call is pulled,
+then asked once more. A cloud model (``gpt-oss:120b:cloud``) is never pulled: the local
+server proxies it to ollama.com. A model that cannot chat (an embedding model...) is refused
+before anything is sent.
 """
 
 from __future__ import annotations
@@ -12,8 +15,8 @@ from typing import Any, Generator, Iterable, Iterator, Mapping, Optional, Sequen
 
 from . import _client, models
 from .cancel import CancelToken
-from .errors import (InvalidRequest, ModelNotFound, OllamaError, OllamaUnavailable,
-                     PullCancelled, PullFailed)
+from .errors import (InvalidRequest, ModelNotFound, NotAChatModel, OllamaError,
+                     OllamaUnavailable, PullCancelled, PullFailed)
 from .names import ModelName, parse_name
 from .pull import pull_model
 from .pull.progress import Clock
@@ -71,6 +74,7 @@ def chat_stream(
     keep_alive: Optional[Any] = None,
     cancel: Optional[CancelToken] = None,
     clock: Clock = time.monotonic,
+    detach_pull: bool = False,
 ) -> Iterator[ChatEvent]:
     """Yield PullProgress while a missing model downloads, then ContentDelta/ThinkingDelta as
     the answer streams, then one ChatDone. ``messages`` are Ollama chat messages
@@ -78,29 +82,61 @@ def chat_stream(
     A ``cancel`` token ends the stream (and closes it to Ollama) from another thread.
     ``think``: True/False, or a level ("low", "medium", "high", "max") for models that take
     one (gpt-oss); None leaves it to the model. A cloud model is never downloaded.
+    ``detach_pull``: a download this chat starts goes on when the chat is closed or its
+    token ``leave()``s (a closed page), as ``pull_model(detach=True)``; ``cancel()`` stops it
+    unless someone else keeps it.
     """
     parsed = parse_name(model)  # invalid names never reach Ollama; parsed once, here
     think = think_value(think)
     url = _client.resolve_host(host)
     payload = _messages(messages, system)
-    pull_args = dict(host=url, stall_timeout=stall_timeout, cancel=cancel, clock=clock)
+    pull_args = dict(host=url, stall_timeout=stall_timeout, cancel=cancel, clock=clock,
+                     detach=detach_pull)
     answer = (url, parsed, payload, options, think, keep_alive, cancel, clock)
-    if not parsed.is_cloud and not models.model_exists(parsed, url):
+    have = None if parsed.is_cloud else models.installed(parsed, url)
+    if not parsed.is_cloud and have is None:
         if not auto_pull:
             raise ModelNotFound(parsed.display, installed_only=True)
         if not (yield from _auto_pull(parsed, pull_args, cancel)):
             return
+    elif have is not None:
+        check_chat_model(parsed.display, have.capabilities)
     try:
         yield from _answer(*answer)
     except ModelNotFound:
         if not auto_pull or parsed.is_cloud:  # a cloud 404 is an answer, not a pull trigger
             raise
-        # Removed between our check and the call: pull it again, then retry once.
-        models.invalidate_cache(url)
-        if not (yield from _auto_pull(parsed, pull_args, cancel)):
-            return
-        log.info("Model '%s' pulled successfully, retrying request...", parsed.display)
-        yield from _answer(*answer)
+        yield from _after_404(parsed, answer, pull_args, cancel)
+
+
+def check_chat_model(name: str, capabilities: Sequence[str]) -> None:
+    """Raise NotAChatModel when Ollama's capabilities (known: not empty) lack "completion"."""
+    if capabilities and "completion" not in capabilities:
+        raise NotAChatModel(name, tuple(capabilities))
+
+
+def _after_404(parsed: ModelName, answer: tuple, pull_args: dict,
+               cancel: Optional[CancelToken]) -> Iterator[ChatEvent]:
+    """Ollama said 404 to the chat: look at what is installed again before any download. A
+    model still listed is asked once more (a spurious 404: servers before 0.34.4, on large
+    libraries); one really gone is pulled again, then asked once more."""
+    url = answer[0]
+    models.invalidate_cache(url)
+    if models.model_exists(parsed, url):
+        log.info("Ollama answered 404 for '%s', which it lists as installed; asking again",
+                 parsed.display)
+        try:
+            yield from _answer(*answer)
+        except ModelNotFound as exc:
+            raise OllamaError("not found", 404, parsed.display, message=(
+                f"Ollama answered that '{parsed.display}' is not there, though it lists it "
+                f"as installed, twice. Nothing was downloaded. Try again in a moment; "
+                f"Ollama 0.34.4 and later fixed this (https://ollama.com/download).")) from exc
+        return
+    if not (yield from _auto_pull(parsed, pull_args, cancel)):
+        return
+    log.info("Model '%s' pulled successfully, retrying request...", parsed.display)
+    yield from _answer(*answer)
 
 
 def _messages(messages: Iterable[Mapping[str, Any]], system: Optional[str]) -> list[dict]:
@@ -132,7 +168,7 @@ def _auto_pull(parsed: ModelName, pull_args: dict, cancel: Optional[CancelToken]
         raise
     except ModelNotFound as exc:
         raise ModelNotFound(name, auto=True) from exc
-    except PullFailed as exc:
+    except PullFailed as exc:  # the library's own words: its kind and advice, said once
         raise PullFailed(name, exc.reason, auto=True, kind=exc.kind,
                          advice=exc.advice) from exc
 

@@ -4,6 +4,8 @@ Several Ollama hosts (OLLAMA_HOSTS): ``--host NAME`` on each command, ``pull --a
 
 Exit codes: 0 ok, 1 a failure (the library's message on stderr, no traceback), 2 usage,
 130 after Ctrl-C (a pull stops cleanly: the stream to Ollama closes, the partial stays).
+``fit`` answers with its code too: 0 it fits (or runs in the cloud), 3 it may not fit (disk
+or memory), 4 there is no such model to download, 5 its size could not be found.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from .models import delete_model, list_models, running_models
 from .units import format_size
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_MAY_NOT_FIT, EXIT_NO_SUCH_MODEL, EXIT_FIT_UNKNOWN = 3, 4, 5
+"``fit``'s answers besides 0: too big for the disk or memory; nothing to download; unknown."
 PROG = "contextpilot"
 
 
@@ -109,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--files", action="store_true",
                         help="QUERY is a repository: list its quantisations")
     search.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
-    fit = command("fit", cmd_fit, "say whether a model fits this machine, before downloading")
+    fit = command("fit", cmd_fit, "say whether a model fits this machine, before downloading "
+                  "(exit 0 fits, 3 may not fit, 4 no such model, 5 size unknown)")
     fit.add_argument("model")
     fit.add_argument("--context", type=int, default=None, metavar="TOKENS",
                      help="the context length to allow for (default 4096)")
@@ -291,7 +296,18 @@ def cmd_fit(args: argparse.Namespace) -> int:
     v = check_fit(args.model, args.ollama_host, context_length=args.context)
     source = _SOURCES.get(v.size_source)
     print(v.message + (f" (size from {source})" if source and v.download_size else ""))
-    return EXIT_OK
+    return fit_exit_code(v)
+
+
+def fit_exit_code(v) -> int:
+    """0 fits (or a cloud model), 3 may not fit, 4 no such model, 5 unknown (see above)."""
+    if v.missing:
+        return EXIT_NO_SUCH_MODEL
+    if v.cloud:
+        return EXIT_OK
+    if v.fits_disk is False or v.fits_memory is False:
+        return EXIT_MAY_NOT_FIT
+    return EXIT_FIT_UNKNOWN if v.fits_memory is None else EXIT_OK
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

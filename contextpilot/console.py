@@ -19,7 +19,7 @@ from .chat import chat_stream
 from .pull import throttle
 from .pull import pull_model
 from .types import ChatDone, ContentDelta, PullProgress, ThinkingDelta
-from .units import format_size
+from .units import format_duration, format_size, format_speed
 
 STEP_TEXT = {
     "manifest": "pulling manifest",
@@ -38,8 +38,16 @@ human_bytes = format_size
 "The one size formatter (``units.format_size``), under the name the CLI imports."
 
 
+BAR_FORMAT = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]"
+"""tqdm's bar with the library's speed and time left as its postfix, not tqdm's own rate: a
+resumed download's first count holds bytes that arrived before, and a stalled one repeats."""
+
+
 class PullBar:
-    """One tqdm bar fed with ``PullProgress`` values: bytes, growing total, never backwards."""
+    """Shows ``PullProgress`` values: bytes, growing total, never backwards.
+
+    On a terminal (or in a notebook) a tqdm bar; on a stream that is not a terminal (a log,
+    a pipe) one plain line per step and per 10%, since a bar's redraws would fill it."""
 
     def __init__(self, model: str, file: Optional[TextIO] = None, **tqdm_kw: Any) -> None:
         factory = auto_tqdm if file is None else std_tqdm  # an explicit stream means text
@@ -50,24 +58,46 @@ class PullBar:
         self.newest: Optional[PullProgress] = None
         "The newest value received (see ``tap``)."
         self._said_resumed = False
-        self.bar = factory(
+        self.lines = file is not None and not _isatty(file)
+        "Plain lines, not a bar: the stream is not a terminal."
+        self._said: tuple = ()  # (step, tenth, stalled) of the last line written
+        self.bar = None if self.lines else factory(
             total=None, unit="B", unit_scale=True, unit_divisor=1000, miniters=1,
-            desc=f"{model}: starting", file=file,
+            desc=f"{model}: starting", file=file, bar_format=BAR_FORMAT,
             dynamic_ncols=_isatty(file if file is not None else sys.stderr), **tqdm_kw)
 
     def show(self, p: PullProgress) -> None:
         self.latest = p
+        if not self._said_resumed and p.resumed_bytes > 0:
+            self._said_resumed = True
+            self.write(f"Resumed from {format_size(p.resumed_bytes)}")
+        if self.bar is None:
+            self._line(p)
+            return
         bar = self.bar
         if p.total > (bar.total or 0):
             bar.total = p.total  # a new layer appeared
-        if not self._said_resumed and 0 < p.resumed_bytes and p.completed < p.total:
-            self._said_resumed = True
-            self.write(f"Resumed from {format_size(p.resumed_bytes)}")
         bar.set_description_str(f"{self.model}: {STEP_TEXT.get(p.step, p.status)}", refresh=False)
+        bar.set_postfix_str(rate_text(p), refresh=False)
         if p.completed > bar.n:
             bar.update(p.completed - bar.n)
         else:
             bar.refresh()
+
+    def _line(self, p: PullProgress) -> None:
+        """One line per step, per tenth of the download, and when a stall begins."""
+        tenth = int((p.fraction or 0) * 10)
+        said = (p.step, tenth, p.stalled_for is not None)
+        if said == self._said or (said[:2] == self._said[:2] and not said[2]):
+            return
+        self._said = said
+        pct = 100 if p.done else int((p.fraction or 0) * 100)
+        parts = [f"{self.model}: {STEP_TEXT.get(p.step, p.status)}"
+                 + (f" {pct}%" if p.total else "")]
+        if p.total:
+            parts.append(f"{format_size(p.completed)} / {format_size(p.total)}")
+        parts += [rate_text(p)] if rate_text(p) and not p.done else []
+        self.write(" · ".join(parts))
 
     def tap(self, values: Iterator[PullProgress]) -> Iterator[PullProgress]:
         """Pass ``values`` on, remembering the newest, even one a throttle holds back."""
@@ -76,7 +106,12 @@ class PullBar:
             yield value
 
     def write(self, text: str) -> None:
-        self.bar.write(text, file=self.file)
+        if self.bar is None:
+            out = self.file if self.file is not None else sys.stderr
+            out.write(text + "\n")
+            out.flush()
+        else:
+            self.bar.write(text, file=self.file)
 
     def interrupted(self) -> None:
         """Say where a stopped download stands (the partial stays with Ollama)."""
@@ -89,7 +124,20 @@ class PullBar:
                    f"The download can be resumed: pull it again and it continues where it stopped.")
 
     def close(self) -> None:
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
+
+
+def rate_text(p: PullProgress) -> str:
+    """The speed and time left (``'1.2 MB/s, 3 min left'``), or how long no byte came."""
+    if p.done:
+        return ""
+    if p.stalled_for is not None:
+        return f"no data for {format_duration(p.stalled_for)} — Ollama is retrying"
+    parts = [format_speed(p.speed)] if p.speed else []
+    if p.eta is not None:
+        parts.append(f"{format_duration(p.eta)} left")
+    return ", ".join(parts)
 
 
 def pull_with_progress(name: str, host: Optional[str] = None, *, file: Optional[TextIO] = None,

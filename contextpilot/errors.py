@@ -9,6 +9,7 @@
      │    └── PullCancelled     cancel_pull() or the last consumer left
      ├── NotAllowed             a shared app's rules refuse the action
      ├── InvalidRequest         our own request was malformed (e.g. an unreadable image)
+     │    └── NotAChatModel     the model cannot chat (embedding, image generation...)
      ├── SettingError           a setting (environment variable) we cannot use (a ValueError)
      └── OllamaError            any other error Ollama reported
           ├── OllamaBusy        503: too many requests waiting (after a few quiet retries)
@@ -104,19 +105,16 @@ class ModelNotFound(ContextPilotError, LookupError):
         elif _registry_host(model):  # hf.co/..., a private registry: not ollama.com's library
             where = _registry_host(model)
             self.reason = f"no such model or tag on {where}"
-            lead = (f"Model '{model}' not found and automatic download failed ({self.reason})."
-                    if auto else f"Model '{model}' was not found on {where}.")
+            lead = (f"Model '{model}' is not installed, and {where} has no such model or "
+                    f"tag to download." if auto else f"Model '{model}' was not found on {where}.")
             msg = f"{lead} Check the name and tag there."
         else:
             lead = (
-                f"Model '{model}' not found and automatic download failed ({self.reason})."
-                if auto
+                f"Model '{model}' is not installed, and the Ollama registry has no such model "
+                f"or tag to download." if auto
                 else f"Model '{model}' was not found in the Ollama registry."
             )
-            msg = (
-                f"{lead} Check the name and tag (see {LIBRARY_URL}). "
-                f"Please pull it manually: ollama pull {model}"
-            )
+            msg = f"{lead} Check the name and tag (see {LIBRARY_URL})."
         super().__init__(msg)
 
     def __str__(self) -> str:  # LookupError would repr() the message
@@ -137,11 +135,12 @@ def _registry_host(model: str) -> str:
 
 
 _ADVICE = {
-    "stalled": "The download stopped making progress. Try again; it resumes where it stopped.",
-    "cancelled": "The download was cancelled. Starting it again resumes where it stopped.",
+    "stalled": ("The download stopped making progress. Try again; it resumes from what Ollama "
+                "kept."),
+    "cancelled": "Starting it again resumes where it stopped.",
     "connection lost": (
         "Ollama stopped answering during the download. Make sure it is running "
-        "('ollama serve') and try again; the download resumes where it stopped."
+        "('ollama serve') and try again; the download resumes from what Ollama kept."
     ),
     "disk full": (
         "Free some disk space where Ollama keeps its models, then try again; "
@@ -151,6 +150,11 @@ _ADVICE = {
         "The Ollama server could not reach the model registry: check that the machine "
         "running Ollama is online (and its HTTPS_PROXY, if it needs one), then try again; "
         "the download resumes where it stopped."
+    ),
+    "digest mismatch": (
+        "The downloaded file did not match its checksum, so Ollama deleted it: try again, "
+        "and the download starts over from the beginning (if it happens again, the registry "
+        "or a proxy between it and Ollama is corrupting the file)."
     ),
     "update ollama": (
         "This model needs a newer version of Ollama: update Ollama "
@@ -165,10 +169,13 @@ _ADVICE = {
         "'ollama serve' may write to that folder (OLLAMA_MODELS), then try again."
     ),
 }
+KINDS = (*_ADVICE, "router", "other")
+"Every kind of PullFailed, each with its own advice (a fleet's router gives its own)."
 
 
 class PullFailed(ContextPilotError):
-    """The download of ``model`` ended without success; ``reason`` is Ollama's (redacted)."""
+    """The download of ``model`` ended without success; ``reason`` is Ollama's (redacted).
+    ``auto``: a chat downloaded it because it was not installed."""
 
     def __init__(self, model: str, reason: str, *, auto: bool = False,
                  kind: str | None = None, advice: str | None = None) -> None:
@@ -177,18 +184,24 @@ class PullFailed(ContextPilotError):
         self.auto = auto
         self.kind = kind or _derive_kind(reason)
         "One of 'stalled', 'cancelled', 'connection lost', 'disk full', 'registry "
-        "unreachable', 'update ollama', 'unsupported', 'permission', 'router' or 'other'."
-        self.advice = advice or _ADVICE.get(
-            self.kind, "Try again; the download resumes where it stopped.")
+        "unreachable', 'digest mismatch', 'update ollama', 'unsupported', 'permission', "
+        "'router' or 'other' (``KINDS``)."
+        self.advice = advice or advice_for(self.kind, model)
         lead = (
-            f"Model '{model}' not found and automatic download failed ({reason})."
+            f"Model '{model}' is not installed, and downloading it failed ({reason})."
             if auto
             else f"Downloading model '{model}' failed ({reason})."
         )
-        if self.kind == "router":  # `ollama pull` would meet the same router
-            super().__init__(f"{lead} {self.advice}")
-            return
-        super().__init__(f"{lead} {self.advice} Please pull it manually: ollama pull {model}")
+        super().__init__(f"{lead} {self.advice}")
+
+
+def advice_for(kind: str, model: str) -> str:
+    """What to do after a download of ``model`` failed this way. Pulling it by hand is the
+    advice only when nothing better is known: Ollama's own output may say more."""
+    if kind in _ADVICE:
+        return _ADVICE[kind]
+    return (f"Try again; the download resumes where it stopped. If it keeps failing, pull it "
+            f"in a terminal to see Ollama's own output: ollama pull {model}")
 
 
 def _derive_kind(reason: str) -> str:
@@ -197,17 +210,20 @@ def _derive_kind(reason: str) -> str:
     text = reason.lower()
     if "no space left" in text or "disk full" in text or "not enough space" in text:
         return "disk full"
-    for key in ("stalled", "cancelled", "connection lost"):
+    for key in ("stalled", "cancelled", "connection lost", "digest mismatch"):
         if text.startswith(key):
             return key
     return "other"
 
 
 class PullCancelled(PullFailed):
-    """The pull was cancelled (``cancel_pull`` or every consumer left); the partial is kept."""
+    """The pull was cancelled (``cancel_pull`` or every consumer left); the partial is kept.
+    Not a failure: nothing went wrong, and the message says so."""
 
     def __init__(self, model: str) -> None:
         super().__init__(model, "cancelled", kind="cancelled")
+        self.args = (f"The download of '{model}' was cancelled. What was downloaded is kept: "
+                     f"{_ADVICE['cancelled'][0].lower()}{_ADVICE['cancelled'][1:]}",)
 
 
 class NotAllowed(ContextPilotError, PermissionError):
@@ -221,6 +237,32 @@ class NotAllowed(ContextPilotError, PermissionError):
 
 class InvalidRequest(ContextPilotError, ValueError):
     """The request could not be built (e.g. an image that cannot be read); nothing was sent."""
+
+
+class NotAChatModel(InvalidRequest):
+    """``model`` lacks Ollama's "completion" capability (embedding, image generation, decision
+    models...); ``capabilities``: what it can do. Raised before a chat is sent, or for 400
+    "does not support chat"."""
+
+    def __init__(self, model: str, capabilities: tuple[str, ...] = ()) -> None:
+        self.model = model
+        self.capabilities = tuple(capabilities)
+        super().__init__(f"{model} {_not_for_chat(model, self.capabilities)} To chat, choose "
+                         f"a chat model.")
+
+
+def _not_for_chat(model: str, capabilities: tuple[str, ...]) -> str:
+    if "embedding" in capabilities:
+        return ("is an embedding model: it turns text into vectors (for search and "
+                "similarity) and cannot chat. Use it through Ollama's /api/embed "
+                "(ollama.embed in Python).")
+    if "image" in capabilities:
+        return (f"is an image-generation model: it makes pictures from a prompt and cannot "
+                f"chat. Use it with `ollama run {model}` or Ollama's /api/generate.")
+    said = ", ".join(capabilities) or "nothing"
+    return (f"is not a chat model: Ollama says it does {said}, and a chat needs "
+            f"'completion'. Use it through the endpoint made for it (a decision model "
+            f"answers at /v1/systemone).")
 
 
 class SettingError(ContextPilotError, ValueError):

@@ -62,6 +62,7 @@ def _model_info(m, raw: dict) -> ModelInfo:
     d = m.details
     details = raw.get("details")
     ctx = details.get("context_length") if isinstance(details, dict) else None
+    width = details.get("embedding_length") if isinstance(details, dict) else None
     caps = raw.get("capabilities")
     return ModelInfo(
         name=m.model or "",
@@ -77,6 +78,7 @@ def _model_info(m, raw: dict) -> ModelInfo:
         capabilities=tuple(c for c in caps if isinstance(c, str)) if isinstance(caps, list)
         else (),
         context_length=ctx if isinstance(ctx, int) and ctx > 0 else None,
+        embedding_length=width if isinstance(width, int) and width > 0 else None,
     )
 
 
@@ -194,6 +196,13 @@ def server_status(host: Optional[str] = None) -> ServerStatus:
     return ServerStatus(host=url, reachable=True, version=str(text), cloud=_cloud(client, url))
 
 
+def cloud_available(host: Optional[str] = None) -> Optional[bool]:
+    """Whether this Ollama offers cloud models (``/api/status``): False when they are
+    switched off (OLLAMA_NO_CLOUD), None when not known (an older server, or none there)."""
+    url = _client.resolve_host(host)
+    return _cloud(_client.get_client(url), url)
+
+
 def _cloud(client, url: str) -> Optional[bool]:
     try:
         raw = _client.call(lambda: client._request_raw("GET", "/api/status").json(),
@@ -240,7 +249,7 @@ def _int(value: object) -> Optional[int]:
 
 
 __all__ = [
-    "delete_model", "installed", "installed_by_key", "invalidate_cache", "list_models",
+    "cloud_available", "delete_model", "installed", "installed_by_key", "invalidate_cache", "list_models",
     "load_model", "model_details", "model_exists", "recommended_models", "running_models",
     "server_status", "unload_model",
 ]

@@ -17,6 +17,12 @@ True
 'user/model:tag'
 >>> parse_name("localhost:5000/me/tiny").host
 'localhost:5000'
+>>> len(parse_name("hf.co/u/" + "m" * 128 + ":Q4_K_M").model)  # parts up to 128 (Ollama 0.34)
+128
+>>> parse_name("m:" + "t" * 129)
+Traceback (most recent call last):
+...
+contextpilot.errors.InvalidModelName: Invalid model name 'm:ttttttttttttttttttttttttttttttttttttttttttttttttttttt...': the tag part is longer than 128 characters. Use a name like 'llama3.2', 'qwen3:0.6b', 'user/model:tag' or 'hf.co/user/repo:Q4_K_M'.
 >>> parse_name("qwen3:8b:local").display
 'qwen3:8b'
 >>> n = parse_name("gpt-oss:120b:cloud"); (n.display, n.is_cloud)
@@ -51,8 +57,10 @@ DEFAULT_NAMESPACE = "library"
 DEFAULT_TAG = "latest"
 DEFAULT_SCHEME = "https"
 
-# Ollama's limits per part (isValidLen): host 350, every other part 80 characters.
-_MAX_LEN = {"host": 350, "namespace": 80, "model": 80, "tag": 80}
+# Ollama's limits per part (isValidLen): host 350, every other part 128 characters since
+# 0.34 (80 before; long hf.co/<user>/<repo>:<file> names need more). Refusing what today's
+# server accepts is worse than letting an older one say "invalid model name".
+_MAX_LEN = {"host": 350, "namespace": 128, "model": 128, "tag": 128}
 _WORD = frozenset(string.ascii_letters + string.digits + "_")
 CONFLICTING_SOURCES = "use either :local or :cloud, not both"  # modelref.ErrConflictingSourceSuffix
 
@@ -110,7 +118,7 @@ def parse_name(name: object) -> ModelName:
     text = name.strip()
     if not text:
         raise InvalidModelName(name, "the name is empty")
-    if len(text) > 600:
+    if len(text) > 800:  # more than scheme, host, three parts and a suffix can make
         raise InvalidModelName(name, "the name is far too long")
     if "@" in text:
         raise InvalidModelName(name, "a digest ('@sha256:...') cannot name a model; use a tag")

@@ -31,10 +31,17 @@ class ModelInfo:
     "As /api/tags reports them (today's servers), e.g. ('completion', 'thinking')."
     context_length: Optional[int] = None
     "The model's own context length, when /api/tags reports it."
+    embedding_length: Optional[int] = None
+    "The width of its embeddings, when /api/tags reports it (today's servers)."
     hosts: tuple[str, ...] = ()
     "A fleet's list: the names of the hosts where it is installed (() for one host)."
     loaded_on: tuple[str, ...] = ()
     "A fleet's list: the names of the hosts where it is in memory now."
+
+    @property
+    def can_chat(self) -> Optional[bool]:
+        """Whether it chats (Ollama's "completion" capability); None when not reported."""
+        return "completion" in self.capabilities if self.capabilities else None
 
     @property
     def is_cloud(self) -> bool:
@@ -68,9 +75,14 @@ class PullProgress:
     done: bool = False
     "True on the final value (Ollama said success)."
     resumed_bytes: int = 0
-    "Bytes that were already there when this pull started (a resumed or repeated pull)."
+    """Bytes of an interrupted download that Ollama kept and this pull resumed from (0 for a
+    layer already complete on disk, and for a download that restarted from zero)."""
     digest: str = ""
     "The layer of the latest event, when there is one."
+    stalled_for: Optional[float] = None
+    """Seconds since the last new byte, once that is a few seconds (``STALL_NOTICE``) while
+    downloading (Ollama is retrying a stalled part); None while bytes flow. ``eta`` is None
+    then, and ``speed`` decays toward 0."""
     host: str = ""
     "A fleet's pull: the name of the host it downloads to ('' for one host)."
 
@@ -276,6 +288,9 @@ class FitVerdict:
     largest first); empty when the disk is not the problem."""
     cloud: bool = False
     "An ollama.com cloud model: it runs there, nothing is downloaded or checked."
+    missing: bool = False
+    """The registry (or the Hub) says there is no such model or tag, or Ollama cannot pull
+    it: nothing to download."""
 
 
 @dataclass(frozen=True)

@@ -72,8 +72,9 @@ def test_pull_draws_a_bar_and_says_the_model_is_ready(ollama_env, capsys):
     code, out, err = _run(capsys, "pull", "mistral")
     assert code == 0
     assert out == "Model 'mistral:latest' is ready (4.0 MB).\n"
-    # the weights; the small layers finish inside a tick and are never announced
-    assert "mistral: done: 100%" in err and "4.00M/4.00M" in err
+    # stderr is not a terminal here: one line per step, no bar redraws (issue 20); the
+    # weights only: the small layers finish inside a tick and are never announced
+    assert "mistral: done 100% · 4.0 MB / 4.0 MB\n" in err and "\r" not in err
     assert "mistral:latest" in ollama_env.installed_names()
 
 
@@ -102,7 +103,7 @@ def test_chat_can_hide_thinking_and_send_a_system_prompt(ollama_env, capsys):
 def test_chat_pulls_a_missing_model_with_a_bar_first(ollama_env, capsys):
     code, out, err = _run(capsys, "chat", "mistral", "hi")
     assert code == 0 and out == "You said: hi\n"
-    assert "mistral:latest: done: 100%" in err
+    assert "mistral:latest: done 100% · 4.0 MB / 4.0 MB\n" in err
     assert ollama_env.pull_requests["mistral:latest"] == 1
 
 

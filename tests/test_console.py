@@ -35,8 +35,15 @@ def bars(monkeypatch):
     return RecordingTqdm.shown
 
 
+class Terminal(io.StringIO):
+    """A stream that says it is a terminal: the bar is drawn (on a log it writes lines)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
 def _pull(fake, name="mistral", **kw):
-    out = io.StringIO()
+    out = Terminal()
     final = console.pull_with_progress(name, fake.url, file=out, **kw)
     return final, out.getvalue()
 
@@ -75,6 +82,7 @@ def test_description_names_each_step_in_order(fake_ollama, bars):
 
 def test_a_resumed_download_says_where_it_resumed(fake_ollama, bars):
     fake_ollama.chunk_size = 500_000
+    fake_ollama.event_delay = 0.005  # lines a little apart, as Ollama's (resumed is timed)
     fake_ollama.faults.drop_pull_after = 2_000_000
     with pytest.raises(cp.PullFailed):
         _pull(fake_ollama)
@@ -157,7 +165,7 @@ def test_print_chat_can_hide_thinking(fake_ollama):
 
 
 def test_print_chat_pulls_a_missing_model_with_a_bar(fake_ollama):
-    out, progress = io.StringIO(), io.StringIO()
+    out, progress = io.StringIO(), Terminal()
     answer = console.print_chat("mistral", "hi", fake_ollama.url, file=out,
                                 progress_file=progress)
     assert answer == "You said: hi" and out.getvalue() == "You said: hi\n"

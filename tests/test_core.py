@@ -113,11 +113,12 @@ def test_pull_of_installed_model_counts_layers_as_complete(fake_ollama):
 
 def test_pull_resumes_after_a_dropped_connection(fake_ollama):
     fake_ollama.chunk_size = 250_000
+    fake_ollama.event_delay = 0.005  # lines a little apart, as Ollama's (resumed is timed)
     fake_ollama.faults.drop_pull_after = 2_000_000
     with pytest.raises(PullFailed) as info:
         _pull(fake_ollama)
     assert info.value.kind == "connection lost"
-    assert "resumes" in str(info.value) and "ollama pull mistral:latest" in str(info.value)
+    assert "resumes" in str(info.value) and "pull it manually" not in str(info.value)
     kept = fake_ollama.partial_bytes("mistral")
     assert kept >= 1_500_000
     fake_ollama.faults.drop_pull_after = None
@@ -132,7 +133,7 @@ def test_unknown_model_is_model_not_found(fake_ollama):
         _pull(fake_ollama, "no-such-model")
     text = str(info.value)
     assert "no-such-model" in text and "Check the name" in text
-    assert text.endswith("ollama pull no-such-model:latest")
+    assert "ollama pull" not in text  # pulling it again by hand cannot help
 
 
 def test_disk_full_is_redacted_and_says_to_free_space(fake_ollama):
@@ -268,9 +269,9 @@ def test_chat_404_race_pulls_and_retries_once(fake_ollama, caplog):
 def test_chat_auto_pull_of_unknown_model_says_check_the_name(fake_ollama):
     with pytest.raises(ModelNotFound) as info:
         list(cp.chat_stream("nope", [{"role": "user", "content": "hi"}], host=fake_ollama.url))
-    assert str(info.value).startswith(
-        "Model 'nope:latest' not found and automatic download failed")
-    assert str(info.value).endswith("Please pull it manually: ollama pull nope:latest")
+    assert str(info.value) == (
+        "Model 'nope:latest' is not installed, and the Ollama registry has no such model or "
+        "tag to download. Check the name and tag (see https://ollama.com/library).")
 
 
 def test_chat_dropped_mid_answer_keeps_the_partial(fake_ollama):

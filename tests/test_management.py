@@ -89,6 +89,7 @@ def test_late_joiner_sees_the_current_position(fake_ollama):
 
 def test_cancel_then_resume(fake_ollama):
     fake_ollama.chunk_size = 200_000
+    fake_ollama.event_delay = 0.005  # lines a little apart, as Ollama's (resumed is timed)
     fake_ollama.faults.stall_pull_after = 1_400_000
     gen = cp.pull_model("mistral", host=fake_ollama.url)
     while next(gen).completed < 1_400_000:

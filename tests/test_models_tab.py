@@ -152,6 +152,7 @@ def test_the_downloads_panel_lists_and_cancels_any_running_pull(client, app_url,
     assert said.startswith("Cancelled the download of mistral:latest")
     assert fake_ollama.disconnected.wait(2), "the pull stream to Ollama stayed open"
     messages = job.result()[0]
-    assert "The download was cancelled" in messages[-1]["content"]
+    assert "The download of 'mistral:latest' was cancelled. What was downloaded is kept" in \
+        messages[-1]["content"]
     panel, *_ = call_event(app_url, "downloads_panel", None, [])
     assert "No download is running." in panel

@@ -28,7 +28,7 @@ def test_different_models(a, b):
 HOSTILE = [
     "", "   ", "\t\n", "a" * 10_000, "../../etc/passwd", "../x", "a;rm -rf /", "$(reboot)",
     "model:tag:extra", "a/b/c/d", "llama3.2\x00", "модель", "x y", "-leading-dash",
-    ":latest", "llama:", "/llama", "a" * 81, "llama:" + "t" * 81, "name@sha256:abc",
+    ":latest", "llama:", "/llama", "a" * 129, "llama:" + "t" * 129, "name@sha256:abc",
     "<script>alert(1)</script>", "llama|cat", None, 42,
 ]
 
@@ -46,6 +46,24 @@ def test_invalid_names_are_refused_with_a_message(name):
 def test_limits_follow_ollama():
     assert parse_name("a" * 80).model == "a" * 80
     assert parse_name("m:" + "t" * 80).tag == "t" * 80
+
+
+@pytest.mark.parametrize("name", [
+    "a" * 128, "m:" + "t" * 128, "n" * 128 + "/m", "hf.co/" + "u" * 128 + "/" + "r" * 128
+    + ":" + "Q" * 128, "3" * 350 + "/" + "n" * 128 + "/" + "m" * 128 + ":" + "t" * 128,
+    "hf.co/bartowski/" + "Llama-3.3-Nemotron-Super-49B-v1.5-abliterated-uncensored-"
+    "instruct-reasoning-distill-preview-GGUF:Q4_K_M",
+])
+def test_parts_up_to_128_characters_as_ollama_0_34_accepts(name):
+    """Today's releases: name parts may be up to 128 characters (the host 350)."""
+    parse_name(name)
+
+
+@pytest.mark.parametrize("name", ["a" * 129, "m:" + "t" * 129, "n" * 129 + "/m",
+                                  "3" * 351 + "/n/m:t"])
+def test_parts_longer_than_ollama_allows_are_refused(name):
+    with pytest.raises(InvalidModelName, match="longer than"):
+        parse_name(name)
     assert parse_name("_under/score_:x").namespace == "_under"
 
 
@@ -87,7 +105,8 @@ INVALID = ["", "n/m:", "@t", "m@d", "^", "mm:", "/nn/mm", "//", "//mm", "hh//", 
            "00@", "@", "-hh/nn/mm:tt", "hh/-nn/mm:tt", "hh/nn/-mm:tt", "hh/nn/mm:-tt",
            "host/name:space/model:tag",
            # beyond the table: lengths, '.' in a namespace, other schemes, a digest
-           f"{'3' * 351}/n/m:t", f"h/{PART80}9/m:t", f"m:{PART80}9", "a./m:t", "h/a.b/m:t",
+           f"{'3' * 351}/n/m:t", f"h/{'8' * 129}/m:t", f"m:{'8' * 129}", "a./m:t",
+           "h/a.b/m:t",
            "scheme://host:port/namespace/model:tag", "ftp://h/n/m", "http://llama3.2",
            "llama3.2@sha256:" + "a" * 64]
 

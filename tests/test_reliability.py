@@ -60,10 +60,11 @@ def no_worker_threads_left():
 
 def test_ollama_dies_mid_download_then_the_next_pull_resumes(client, fake_ollama):
     fake_ollama.chunk_size = 100_000
+    fake_ollama.event_delay = 0.005  # lines a little apart, as Ollama's (resumed is timed)
     fake_ollama.faults.drop_pull_after = 2_000_000
     updates = pull(client, "mistral")
     assert updates[-1].startswith("Downloading model 'mistral:latest' failed (connection lost")
-    assert "ollama pull mistral:latest" in updates[-1]
+    assert "Make sure it is running ('ollama serve')" in updates[-1]
     assert fake_ollama.partial_bytes("mistral") == 2_000_000
 
     fake_ollama.faults.drop_pull_after = None
@@ -184,7 +185,7 @@ def test_thirty_concurrent_sessions_get_their_own_exact_answers(app_url, fake_ol
 
 HOSTILE_NAMES = ["", "x" * 10_000, "../../etc/passwd", "a;rm -rf /", "モデル", "llama\x00",
                  "llama3.2\x00;ls", "model:tag:extra", " ", "\n", "${HOME}", "<script>",
-                 "http://evil.example/x", "a" * 81]
+                 "http://evil.example/x", "a" * 129]
 
 
 def _valid_names_only(fake):

@@ -25,7 +25,9 @@ def test_pull_ollama_model_failure(fake_ollama, mocker):
     fake_ollama.faults.disk_full()
     with pytest.raises(cp.PullFailed) as info:
         list(cp.pull_model("mistral", host=fake_ollama.url))
-    assert str(info.value).endswith("Please pull it manually: ollama pull mistral:latest")
+    # what to do about this failure, not a generic "pull it manually" (issue 20)
+    assert str(info.value).endswith("Free some disk space where Ollama keeps its models, then "
+                                    "try again; the download resumes where it stopped.")
     assert not cp.model_exists("mistral", host=fake_ollama.url)
     run.assert_not_called()
     popen.assert_not_called()

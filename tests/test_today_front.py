@@ -57,7 +57,7 @@ ROWS = [
     ("499", "llama3.2", _fail(499, "request canceled"), ["cancelled the request"]),
     ("401", "gpt-oss:120b:cloud", _signed_out, ["`ollama signin`", SIGNIN_URL]),
     ("403", "gpt-oss:120b:cloud", _no_cloud, ["switched off", CLOUD_DISABLED]),
-    ("not_found", "mistral", _not_found_line, ["not found"]),
+    ("not_found", "mistral", _not_found_line, ["the Ollama registry has no such model"]),
     ("both sources", "qwen3:cloud:local", lambda s: None, ["use either :local or :cloud"]),
 ]
 

@@ -121,8 +121,9 @@ def test_chat_errors_come_back_as_messages(client, fake_ollama):
     _, (messages, *_) = chat(client, "hi", "../x")
     assert messages[-1]["content"].startswith("⚠️ Invalid model name '../x'")  # plain text
     _, (messages, *_) = chat(client, "hi", "nosuchmodel")
-    assert "not found and automatic download failed" in messages[-1]["content"]
-    assert "ollama pull nosuchmodel:latest" in messages[-1]["content"]
+    assert "is not installed, and the Ollama registry has no such model" in \
+        messages[-1]["content"]
+    assert "ollama pull" not in messages[-1]["content"]
 
 
 def test_ollama_down_is_reported_with_the_fix(dead_host):

@@ -1,5 +1,5 @@
-"""The download size of any model, from the first source that knows: the catalog, the
-installed copy, the registry's manifest, the Hugging Face Hub (``hf.co/...`` names), else a
+"""The download size of any model, from the first source that knows: the installed copy,
+the catalog, the registry's manifest, the Hugging Face Hub (``hf.co/...`` names), else a
 probe (a pull through Ollama stopped at the first layer's size).
 
 - ``CONTEXTPILOT_REGISTRY_LOOKUP=0``: ask neither a registry nor the Hub (an offline
@@ -29,11 +29,11 @@ def find_size(name: ModelName, host: Optional[str], pull: Optional[probing.Pulle
     None to reuse a recent probe's answer but start none; ``token``: the Hub's (see
     ``contextpilot.hub``)."""
     entry = catalog_entry(name)
+    have = _installed(name, host)  # what is on disk, before the catalog's approximate figure
+    if have is not None:
+        return have, entry.arch if entry is not None else None
     if entry is not None:
         return SizeLookup(entry.size, "catalog"), entry.arch
-    have = _installed(name, host)
-    if have is not None:
-        return have, None
     found = remote_size(name, trusted_only, token)
     if found.size is not None or found.missing:
         return found, found.arch

@@ -51,9 +51,13 @@ def fit_for_size(name: ModelName, size: Optional[int], *, source: str = "unknown
     free = machine.free_disk() if local else None
     ram, gpu = machine.total_memory(), machine.gpu_memory()
     fits_disk = None if size is None or free is None else size <= free
+    if source == "installed":  # on the disk already: nothing to download
+        fits_disk = True
     fits_memory = None if memory is None else memory <= max(ram, gpu or 0)
     room = make_room(name, size, free, host) if fits_disk is False else ()
     notes = _notes(model, size, memory, free, ram, gpu, fits_disk, fits_memory, local, host)
+    if source == "installed":
+        notes = _installed_notes(model, size, memory, ram, fits_memory, notes)
     _add_lookup_note(notes, size, source, lookup_note, missing)
     if memory is not None and kv is not None:
         notes.append(_memory_how(ctx, kv, exact))
@@ -64,8 +68,19 @@ def fit_for_size(name: ModelName, size: Optional[int], *, source: str = "unknown
         total_memory=ram, gpu_memory=gpu, fits_disk=fits_disk, fits_memory=fits_memory,
         message=" ".join(notes), size_source=source if size is not None else "unknown",
         notes=tuple(notes), context_length=ctx, kv_cache=kv,
-        make_room=tuple(m.name for m in room),
+        make_room=tuple(m.name for m in room), missing=missing,
     )
+
+
+def _installed_notes(model: str, size: Optional[int], memory: Optional[int], ram: int,
+                     fits_memory: Optional[bool], notes: list[str]) -> list[str]:
+    """An installed model: its size on disk, not a download, and whether memory holds it."""
+    memory_, ram_ = format_size(memory), format_size(ram)
+    if fits_memory is False:
+        kept = [n for n in notes if "of memory" in n]
+        return [f"{model} is installed ({format_size(size)})."] + kept
+    return [f"{model} is installed ({format_size(size)}) and fits: about {memory_} of "
+            f"memory ({ram_} here)."]
 
 
 def _add_lookup_note(notes: list[str], size: Optional[int], source: str, lookup_note: str,

@@ -184,7 +184,7 @@ class Fleet:
                     think: chat.Think = None, auto_pull: bool = True,
                     stall_timeout: Optional[float] = None, keep_alive: Optional[Any] = None,
                     cancel: Optional[CancelToken] = None, clock: Clock = time.monotonic,
-                    ) -> Iterator[ChatEvent]:
+                    detach_pull: bool = False) -> Iterator[ChatEvent]:
         """``cp.chat_stream`` over the fleet: first one ``Routed`` (which host answers, and
         which were skipped before it), then that host's events (a ``PullProgress`` and the
         ``ChatDone`` carry its name). ``host``: a host's name, or None / "auto" for the
@@ -195,7 +195,7 @@ class Fleet:
         chosen = self._core.roster.pick(host)
         kw = dict(system=system, options=options, think=chat.think_value(think),
                   auto_pull=auto_pull, stall_timeout=stall_timeout, keep_alive=keep_alive,
-                  cancel=cancel, clock=clock)
+                  cancel=cancel, clock=clock, detach_pull=detach_pull)
         return chat_on_fleet(self._core, parsed, messages, session=session, host=chosen, kw=kw)
 
     # -- lifetime ----------------------------------------------------------------------------

@@ -75,8 +75,10 @@ def pull_model(
     Raises InvalidModelName (before any request), OllamaUnavailable, ModelNotFound,
     PullFailed (reason: Ollama's, "stalled...", "connection lost...") or PullCancelled.
     Closing the generator leaves the pull; when no consumer is left it is cancelled, unless
-    ``detach`` is true (then it runs on until done or ``cancel_pull``). The partial download
-    stays with Ollama, and the next pull resumes from it. With ``check_disk`` (and a local
+    ``detach`` is true (then it runs on until done or ``cancel_pull``). The ``cancel`` token
+    ends this consumer: ``cancel()`` also withdraws its ``detach`` (a pull nobody else keeps
+    is cancelled), ``leave()`` (a closed page) does not, until a ``cancel()`` after it. The partial download stays with
+    Ollama, and the next pull resumes from it. With ``check_disk`` (and a local
     host) the pull stops as soon as a layer's size shows it cannot fit on the disk.
     ``insecure`` allows a plain-HTTP registry (``http://host:port/ns/model``); without it
     such a name is refused before anything is sent.
@@ -122,7 +124,10 @@ def _consume(join, cancel: Optional[CancelToken]) -> Iterator[PullProgress]:
     finally:
         if unregister:
             unregister()
-        job.leave(cursor)
+        stopped = bool(cancel and cancel.stopped)
+        job.leave(cursor, withdraw=stopped)
+        if cancel is not None and cursor.keep and not stopped:  # left, still kept: a later
+            cancel.on_withdraw(lambda: job.leave(cursor, withdraw=True))  # Stop withdraws
 
 
 def cancel_pull(name: Name, host: Optional[str] = None) -> bool:

@@ -36,12 +36,13 @@ Fold = Callable[[Any], PullProgress]
 class Cursor:
     """Where one consumer is in a broadcast."""
 
-    __slots__ = ("step_index", "seen", "cancelled")
+    __slots__ = ("step_index", "seen", "cancelled", "keep")
 
-    def __init__(self) -> None:
+    def __init__(self, keep: bool = False) -> None:
         self.step_index = 0  # next entry of steps to hand out
         self.seen = -1  # sequence number of the newest event this consumer has
         self.cancelled = False
+        self.keep = keep  # detached: the pull outlives this consumer until it withdraws
 
 
 class Broadcast:
@@ -61,7 +62,7 @@ class Broadcast:
         self._latest_seq = -1
         self._waiting = False  # a consumer may be in wait(): the next store must notify
         self._cursors: list[Cursor] = []
-        self._kept = False  # a detached consumer joined: the pull outlives its consumers
+        self._keepers = 0  # detached consumers that joined and did not withdraw
         self.sealed = False  # nobody may join any more (the pull is ending)
         self.closed = False  # the pull is over: every consumer gets END
 
@@ -122,23 +123,27 @@ class Broadcast:
         with self._cond:
             if self.sealed:
                 return None
-            cursor = Cursor()
+            cursor = Cursor(keep)
             if self.steps:
                 cursor.step_index = len(self.steps)
                 cursor.seen = self.steps[-1][0] - 1
                 self._fold_pending()
                 cursor.seen = min(cursor.seen, self._latest_seq - 1)
             self._cursors.append(cursor)
-            self._kept = self._kept or keep
+            self._keepers += keep
             return cursor
 
-    def leave(self, cursor: Cursor) -> bool:
-        """Remove a consumer. True when it was the last one of a pull nobody detached: the
-        caller must then cancel it (sealed here, so nobody joins it in between)."""
+    def leave(self, cursor: Cursor, withdraw: bool = False) -> bool:
+        """Remove a consumer (``withdraw``: and what it detached: it asked to stop). True
+        when it was the last one of a pull nobody keeps: the caller must then cancel it
+        (sealed here, so nobody joins it in between)."""
         with self._cond:
             if cursor in self._cursors:
                 self._cursors.remove(cursor)
-            orphaned = not self._cursors and not self._kept and not self.sealed
+            if withdraw and cursor.keep:
+                cursor.keep = False
+                self._keepers -= 1
+            orphaned = not self._cursors and not self._keepers and not self.sealed
             if orphaned:
                 self.sealed = True
             return orphaned

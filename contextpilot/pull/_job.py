@@ -121,9 +121,10 @@ class PullJob:
     def cancel(self) -> None:
         self.abort("cancelled")
 
-    def leave(self, cursor: Cursor) -> None:
-        """A consumer is done; the last one out cancels a pull nobody detached."""
-        if self.broadcast.leave(cursor):
+    def leave(self, cursor: Cursor, withdraw: bool = False) -> None:
+        """A consumer is done (``withdraw``: it asked to stop, so what it detached is
+        withdrawn); the last one out cancels a pull nobody keeps."""
+        if self.broadcast.leave(cursor, withdraw):
             self.cancel()
 
     def snapshot(self) -> PullProgress:

@@ -5,7 +5,10 @@ event loop (``call_soon_threadsafe``) only when the async side is waiting for da
 100k-event pull costs one deque append per event, not one thread hop. The async side drains
 whole batches and yields them at most every ``interval`` seconds; the first batch and the
 end are never held back. Closing or cancelling the async generator (Stop button, closed tab)
-cancels the library's token, which closes the stream to Ollama at once.
+cancels the library's token, which closes the stream to Ollama at once. The two are told
+apart: Stop cancels the handler's task (``CancelledError`` where it waits), so the token is
+``cancel()``ed; a closed tab closes the generator (``GeneratorExit``), so the token
+``leave()``s, and a download the handler detached goes on (see ``CancelToken``).
 
 A closed tab needs one more thing: Gradio notices the closed connection at once (it marks the
 job dead), but it closes a handler's generator only when that generator next yields. While
@@ -147,8 +150,12 @@ async def batches(make: Callable[[CancelToken], Iterator[T]], interval: Interval
                 if end.error is not None:
                     raise end.error
                 return
+    except GeneratorExit:  # the tab closed (or reloaded): detached downloads go on
+        pump.token.leave()
+        raise
     finally:
-        pump.token.cancel()  # Stop, a closed tab, or an error: close the stream to Ollama
+        if not pump.token.left:  # Stop, an error, or the end: close the stream to Ollama
+            pump.token.cancel()
 
 
 def _interval(interval: Interval, newest: object) -> float:

@@ -18,6 +18,7 @@ from typing import Any, Callable, Optional, Union
 import gradio as gr
 
 import contextpilot as cp
+from contextpilot.cancel import CancelToken
 from contextpilot.policy import MAX_MESSAGE_CHARS
 from contextpilot.ui import render
 from contextpilot.ui.bridge import batches
@@ -34,6 +35,8 @@ BUSY_TOKEN_INTERVAL = 0.1  # ~10 updates/s per answer while many answers stream 
 BUSY_STREAMS = 4  # more answers streaming than this: the busy interval
 
 _streaming = 0  # answers streaming in this process (the event loop's thread only)
+MAX_TRACKED = 1000
+"Pages whose turn Stop can still reach after it ended as a close (see ChatHandlers.stop)."
 
 def busy_message(full: "LineFull") -> str:
     """What a chat that waited too long for a free answer slot says."""
@@ -158,6 +161,16 @@ class ChatHandlers(PageHandlers):
         super().__init__(service, configured)
         self.line = line  # answers at once; the rest wait in it
         self.quota = quota  # each visitor's share of them, on a shared app
+        self._running: dict[str, CancelToken] = {}  # a page's (session's) turn, for Stop
+
+    def stop(self, request: gr.Request) -> None:
+        """Stop, pressed (beside ChatInterface's cancel of the handler): stop this page's
+        turn for good. Gradio ends the handler where it happens to be, so the bridge may
+        have seen a closed page and left its download running; this withdraws it (unless
+        someone else keeps it) and ends the answer's stream, whichever it saw."""
+        token = self._running.pop(getattr(request, "session_hash", None) or "", None)
+        if token is not None:
+            token.cancel()
 
     # -- /chat --------------------------------------------------------------------------
 
@@ -228,8 +241,11 @@ class ChatHandlers(PageHandlers):
         auto_pull = await asyncio.to_thread(self.service.may_pull, name)
         cloud = cp.parse_name(name).is_cloud  # never downloaded, not even to look
         if files and caps is None and not cloud:  # unknown until it is here: download
-            async for update in self._pull_first(view, lambda t: hosts.pull(
-                    name, turn.host, cancel=t)):
+            def pull(token):
+                self._track(session or "", token)  # for Stop; it goes on if the page closes
+                return hosts.pull(name, turn.host, cancel=token, detach=True)
+
+            async for update in self._pull_first(view, pull):
                 yield update
             caps = await asyncio.to_thread(self.service.capabilities, name)
         # a cloud model ollama.com would not describe (signed out): let the chat say why
@@ -245,16 +261,26 @@ class ChatHandlers(PageHandlers):
         yield view.messages(), skip, skip, skip, skip  # at once: the turn has started
 
         def make(token):
+            self._track(session or "", token)
             # A model removed meanwhile is pulled again only where a pull is allowed.
+            # A download it starts goes on if the page closes (Stop ends it, unless someone
+            # else keeps it): the message waits in the saved conversation, to send again.
             return hosts.chat_stream(name, messages, choice=turn.host, session=session,
                                      system=turn.system or None, options=options,
-                                     auto_pull=auto_pull,
+                                     auto_pull=auto_pull, detach_pull=True,
                                      think=think_value(turn.think, caps, turn.think_level,
                                                        cp.think_levels(name)),
                                      cancel=token)
 
-        async for update in self._stream(view, make):
-            yield update
+        try:
+            async for update in self._stream(view, make):
+                yield update
+        except GeneratorExit:  # closed where it was (a page gone, or Stop): see stop
+            raise
+        except BaseException:
+            self._running.pop(session or "", None)
+            raise
+        self._running.pop(session or "", None)
         await asyncio.to_thread(self.service.record_use, name)  # for make-room advice
 
     async def _pull_first(self, view: render.ChatView, make):
@@ -265,8 +291,9 @@ class ChatHandlers(PageHandlers):
             if not batch:  # Ollama is silent: a no-op lets Gradio see a closed tab
                 yield view.messages(), skip, skip, skip, skip
                 continue
+            note = await self._download_note(view)
             view.feed(batch)
-            yield view.messages(), render.progress_html(view.pull), skip, skip, skip
+            yield view.messages(), render.progress_html(view.pull), skip, note, skip
 
     async def _stream(self, view: render.ChatView, make):
         """The answer as it streams (a download first, if the model went missing)."""
@@ -279,11 +306,28 @@ class ChatHandlers(PageHandlers):
                     yield view.messages(), skip, skip, skip, skip
                     continue
                 pulled_now = any(isinstance(e, cp.PullProgress) for e in batch)
+                note = await self._download_note(view) if pulled_now else skip
                 view.feed(batch)
                 bar = render.progress_html(view.pull) if pulled_now else skip
-                yield view.messages(), bar, skip, skip, skip
+                yield view.messages(), bar, skip, note, skip
         finally:
             _streaming -= 1
+
+    def _track(self, session: str, token: CancelToken) -> None:
+        """Remember this page's turn for Stop, until it ends; one closed where it was (its
+        page gone, or Stop arriving as a close: Gradio closes a handler wherever it happens
+        to be) is kept, so a Stop after it still stops its download. The oldest of too many
+        pages is forgotten."""
+        self._running[session] = token
+        while len(self._running) > MAX_TRACKED:
+            self._running.pop(next(iter(self._running)))
+
+    async def _download_note(self, view: render.ChatView):
+        """The note under the picker as a download begins ("downloading now", not "press
+        Download"); nothing after that (the turn's end says "installed")."""
+        if view.pull is not None:
+            return gr.skip()
+        return await asyncio.to_thread(self.service.note, view.model)
 
     async def _resolve_model(self, model: Optional[str]) -> str:
         model = str(model or "").strip()

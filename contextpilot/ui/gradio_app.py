@@ -19,9 +19,9 @@ import gradio as gr
 from contextpilot import settings
 from contextpilot.fit.catalog import catalog
 from contextpilot.policy import MAX_FILE_BYTES, AccessPolicy
-from contextpilot.ui import connections, gate, render, theme
+from contextpilot.ui import connections, gate, render, render_models, theme
 from contextpilot.ui.chat_handlers import ChatHandlers
-from contextpilot.ui.chatbot import SafeChatInterface
+from contextpilot.ui.chat_interface import Chat, wire
 from contextpilot.ui.safe_chatbot import SafeChatbot
 from contextpilot.ui.downloads import build_downloads
 from contextpilot.ui.find_tab import build_find_tab
@@ -174,7 +174,7 @@ def _chat_tab(h: ChatHandlers, configured: str, status: gr.HTML):
         # No Ollama call at build time: the catalog until the page loads, then the
         # installed models first (refresh_models on demo.load).
         model = gr.Dropdown(
-            choices=render.model_choices([], catalog(), set(), key),
+            choices=render_models.model_choices([], catalog(), set(), key),
             value=configured, allow_custom_value=True, label="Model",
             info="Installed, cloud, then models to download. Or type any tag, e.g. "
                  "qwen3:0.6b or hf.co/user/repo:Q4_K_M.",
@@ -207,14 +207,15 @@ def _chat_tab(h: ChatHandlers, configured: str, status: gr.HTML):
     num_ctx = gr.Slider(512, 131072, value=4096, step=512, label="Context length (num_ctx)",
                         render=False)
     additional = [model, system, temperature, num_ctx, think, override, think_level, host]
-    SafeChatInterface(  # every chat text is rendered by the app: see ui.chatbot
-        h.chat,
+    chat = Chat(  # every chat text is rendered by the app: see ui.chatbot
+        h.chat, model,
         multimodal=True,
         chatbot=SafeChatbot(elem_id="chatbot", height=460, placeholder=EMPTY_CHAT,
                             show_label=False),
+        # stop_btn: shown while an answer or a download runs (our own box must ask for it)
         textbox=gr.MultimodalTextbox(file_types=["image"], file_count="multiple",
                                      placeholder="Message…", show_label=False,
-                                     elem_id="chat-input", sources=["upload"]),
+                                     elem_id="chat-input", sources=["upload"], stop_btn=True),
         additional_inputs=additional,
         additional_inputs_accordion=gr.Accordion("Settings", open=False, render=False),
         additional_outputs=[pull_status, model, note, status],
@@ -226,6 +227,7 @@ def _chat_tab(h: ChatHandlers, configured: str, status: gr.HTML):
         save_history=True,
         fill_height=True,
     )
+    wire(chat, h, model, note, think, think_level)
     return model, think, think_level, override, note, pull_status, pull_button, host, every_host
 
 

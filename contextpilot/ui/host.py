@@ -17,12 +17,14 @@ from typing import Callable, Optional
 import contextpilot as cp
 from contextpilot import models as _models
 from contextpilot.fit.catalog import catalog, catalog_entry
-from contextpilot.ui import render
+from contextpilot.ui import render_models
 from contextpilot.units import format_size
 
 log = logging.getLogger("contextpilot")
 
 RECOMMENDATIONS_TTL = 600.0
+CLOUD_TTL = 10.0
+"Seconds whether cloud models are switched on (/api/status) is trusted for the picker."
 AUTOSTART_PAUSE = 60.0
 "Seconds after starting ``ollama serve`` (or failing to) before trying again."
 _details_cache: dict[tuple[str, str, str], cp.ModelDetails] = {}
@@ -51,6 +53,8 @@ class Models:
         self.installed: list[cp.ModelInfo] = []
         self.capabilities: dict[str, tuple[str, ...]] = {}
         self.recommendations: list = []
+        self.cloud: Optional[bool] = None
+        "Cloud models offered by this Ollama: False when switched off (/api/status)."
         self.error = ""
 
     def refresh(self, with_capabilities: bool = True) -> "Models":
@@ -60,12 +64,12 @@ class Models:
             self.installed, self.error = [], str(exc)
         if not self.error:
             self.recommendations = self.host.recommendations()
-        if with_capabilities:
-            for m in self.installed:
-                if m.capabilities or m.is_cloud:  # today's /api/tags says them itself; and
-                    # about a cloud model (whatever its name) Ollama would ask ollama.com
-                    self.capabilities[m.name] = m.capabilities
-                    continue
+            self.cloud = self.host.cloud()
+        for m in self.installed:
+            if m.capabilities or m.is_cloud:  # today's /api/tags says them: no /api/show per
+                # model; and about a cloud model (whatever its name) Ollama asks ollama.com
+                self.capabilities[m.name] = m.capabilities
+            elif with_capabilities:
                 d = self.host.details(m.name, m.digest)
                 self.capabilities[m.name] = d.capabilities if d else ()
         return self
@@ -83,8 +87,9 @@ class Models:
     def choices(self) -> list[tuple[str, str]]:
         """The picker's choices, grouped Installed / Recommended / Cloud / Download (see
         render); only downloads ``may_pull`` allows are offered."""
-        return render.model_choices(self.installed, catalog(), self.keys(), key,
-                                    self.capabilities, self.may_pull, self.recommendations)
+        return render_models.model_choices(self.installed, catalog(), self.keys(), key,
+                                           self.capabilities, self.may_pull,
+                                           self.recommendations, cloud=self.cloud)
 
     def as_json(self, status: cp.ServerStatus) -> dict:
         keys = self.keys()
@@ -100,7 +105,8 @@ class Models:
     def default(self, configured: str) -> str:
         if configured:
             return configured
-        chat_models = [m.name for m in self.installed if "embed" not in m.name]
+        chat_models = [m.name for m in self.installed if m.can_chat or (
+            m.can_chat is None and "embed" not in m.name)]
         return chat_models[0] if chat_models else catalog()[0].name
 
 
@@ -116,11 +122,25 @@ class Host:
         self._autostart_lock = threading.Lock()
         self._autostart_at: Optional[float] = None
         self._autostart_result: Optional[cp.AutostartResult] = None
+        self._cloud: tuple[float, Optional[bool]] = (-CLOUD_TTL, None)
 
     # -- what it says ------------------------------------------------------------------
 
     def status(self) -> cp.ServerStatus:
-        return cp.server_status(self.url)
+        s = cp.server_status(self.url)
+        if s.reachable:
+            self._cloud = (time.monotonic(), s.cloud)
+        return s
+
+    def cloud(self) -> Optional[bool]:
+        """Whether this Ollama offers cloud models (False: switched off), asked at most
+        every CLOUD_TTL seconds."""
+        asked, said = self._cloud
+        if time.monotonic() - asked < CLOUD_TTL:
+            return said
+        said = _models.cloud_available(self.url)
+        self._cloud = (time.monotonic(), said)
+        return said
 
     def autostart(self) -> cp.AutostartResult:
         """``ensure_ollama``, at most one start a minute: a page load or message must not

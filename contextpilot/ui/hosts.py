@@ -88,10 +88,13 @@ class Hosts:
             data.error = str(exc)
             return data
         data.recommendations = self.primary.recommendations()
-        if with_capabilities:
-            for m in data.installed:
-                d = self.by_name[m.hosts[0]].details(m.name, m.digest) if m.hosts else None
-                data.capabilities[m.name] = m.capabilities or (d.capabilities if d else ())
+        data.cloud = self.primary.cloud()
+        for m in data.installed:
+            if m.capabilities:  # today's /api/tags says them: no /api/show per model
+                data.capabilities[m.name] = m.capabilities
+            elif with_capabilities and m.hosts:
+                d = self.by_name[m.hosts[0]].details(m.name, m.digest)
+                data.capabilities[m.name] = d.capabilities if d else ()
         return data
 
     def statuses(self) -> list[cp.HostStatus]:

@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from typing import AsyncIterator, Optional
+from typing import Any, AsyncIterator, Optional
 
 import gradio as gr
 
 import contextpilot as cp
 from contextpilot.ui import render
 from contextpilot.ui.bridge import batches, keep_pull_updates
+from contextpilot.ui.chat_history import asked_model
 from contextpilot.ui.service import Service
 
 log = logging.getLogger("contextpilot")
@@ -53,6 +54,18 @@ class PageHandlers:
         shown = [self.service.label(n) for n in self.service.hosts.names]
         return gr.Dropdown(choices=[("Auto", "auto")] + [(n, n) for n in shown])
 
+    def reopened(self, index: Any, saved: Any):
+        """A saved conversation opened again: one that was not answered (its page closed
+        mid-turn) picks the model it asked, so Retry sends it there; else nothing changes."""
+        conversation = saved[index] if isinstance(saved, list) and isinstance(
+            index, int) and 0 <= index < len(saved) else None
+        model = asked_model(conversation)
+        try:
+            cp.parse_name(model or "")
+        except cp.InvalidModelName:  # the browser's data: nothing we did not write
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        return gr.Dropdown(value=model), self.service.note(model), *self.think_control(model)
+
     def model_changed(self, model: str, host: str = "auto"):
         """A new pick (or host): its note and Think controls; "Download anyway" starts
         unticked."""
@@ -68,7 +81,7 @@ class PageHandlers:
             model or self.service.models(False).default(self.configured), host=host)
         override = (gr.Checkbox(visible=True) if state.needs_override
                     else gr.Checkbox(visible=False, value=False))
-        download = gr.Button(visible=not state.installed)
+        download = gr.Button(visible=not (state.installed or state.downloading))
         if self.service.multi:  # "on every host" goes with Download
             return override, download, gr.Checkbox(visible=not state.installed)
         return override, download
@@ -111,11 +124,17 @@ class PageHandlers:
                 if not batch:  # Ollama is silent: a no-op lets Gradio see a closed tab
                     yield skip, skip, skip, skip
                     continue
+                # the note under the picker: "downloading now", not "press Download", once
+                note = skip if latest else await asyncio.to_thread(
+                    self.service.note, name, None, host)
                 latest.update((v.host, v) for v in batch)
-                yield self._cards(latest), skip, skip, skip
+                yield self._cards(latest), skip, note, skip
             done = tuple(h for h, v in latest.items() if v.done and h)
             if any(v.done for v in latest.values()):
                 self.service.start_preload(name, done)
+        except cp.PullCancelled as exc:  # someone pressed Cancel: not a failure
+            yield render.note_html("info", render.escape(self.service.public(str(exc)))), \
+                skip, skip, skip
         except cp.ContextPilotError as exc:
             yield render.error_html(self.service.public(str(exc))), skip, skip, skip
         except Exception:

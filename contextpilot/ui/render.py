@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional
 
 from ..fit.catalog import CatalogEntry
 from ..names import parse_name
 from ..types import ChatDone, ContentDelta, ModelInfo, PullProgress, Routed, ThinkingDelta
 from ..units import format_duration, format_size, format_speed
-from .render_fleet import answer_footer, route_note, where_words
+from .render_fleet import answer_footer, route_note
 from .render_markdown import Live, Memo
 
 STEP_WORDS = {
@@ -65,13 +65,22 @@ def progress_facts(p: PullProgress) -> list[str]:
     facts = []
     if p.total:
         facts.append(f"{format_size(p.completed)} / {format_size(p.total)}")
-    if p.speed and not p.done:
-        facts.append(format_speed(p.speed))
-    if p.eta is not None and not p.done:
-        facts.append(f"{format_duration(p.eta)} left")
+    if p.stalled_for is not None and not p.done:  # the speed decayed, the ETA is unknown
+        facts.append(stalled_words(p.stalled_for))
+    else:
+        if p.speed and not p.done:
+            facts.append(format_speed(p.speed))
+        if p.eta is not None and not p.done:
+            facts.append(f"{format_duration(p.eta)} left")
     if p.resumed_bytes > 0:
         facts.append(f"Resumed from {format_size(p.resumed_bytes)}")
     return facts
+
+
+def stalled_words(seconds: float) -> str:
+    """``'no data for 12 s — Ollama is retrying'``: a download whose bytes stopped (Ollama
+    repeats its count while it waits for the registry and retries)."""
+    return f"no data for {format_duration(seconds)} — Ollama is retrying"
 
 
 def progress_text(p: PullProgress) -> str:
@@ -235,8 +244,6 @@ def thought_title(seconds: float) -> str:
 
 # ----------------------------------------------------------------------------- models and status
 
-SECTIONS = ("Installed", "Recommended", "Cloud", "Download")
-"The picker's groups, in order; each choice label starts with its group's word."
 CAPABILITIES = ("vision", "tools", "thinking", "embedding")
 ICONS = {"ok": "✓", "fits": "✓", "info": "ℹ", "warn": "⚠", "stop": "⛔", "busy": "↻",
          "cloud": "☁"}
@@ -259,55 +266,15 @@ def chips_html(capabilities: Optional[Iterable[str]]) -> str:
     return "".join(f'<span class="cp-chip" data-cap="{c}">{c}</span>' for c in words)
 
 
-def choice_label(section: str, name: str, size: Optional[int] = None,
-                 capabilities: Optional[Iterable[str]] = None,
-                 where: Sequence[str] = ()) -> str:
-    """``'Installed · llama3.2:latest · 3.0 MB · tools'``: the group, the name, the size
-    (a cloud model has none here: it runs on ollama.com), the capabilities and, on several
-    hosts, where it is (``render_fleet.where_words``), plain text for the dropdown."""
-    parts = [section, name]
-    if size and section != "Cloud":
-        parts.append(format_size(size))
-    return " · ".join(parts + capability_words(capabilities) + list(where))
-
-
-def model_choices(installed: Sequence[ModelInfo], catalog: Sequence[CatalogEntry],
-                  installed_keys: set[str], catalog_key,
-                  capabilities: Optional[dict] = None, may_pull=None,
-                  recommendations: Sequence = ()) -> list[tuple[str, str]]:
-    """Dropdown ``(label, value)``, grouped by where a model lives: installed, Ollama's
-    recommendations for its machine, cloud, then the catalog's downloads (those
-    ``may_pull`` allows). The value is the model's name, so /chat's model argument is
-    unchanged."""
-    caps = capabilities or {}
-    keys = set(installed_keys)
-    groups: dict[str, list[tuple[str, str]]] = {s: [] for s in SECTIONS}
-    for m in installed:
-        section = "Cloud" if m.is_cloud or is_cloud(m.name) else "Installed"
-        groups[section].append((choice_label(section, m.name, m.size, caps.get(m.name),
-                                             where_words(m)), m.name))
-    for r in recommendations:  # the server's own picks for its machine
-        if catalog_key(r.model) in keys or (may_pull and not may_pull(r.model)):
-            continue
-        keys.add(catalog_key(r.model))
-        groups["Recommended" if not (r.required_plan or is_cloud(r.model)) else "Cloud"].append(
-            (recommendation_label(r), r.model))
-    for e in catalog:
-        if catalog_key(e.name) in keys or (may_pull and not may_pull(e.name)):
-            continue
-        section = "Cloud" if is_cloud(e.name) else "Download"
-        groups[section].append((choice_label(section, e.short_name, e.size, e.capabilities),
-                                e.name))
-    return [c for s in SECTIONS for c in groups[s]]
-
-
-def recommendation_label(r) -> str:
-    """``'Recommended · gpt-oss:20b · needs 14 GB'``; a cloud pick: ``'Cloud · name ·
-    recommended by Ollama'``."""
-    if r.required_plan or is_cloud(r.model):
-        return f"Cloud · {r.model} · recommended by Ollama"
-    need = f" · needs {format_size(r.vram_bytes)}" if r.vram_bytes else ""
-    return f"Recommended · {r.model}{need}"
+def purpose(capabilities: Optional[Iterable[str]]) -> str:
+    """What a model that cannot chat is for (Ollama lists no "completion"): "embedding
+    only", "image generation", "not for chat"; '' for a chat model or when not known."""
+    caps = set(capabilities or ())
+    if not caps or "completion" in caps:
+        return ""
+    if "embedding" in caps:
+        return "embedding only"
+    return "image generation" if "image" in caps else "not for chat"
 
 
 def note_html(kind: str, text: str, extra: str = "", role: str = "status") -> str:
@@ -317,7 +284,16 @@ def note_html(kind: str, text: str, extra: str = "", role: str = "status") -> st
             f'{extra}</div>')
 
 
-def cloud_note(model: str, capabilities: Optional[Iterable[str]] = None) -> str:
+CLOUD_OFF = "cloud is switched off on this Ollama"
+
+
+def cloud_note(model: str, capabilities: Optional[Iterable[str]] = None,
+               cloud: Optional[bool] = None) -> str:
+    """The note for a cloud model; ``cloud`` False: this Ollama has them switched off."""
+    if cloud is False:
+        return note_html("stop", f"{escape(model)} is a cloud model, but {CLOUD_OFF} "
+                                 f"(OLLAMA_NO_CLOUD): choose a local model, or turn cloud "
+                                 f"models back on (unset OLLAMA_NO_CLOUD and restart Ollama).")
     chips = chips_html(capabilities)
     return note_html("cloud", f"{escape(model)} is a cloud model: it runs on ollama.com "
                               f"through your Ollama, so nothing is downloaded (sign in first: "
@@ -330,6 +306,10 @@ def model_note(model: str, installed: Optional[ModelInfo], entry: Optional[Catal
     """The line under the picker: installed (size, capability chips), or what happens when
     a message is sent; the fit verdict follows it for a missing model (``fit_line``)."""
     name = escape(model)
+    if installed is not None and purpose(capabilities):
+        return note_html("info", f"{name} is installed ({format_size(installed.size)}): "
+                                 f"{escape(purpose(capabilities))}, it cannot chat. Choose "
+                                 f"a chat model to talk to.")
     if installed is not None:
         chips = chips_html(capabilities)
         where = f" on {escape(', '.join(installed.hosts))}" if installed.hosts else ""

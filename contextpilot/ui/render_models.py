@@ -1,5 +1,5 @@
-"""Pure rendering for model management: the Models table, details, running list, the
-downloads panel, capability chips and the fit verdict. No I/O, no gradio; everything from
+"""Pure rendering for model management: the picker's choices, the Models table, details,
+running list, the downloads panel, capability chips and the fit verdict. No I/O, no gradio; everything from
 the server or a model is escaped (see ``render.escape``)."""
 
 from __future__ import annotations
@@ -7,11 +7,77 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Iterable, Optional, Sequence
 
+from ..fit.catalog import CatalogEntry
 from ..types import (FitVerdict, ModelDetails, ModelInfo, PullOutcome, PullProgress,
                      RunningModel)
 from ..units import format_duration, format_size
-from .render import (capability_words, chips_html, escape, note_html, percent, progress_bar,
-                     progress_facts, short_name, step_words)
+from .render_fleet import where_words
+from .render import (CLOUD_OFF, capability_words, chips_html, escape, is_cloud, note_html,
+                     percent, progress_bar, progress_facts, purpose, short_name, step_words)
+
+SECTIONS = ("Installed", "Recommended", "Cloud", "Download")
+"The picker's groups, in order; each choice label starts with its group's word."
+
+
+def choice_label(section: str, name: str, size: Optional[int] = None,
+                 capabilities: Optional[Iterable[str]] = None,
+                 where: Sequence[str] = ()) -> str:
+    """``'Installed · llama3.2:latest · 3.0 MB · tools'``: the group, the name, the size
+    (a cloud model has none here: it runs on ollama.com), the capabilities and, on several
+    hosts, where it is (``render_fleet.where_words``), plain text for the dropdown. A model
+    that cannot chat says what it is instead of its capabilities (``purpose``)."""
+    parts = [section, name]
+    if size and section != "Cloud":
+        parts.append(format_size(size))
+    not_chat = purpose(capabilities)
+    return " · ".join(parts + ([not_chat] if not_chat else capability_words(capabilities))
+                      + list(where))
+
+
+def model_choices(installed: Sequence[ModelInfo], catalog: Sequence[CatalogEntry],
+                  installed_keys: set[str], catalog_key,
+                  capabilities: Optional[dict] = None, may_pull=None,
+                  recommendations: Sequence = (), cloud: Optional[bool] = None
+                  ) -> list[tuple[str, str]]:
+    """Dropdown ``(label, value)``, grouped by where a model lives: installed, Ollama's
+    recommendations for its machine, cloud, then the catalog's downloads (those
+    ``may_pull`` allows). The value is the model's name, so /chat's model argument is
+    unchanged. ``cloud`` False (switched off on this Ollama): no cloud model is offered,
+    and an installed cloud stub says it is switched off."""
+    caps = capabilities or {}
+    keys = set(installed_keys)
+    groups: dict[str, list[tuple[str, str]]] = {s: [] for s in SECTIONS}
+    for m in installed:
+        section = "Cloud" if m.is_cloud or is_cloud(m.name) else "Installed"
+        label = choice_label(section, m.name, m.size, caps.get(m.name), where_words(m))
+        groups[section].append((f"{label} · {CLOUD_OFF}" if section == "Cloud"
+                                and cloud is False else label, m.name))
+    for r in recommendations:  # the server's own picks for its machine
+        off = cloud is False and bool(r.required_plan or is_cloud(r.model))
+        if catalog_key(r.model) in keys or (may_pull and not may_pull(r.model)) or off:
+            continue
+        keys.add(catalog_key(r.model))
+        groups["Recommended" if not (r.required_plan or is_cloud(r.model)) else "Cloud"].append(
+            (recommendation_label(r), r.model))
+    for e in catalog:
+        off = cloud is False and is_cloud(e.name)
+        if catalog_key(e.name) in keys or (may_pull and not may_pull(e.name)) or off:
+            continue
+        section = "Cloud" if is_cloud(e.name) else "Download"
+        groups[section].append((choice_label(section, e.short_name, e.size, e.capabilities),
+                                e.name))
+    return [c for s in SECTIONS for c in groups[s]]
+
+
+def recommendation_label(r) -> str:
+    """``'Recommended · gpt-oss:20b · needs 14 GB'``; a cloud pick: ``'Cloud · name ·
+    recommended by Ollama'``."""
+    if r.required_plan or is_cloud(r.model):
+        return f"Cloud · {r.model} · recommended by Ollama"
+    need = f" · needs {format_size(r.vram_bytes)}" if r.vram_bytes else ""
+    return f"Recommended · {r.model}{need}"
+
+
 
 TABLE_HEADERS = ["Name", "Size", "Parameters", "Quantization", "Modified"]
 

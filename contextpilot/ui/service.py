@@ -49,6 +49,8 @@ class Note:
     installed: bool = False
     needs_override: bool = False
     "The model may not fit: show “Download anyway”."
+    downloading: bool = False
+    "It is downloading now: no Download button (the Downloads panel shows it)."
 
 
 class Service:
@@ -228,7 +230,7 @@ class Service:
         if cp.parse_name(name).is_cloud or (have is not None and have.is_cloud):
             # runs on ollama.com (by its name, or as Ollama lists it): never downloaded
             caps = data.capabilities.get(have.name) if have is not None else None
-            return Note(render.cloud_note(name, caps), installed=True)  # no Download
+            return Note(render.cloud_note(name, caps, data.cloud), installed=True)
         if have is not None and choice is not None and have.hosts and (
                 self.label(choice) not in have.hosts):
             have = None  # not on the host chosen: it downloads there
@@ -240,7 +242,8 @@ class Service:
             return Note(render.model_note(name, have, None, caps), installed=True)
         if self.hosts.pulling(name):
             return Note(render.note_html(
-                "busy", f"{render.escape(name)} is downloading now (see Downloads)."))
+                "busy", f"{render.escape(name)} is downloading now (see Downloads); a "
+                        f"message sent now waits for it."), downloading=True)
         if not self.may_pull(name):
             return Note(render.note_html(
                 "stop", f"{render.escape(name)} is not installed, and downloads of it are "
