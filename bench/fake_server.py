@@ -177,6 +177,11 @@ def main() -> None:
         fake.add_remote(m)
     _install_instrumentation(fake)
     fake.chunk_size = CHUNK
+    serve_until_stdin_closes(fake)
+
+
+def serve_until_stdin_closes(fake) -> None:
+    """Start ``fake``, print its URL (the parent reads it), serve until stdin closes."""
     fake.start()
     print(fake.url, flush=True)
     done = threading.Event()

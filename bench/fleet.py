@@ -35,18 +35,12 @@ sys.path.insert(0, str(ROOT))
 import ollama  # noqa: E402
 
 import contextpilot as cp  # noqa: E402
+from bench.report import row, table  # noqa: E402
 from tests.fake_fleet import mute_host  # noqa: E402
 
-ROWS: list[tuple[str, str, str, str, bool]] = []
 HI = [{"role": "user", "content": "hi"}]
 K = 4
 "Answers each fake host streams at once (OLLAMA_NUM_PARALLEL)."
-
-
-def row(name: str, figure: str, compare: str, target: str, ok: bool) -> None:
-    ROWS.append((name, figure, compare, target, ok))
-    print(f"  {'PASS' if ok else 'FAIL'}  {name}: {figure} | {compare} | target {target}",
-          flush=True)
 
 
 class Host:
@@ -232,14 +226,7 @@ def main() -> int:
         a.close()
         b.close()
     bench_listing(3 if q else 7)
-    failed = [r for r in ROWS if not r[4]]
-    print(f"\n{len(ROWS) - len(failed)}/{len(ROWS)} targets met in "
-          f"{time.monotonic() - started:.0f} s\n")
-    print("| benchmark | figure | baseline / ratio | target | result |")
-    print("|---|---|---|---|---|")
-    for name, figure, compare, target, ok in ROWS:
-        print(f"| {name} | {figure} | {compare} | {target} | {'PASS' if ok else 'FAIL'} |")
-    return 1 if failed else 0
+    return table(started)
 
 
 if __name__ == "__main__":

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.fake_server import serve_until_stdin_closes  # noqa: E402
 from tests.fake_fleet import LimitedOllama  # noqa: E402
 from tests.fake_ollama import FakeModel  # noqa: E402
 
@@ -36,12 +36,7 @@ def main() -> None:
     fake.add_installed(FakeModel(name="echo:latest", layers=[1_000, 100]))
     fake.token_delay = float(config.get("token_delay", 0.0))
     fake.list_delay = float(config.get("list_delay", 0.0))
-    fake.start()
-    print(fake.url, flush=True)
-    done = threading.Event()
-    threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()
-    done.wait()
-    fake.stop()
+    serve_until_stdin_closes(fake)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import platform
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -26,17 +25,11 @@ from gradio_client import Client  # noqa: E402
 import contextpilot as cp  # noqa: E402
 from bench.engine import bench_engine  # noqa: E402
 from bench.render import bench_render  # noqa: E402
+from bench.report import row, table  # noqa: E402
 from bench.harness import (App, Fake, Proxy, RssSampler, first_disconnect_after,  # noqa: E402
                            median)
 from contextpilot import models as cp_models  # noqa: E402
 
-ROWS: list[tuple[str, str, str, str, bool]] = []
-
-
-def row(name: str, figure: str, compare: str, target: str, ok: bool) -> None:
-    ROWS.append((name, figure, compare, target, ok))
-    print(f"  {'PASS' if ok else 'FAIL'}  {name}: {figure} | {compare} | target {target}",
-          flush=True)
 
 
 def msg(text: str) -> dict:
@@ -494,14 +487,7 @@ def main() -> int:
             if a is not None:
                 a.close()
         fake.close()
-    failed = [r for r in ROWS if not r[4]]
-    print(f"\n{len(ROWS) - len(failed)}/{len(ROWS)} targets met in "
-          f"{time.monotonic() - started:.0f} s\n")
-    print("| benchmark | figure | baseline / ratio | target | result |")
-    print("|---|---|---|---|---|")
-    for name, figure, compare, target, ok in ROWS:
-        print(f"| {name} | {figure} | {compare} | {target} | {'PASS' if ok else 'FAIL'} |")
-    return 1 if failed else 0
+    return table(started)
 
 
 if __name__ == "__main__":

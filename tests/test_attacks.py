@@ -28,7 +28,7 @@ from contextpilot.policy import AccessPolicy
 from contextpilot.ui import build_app
 from tests.fake_ollama import FakeModel
 from tests.test_ui_api import _png
-from tests.ui_helpers import event_id, free_port, running_app, wait_until
+from tests.ui_helpers import event_id, free_port, queue_text, running_app, wait_until
 
 pytestmark = pytest.mark.usefixtures("roomy_machine")
 REFUSED = "not allowed on this shared app"
@@ -466,19 +466,7 @@ def test_the_status_line_does_not_show_a_visitor_server_paths(fake_ollama, mocke
 
 
 def _raw_call(url: str, fn_index: int, data: list) -> str:
-    session = uuid.uuid4().hex
-    body = {"data": data, "fn_index": fn_index, "session_hash": session,
-            "event_data": None, "trigger_id": None}
-    with httpx.Client(base_url=url, timeout=30) as http:
-        http.post("/gradio_api/queue/join", json=body)
-        with http.stream("GET", "/gradio_api/queue/data",
-                         params={"session_hash": session}) as stream:
-            lines = []
-            for line in stream.iter_lines():
-                lines.append(line)
-                if '"process_completed"' in line:
-                    break
-    return "\n".join(lines)
+    return queue_text(url, fn_index, data)
 
 
 def test_a_server_path_in_a_mounted_apps_history_is_not_served_back(fake_ollama, secret):

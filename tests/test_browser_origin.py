@@ -7,14 +7,12 @@ the app before the own-origin rule: the operator's model was deleted."""
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from tests.test_attacks import REFUSED, queue_call
 from tests.test_browser import browser, page  # noqa: F401  (the shared chromium fixtures)
-from tests.ui_helpers import event_id, running_app
+from tests.ui_helpers import event_id, local_server, running_app
 
 pytestmark = pytest.mark.usefixtures("roomy_machine")
 
@@ -39,23 +37,12 @@ def other_page():
     """A second local web server (another port of 127.0.0.1) serving ``pages[path]``."""
     pages: dict = {}
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            body = pages.get(self.path, "").encode()
-            self.send_response(200 if body else 404)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def respond(path: str) -> tuple[int, str, bytes]:
+        body = pages.get(path, "").encode()
+        return 200 if body else 404, "text/html; charset=utf-8", body
 
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", pages
-    server.shutdown()
-    server.server_close()
+    with local_server(respond) as port:
+        yield f"http://127.0.0.1:{port}", pages
 
 
 def test_a_crafted_request_from_another_local_page_is_a_visitors(fake_ollama, other_page):

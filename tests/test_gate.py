@@ -8,9 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import socket
-import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Iterator, Optional
 
 import httpx
@@ -21,7 +19,7 @@ from contextpilot.ui.gate import EVENT_BODY_LIMIT, UPLOAD_BODY_LIMIT
 from tests.test_attacks import VISION
 from tests.test_ui_api import _png
 from tests.test_uploads import chat_inputs, file_data, sent_images
-from tests.ui_helpers import event_id, running_app
+from tests.ui_helpers import event_id, local_server, running_app
 
 pytestmark = pytest.mark.usefixtures("roomy_machine")
 
@@ -98,24 +96,12 @@ def file_server():
     """An HTTP server on 127.0.0.1 that counts the requests it gets (a big file elsewhere)."""
     hits: list = []
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            hits.append(self.path)
-            body = _png()
-            self.send_response(200)
-            self.send_header("Content-Type", "image/png")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def respond(path: str) -> tuple[int, str, bytes]:
+        hits.append(path)
+        return 200, "image/png", _png()
 
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server.server_address[1], hits
-    server.shutdown()
-    server.server_close()
+    with local_server(respond) as port:
+        yield port, hits
 
 
 def test_an_attachment_naming_a_url_is_never_fetched(fake_ollama, file_server, monkeypatch):

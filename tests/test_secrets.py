@@ -14,7 +14,7 @@ import pytest
 
 from contextpilot.policy import AccessPolicy
 from tests.fake_hub import sample_hub
-from tests.ui_helpers import event_id, running_app
+from tests.ui_helpers import event_id, queue_text, running_app
 
 pytestmark = pytest.mark.usefixtures("roomy_machine")
 TOKEN = "hf_operatorsecret0123456789"
@@ -37,17 +37,7 @@ def hub(monkeypatch):
 
 def in_session(url: str, session: str, api_name: str, *data) -> str:
     """A crafted event in ``session`` (so a search's results are that page's choices)."""
-    body = {"data": list(data), "fn_index": event_id(url, api_name), "session_hash": session}
-    with httpx.Client(base_url=url, timeout=30) as http:
-        http.post("/gradio_api/queue/join", json=body).raise_for_status()
-        with http.stream("GET", "/gradio_api/queue/data",
-                         params={"session_hash": session}) as stream:
-            lines = []
-            for line in stream.iter_lines():
-                lines.append(line)
-                if '"process_completed"' in line:
-                    return "\n".join(lines)
-    return "\n".join(lines)
+    return queue_text(url, event_id(url, api_name), list(data), session, check=True)
 
 
 def look_on_the_hub(url: str) -> str:

@@ -96,3 +96,57 @@ def call_event(url: str, api_name: str, *data, first: bool = False) -> list:
                         raise RuntimeError(output.get("error") or msg)
                     return output.get("data") or last
     raise RuntimeError("no result")
+
+
+def queue_text(url: str, fn_index: int, data: list, session: str = "",
+               check: bool = False) -> str:
+    """A crafted queue request (``session``: a page's, else a new one) and every line of its
+    event stream up to the end, as the raw text a browser would read (``check``: an HTTP
+    error on joining raises)."""
+    import uuid
+
+    import httpx
+
+    session = session or uuid.uuid4().hex
+    body = {"data": data, "fn_index": fn_index, "session_hash": session,
+            "event_data": None, "trigger_id": None}
+    lines: list[str] = []
+    with httpx.Client(base_url=url, timeout=30) as http:
+        joined = http.post("/gradio_api/queue/join", json=body)
+        if check:
+            joined.raise_for_status()
+        with http.stream("GET", "/gradio_api/queue/data",
+                         params={"session_hash": session}) as stream:
+            for line in stream.iter_lines():
+                lines.append(line)
+                if '"process_completed"' in line:
+                    break
+    return "\n".join(lines)
+
+
+@contextmanager
+def local_server(respond: Callable[[str], tuple[int, str, bytes]]) -> Iterator[int]:
+    """Another web server on 127.0.0.1 (a file elsewhere, another site's page): GET answers
+    ``respond(path)`` -> (status, content type, body); yields its port."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            status, ctype, body = respond(self.path)
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
