@@ -1,0 +1,84 @@
+"""An attacker's review of the merged app (package layout, fleet, rendering once, shared-app
+hardening, issue 20): what broke where the pieces meet, each fixed with a test here.
+
+The shared fleet is two fake Ollama servers configured by their addresses alone (so each is
+named by its host:port, and a shared page must show "host 1" / "host 2" instead)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from gradio_client import Client
+
+import contextpilot as cp
+from contextpilot.policy import AccessPolicy
+from tests.conftest import REMOTE, SMALL, THINKER
+from tests.fake_ollama import FakeOllama
+from tests.ui_helpers import call_event, running_app
+
+FAST_PROBES = (0.05,)
+
+
+def _fake(installed, remote=()) -> FakeOllama:
+    srv = FakeOllama()
+    for m in installed:
+        srv.add_installed(m)
+    for m in remote:
+        srv.add_remote(m)
+    return srv.start()
+
+
+@pytest.fixture(scope="module")
+def gpus():
+    """host 1: llama3.2 and qwen3:0.6b; host 2: llama3.2. Both can pull mistral."""
+    a, b = _fake([SMALL, THINKER], [REMOTE]), _fake([SMALL], [REMOTE])
+    yield a, b
+    a.stop()
+    b.stop()
+
+
+@pytest.fixture(scope="module")
+def shared(gpus):
+    """A shared app over the two hosts, configured by their addresses alone."""
+    a, b = gpus
+    with cp.Fleet([a.url, b.url], probe_backoff=FAST_PROBES) as bare:
+        policy = AccessPolicy(shared=True, allowed_models=["llama3.2", "qwen3:0.6b", "mistral"])
+        with running_app(bare, policy=policy, preload=False) as url:
+            yield url
+
+
+@pytest.fixture
+def hosts_up(gpus):
+    for srv in gpus:
+        srv.faults.reset()
+    return gpus
+
+
+def _addresses(gpus) -> list[str]:
+    """What a visitor of the shared app must never read: each host's port."""
+    return [g.url.rsplit(":", 1)[1] for g in gpus]
+
+
+def _leaks(gpus, value) -> list[str]:
+    text = json.dumps(value)
+    return [port for port in _addresses(gpus) if port in text]
+
+
+# -- the fleet on a shared app: host labels, never an address --------------------------------
+
+def test_a_chats_download_names_its_host_by_its_label(shared, hosts_up):
+    """A chat that downloads its model on "host 2" showed "mistral:latest on 127.0.0.1:PORT"
+    in the chat and the download card (``ChatView.feed`` kept the host's real name)."""
+    _, b = hosts_up
+    try:
+        job = Client(shared, verbose=False).submit(
+            {"text": "hi", "files": []}, "mistral", "", 0.7, 4096, True, False, "medium",
+            "host 2", api_name="/chat")
+        list(job)
+        outputs = job.outputs()
+        assert "mistral:latest" in b.installed_names()
+        assert "on host 2" in json.dumps(outputs), outputs[-1]
+        assert not _leaks(hosts_up, outputs), outputs[-1]
+    finally:
+        cp.delete_model("mistral", b.url)
