@@ -82,3 +82,20 @@ def test_a_chats_download_names_its_host_by_its_label(shared, hosts_up):
         assert not _leaks(hosts_up, outputs), outputs[-1]
     finally:
         cp.delete_model("mistral", b.url)
+
+
+@pytest.mark.parametrize("event, data", [
+    ("refresh_models", ("llama3.2", "no-such-host")),
+    ("model_changed", ("mistral", "no-such-host")),
+    ("controls", ("mistral", "no-such-host")),
+    ("download", ("mistral", False, "no-such-host", False)),
+])
+def test_a_host_choice_refused_under_the_picker_names_no_address(shared, hosts_up, event,
+                                                                   data):
+    """A host the page never offered is refused in the note under the picker: the refusal
+    lists the hosts, and listed them by their host:port (``Service.note_state``)."""
+    outputs = call_event(shared, event, *data)
+    assert not _leaks(hosts_up, outputs), outputs
+    if event != "controls":  # the note: the refusal, with the labels
+        assert "There is no host" in json.dumps(outputs) and "host 1, host 2" in json.dumps(
+            outputs), outputs

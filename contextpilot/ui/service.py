@@ -221,8 +221,8 @@ class Service:
         try:
             name = cp.parse_name(model).display
             choice = self.host_choice(host)
-        except (cp.InvalidModelName, cp.InvalidRequest) as exc:
-            return Note(render.note_html("warn", render.escape(str(exc))))
+        except (cp.InvalidModelName, cp.InvalidRequest) as exc:  # it lists the hosts' names
+            return Note(render.note_html("warn", render.escape(self.public(str(exc)))))
         data = data or self.models(with_capabilities=False)
         if data.error:
             return Note("")
