@@ -99,3 +99,25 @@ def test_a_host_choice_refused_under_the_picker_names_no_address(shared, hosts_u
     if event != "controls":  # the note: the refusal, with the labels
         assert "There is no host" in json.dumps(outputs) and "host 1, host 2" in json.dumps(
             outputs), outputs
+
+
+# -- the gate: only a file's path is an upload's name ------------------------------------------
+
+def test_a_messages_text_reaches_ollama_as_written_not_with_the_upload_folder(shared,
+                                                                              hosts_up):
+    """The gate made every JSON string that starts with "uploads/" the server's upload
+    folder, a message's text and system prompt too: Ollama read "/tmp/gradio/...", and a
+    model that repeats it another way (in capitals, spelled out) showed the folder."""
+    from gradio.utils import get_upload_folder
+
+    a, _ = hosts_up
+    job = Client(shared, verbose=False).submit(
+        {"text": "uploads/ is where?", "files": []}, "llama3.2", "uploads/rules", 0.7, 4096,
+        True, False, "medium", "host 1", api_name="/chat")
+    list(job)
+    sent = a.chat_requests[-1]
+    user = [m["content"] for m in sent["messages"] if m["role"] == "user"][-1]
+    system = [m["content"] for m in sent["messages"] if m["role"] == "system"]
+    assert user == "uploads/ is where?", user
+    assert system == ["uploads/rules"], system
+    assert str(get_upload_folder()) not in json.dumps(sent)
