@@ -121,3 +121,35 @@ def test_a_messages_text_reaches_ollama_as_written_not_with_the_upload_folder(sh
     assert user == "uploads/ is where?", user
     assert system == ["uploads/rules"], system
     assert str(get_upload_folder()) not in json.dumps(sent)
+
+
+# -- the policy on every host ------------------------------------------------------------------
+
+def test_a_name_that_is_a_cloud_copy_on_one_host_is_a_cloud_model_for_visitors():
+    """``team-assistant`` is a local model on gpu1 and a cloud copy (``ollama cp
+    gpt-oss:120b-cloud team-assistant``) on gpu2: the fleet's list took gpu1's entry, so the
+    cloud rule let a visitor of a shared app chat with it on gpu2, on the operator's
+    ollama.com account."""
+    from tests.fake_ollama import FakeModel
+
+    local = FakeModel(name="team-assistant:latest", reply=lambda m: "a local answer")
+    copy = FakeModel(name="team-assistant:latest", layers=[400],
+                     remote_host="https://ollama.com:443", remote_model="gpt-oss:120b")
+    a, b = _fake([SMALL, local]), _fake([SMALL, copy])
+    b.add_cloud(FakeModel(name="gpt-oss:120b", reply=lambda m: "ON THE OPERATOR'S ACCOUNT"))
+    try:
+        with cp.Fleet({"gpu1": a.url, "gpu2": b.url}, probe_backoff=FAST_PROBES) as fleet:
+            assert [m.is_cloud for m in fleet.list_models() if m.name.startswith("team")] == [
+                True]
+            with running_app(fleet, policy=AccessPolicy(shared=True), preload=False) as url:
+                client = Client(url, verbose=False)
+                for host in ("gpu2", "auto"):
+                    job = client.submit({"text": "hi", "files": []}, "team-assistant", "",
+                                        0.7, 4096, True, False, "medium", host,
+                                        api_name="/chat")
+                    list(job)
+                    said = json.dumps(job.outputs()[-1][0])
+                    assert "OPERATOR" not in said and "is not allowed" in said, said
+    finally:
+        a.stop()
+        b.stop()
