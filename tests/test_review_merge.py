@@ -153,3 +153,25 @@ def test_a_name_that_is_a_cloud_copy_on_one_host_is_a_cloud_model_for_visitors()
     finally:
         a.stop()
         b.stop()
+
+
+# -- public(): a host configured by its address alone, named without its port -----------------
+
+@pytest.mark.parametrize("text", [
+    "The secure (TLS) connection to box.lan:443 failed (certificate verify failed: Hostname "
+    "mismatch, certificate is not valid for 'box.lan'.)",
+    "dial tcp: lookup 10.0.0.7: no such host",
+    "Get \"http://10.0.0.7/api/tags\": connection refused",
+])
+def test_a_shared_fleet_hides_a_hosts_bare_name_as_one_host_does(text):
+    """On one host, ``public`` hides the host's bare name (a TLS error names it); on a fleet,
+    a host configured by its address alone is named by its host:port, so the fleet's redact
+    leaves its bare name (it is part of the host's name) and a shared page showed it."""
+    from contextpilot.ui.hosts import Hosts
+    from contextpilot.ui.service import Service
+
+    with cp.Fleet(["http://10.0.0.7:11434", "https://box.lan"]) as fleet:
+        service = Service(Hosts(fleet), AccessPolicy(shared=True), preload=False)
+        shown = service.public(text)
+    assert "box.lan" not in shown and "10.0.0.7" not in shown, shown
+    assert "host 1" in shown or "host 2" in shown, shown
