@@ -175,3 +175,29 @@ def test_a_shared_fleet_hides_a_hosts_bare_name_as_one_host_does(text):
         shown = service.public(text)
     assert "box.lan" not in shown and "10.0.0.7" not in shown, shown
     assert "host 1" in shown or "host 2" in shown, shown
+
+
+# -- rendering: what the render cache keeps -----------------------------------------------------
+
+def test_the_render_cache_holds_its_limit_in_memory_whatever_the_texts_size():
+    """The cache of rendered history texts counted only their characters: a reopened
+    conversation (an unqueued event, up to 23 MB) of 160,000 two-character messages kept
+    160,000 entries of ~500 bytes each for 1 MB of "source" (four of them, 640,000 entries
+    and ~0.3 GB, all under the 8M-character limit)."""
+    import tracemalloc
+
+    from contextpilot.ui.render_markdown import _Cache
+
+    limit = 200_000
+    cache = _Cache(limit)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(20_000):
+            cache.get(f"{i:x}", markdown=i % 2 == 0)
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < 10 * limit, (kept, len(cache.items))
+    assert cache.get("a text", True) == cache.get("a text", True)  # still a cache
+    assert ("a text" in {k[1] for k in cache.items})
