@@ -201,3 +201,11 @@ def test_the_render_cache_holds_its_limit_in_memory_whatever_the_texts_size():
     assert kept < 10 * limit, (kept, len(cache.items))
     assert cache.get("a text", True) == cache.get("a text", True)  # still a cache
     assert ("a text" in {k[1] for k in cache.items})
+
+
+@pytest.mark.parametrize("value", [7, True, 0.5])
+def test_cancel_download_answers_a_value_that_is_not_text(shared, value):
+    """``"@" in 7`` raised a TypeError: a traceback in the log and an "Error" for every
+    crafted request, where every other handler answers."""
+    assert call_event(shared, "cancel_download", value) == [
+        "Choose a running download to cancel."]
