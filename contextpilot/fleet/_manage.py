@@ -66,13 +66,18 @@ def list_models(core: Core) -> list[ModelInfo]:
 
 
 def merge(facts: Sequence[tuple[str, Facts]]) -> list[ModelInfo]:
-    """Models by key over the hosts, in order: the first host's info, every host's name."""
+    """Models by key over the hosts, in order: the first host's info, every host's name.
+    A name that runs on ollama.com on any host (a cloud copy, ``remote_host``) is listed as
+    one: a shared app's cloud rule must see it, whichever host a visitor picks."""
     first: dict[str, ModelInfo] = {}
     where: dict[str, list[str]] = {}
     loaded: dict[str, list[str]] = {}
     for name, f in facts:
         for key, info in f.installed.items():
-            first.setdefault(key, info)
+            have = first.setdefault(key, info)
+            if info.remote_host and not have.remote_host:
+                first[key] = dataclasses.replace(have, remote_host=info.remote_host,
+                                                 remote_model=info.remote_model)
             where.setdefault(key, []).append(name)
             if key in f.loaded:
                 loaded.setdefault(key, []).append(name)

@@ -89,7 +89,7 @@ def build_downloads(service: Service, private: dict,
         return tick(current, last)
 
     async def cancel_download(name: Optional[str]) -> str:
-        if not name:
+        if not name or not isinstance(name, str):  # the control sends its text, or nothing
             return "Choose a running download to cancel."
         model, _, host = name.rpartition("@") if "@" in name else (name, "", "all")
         try:

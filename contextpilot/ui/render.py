@@ -9,7 +9,7 @@ the Chatbot renders them (``render_markdown``, through ``chatbot.SafeChatbot``).
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Optional
 
 from ..fit.catalog import CatalogEntry
@@ -165,8 +165,10 @@ class ChatView:
             elif isinstance(event, ThinkingDelta):
                 self.thinking.append(event.text)
                 self.thought = event.elapsed
-            elif isinstance(event, PullProgress):
-                self.pull = event
+            elif isinstance(event, PullProgress):  # its host as the page may show it
+                label = self.host_label
+                self.pull = replace(event, host=label(event.host)) if label and event.host \
+                    else event
             elif isinstance(event, ChatDone):
                 self.stats = event
             elif isinstance(event, Routed):

@@ -228,9 +228,15 @@ def _html(tokens) -> str:
 # ----------------------------------------------------------------------------- the chat's texts
 
 
+ENTRY_CHARS = 256
+"""What one cached render costs besides its source, in characters: its key, its parts and the
+dict's node take ~400 bytes however short the text (a crafted history of tiny texts)."""
+
+
 class _Cache:
-    """The newest renders of texts from the browser, up to ``limit`` characters of source:
-    the history comes back with every update of an answer, and is parsed once."""
+    """The newest renders of texts from the browser, up to ``limit`` characters of source
+    (each entry counted ENTRY_CHARS more): the history comes back with every update of an
+    answer, and is parsed once."""
 
     def __init__(self, limit: int) -> None:
         self.limit, self.size = limit, 0
@@ -245,12 +251,12 @@ class _Cache:
                 return self.items[key]
         parts = render_parts(text) if markdown else [plain_part(text)]
         with self.lock:
-            if key not in self.items and len(text) <= self.limit:
+            if key not in self.items and len(text) + ENTRY_CHARS <= self.limit:
                 self.items[key] = parts
-                self.size += len(text)
+                self.size += len(text) + ENTRY_CHARS
                 while self.size > self.limit:
                     old, _ = self.items.popitem(last=False)
-                    self.size -= len(old[1])
+                    self.size -= len(old[1]) + ENTRY_CHARS
         return parts
 
 

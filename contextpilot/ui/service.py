@@ -121,9 +121,23 @@ class Service:
             for name in sorted(self._hosts.names, key=len, reverse=True):
                 if self.label(name) != name:
                     text = text.replace(name, self.label(name))
+            text = self._hide_bare_names(text)
         else:
             text = _hide_address(text, resolve_host(self._hosts.primary.url))
         return redact(text) if paths else text
+
+    def _hide_bare_names(self, text: str) -> str:
+        """A host shown by its label is named by its host:port, so the fleet leaves its bare
+        name (a TLS or DNS error says it) where ``_hide_address`` hides one host's: its label."""
+        owners: dict[str, list[str]] = {}
+        for name in self._hosts.names:
+            bare = netaddr.host_of(self._hosts.by_name[name].url)
+            if self.label(name) != name and bare and not netaddr.is_loopback(bare):
+                owners.setdefault(bare, []).append(self.label(name))
+        for bare, labels in owners.items():
+            text = re.sub(rf"(?<![\w.-]){re.escape(bare)}(?![\w-]|\.\w)",
+                          labels[0] if len(labels) == 1 else "a host", text, flags=re.I)
+        return text
 
     def server_status(self) -> cp.ServerStatus:
         """cp.server_status for this host, its host and error as ``public`` shows them."""
@@ -221,8 +235,8 @@ class Service:
         try:
             name = cp.parse_name(model).display
             choice = self.host_choice(host)
-        except (cp.InvalidModelName, cp.InvalidRequest) as exc:
-            return Note(render.note_html("warn", render.escape(str(exc))))
+        except (cp.InvalidModelName, cp.InvalidRequest) as exc:  # it lists the hosts' names
+            return Note(render.note_html("warn", render.escape(self.public(str(exc)))))
         data = data or self.models(with_capabilities=False)
         if data.error:
             return Note("")

@@ -4,14 +4,16 @@ Gradio answers an upload with the file's path on the server, in its upload folde
 (GRADIO_TEMP_DIR, else the temporary folder, which may name the operator's home or a
 virtualenv), and every answer that shows the file names it again (its ``path`` and its
 ``/file=`` URL). The gate rewrites that folder to ``uploads/`` in what it sends (JSON and
-event streams), and back in what it receives (an event's data, a ``/file=`` request), so
-Gradio and the handlers only ever see real paths and a visitor only these names.
+event streams), and back in what it receives (a file's ``path`` in an event's data, a
+``/file=`` request), so Gradio and the handlers only ever see real paths and a visitor only
+these names. A message's text is left as written: "uploads/..." there is not a file.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Awaitable, Callable
 from urllib.parse import quote
 
@@ -38,12 +40,16 @@ def real_path(path: str) -> str:
     return f"{folders()[-1]}/{path[len(VIRTUAL):]}" if path.startswith(VIRTUAL) else path
 
 
+_PATH_VALUE = re.compile(rb'("path"\s*:\s*")' + re.escape(VIRTUAL.encode()))
+"A FileData's ``path`` naming an upload; nothing else (a message's text stays as written)."
+
+
 def real_body(body: bytes) -> bytes:
-    """An event's JSON data with every path that starts with ``uploads/`` made real."""
-    needle = f'"{VIRTUAL}'.encode()
-    if needle not in body:
+    """An event's JSON data with every ``path`` that starts with ``uploads/`` made real."""
+    if f'"{VIRTUAL}'.encode() not in body:
         return body
-    return body.replace(needle, b'"' + json.dumps(folders()[-1] + "/")[1:-1].encode())
+    folder = json.dumps(folders()[-1] + "/")[1:-1].encode()
+    return _PATH_VALUE.sub(lambda m: m.group(1) + folder, body)
 
 
 def file_scope(scope: dict, prefix: str) -> dict:
