@@ -4,6 +4,7 @@ ports, each with its own models and faults."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
@@ -128,6 +129,26 @@ def test_download_on_every_host(client, app, gpus):
     finally:
         for g in gpus:
             cp.delete_model("mistral", g.url)
+
+
+def test_download_on_every_host_waits_when_one_host_may_not_fit(client, app, gpus,
+                                                                monkeypatch):
+    from contextpilot.ui.host import Host
+
+    real = Host.fit
+
+    def fit(self, name, *args, **kw):  # gpu2's disk is too small for it
+        v = real(self, name, *args, **kw)
+        if self.name != "gpu2":
+            return v
+        return dataclasses.replace(v, fits_disk=False, message="No room on gpu2's disk.")
+
+    monkeypatch.setattr(Host, "fit", fit)
+    before = [g.pull_requests.get("mistral:latest", 0) for g in gpus]
+    said = call_event(app, "download", "mistral", False, "auto", True)[0]
+    assert "gpu2: No room on gpu2" in said and "gpu1:" not in said, said
+    assert not any("mistral:latest" in g.installed_names() for g in gpus)
+    assert [g.pull_requests.get("mistral:latest", 0) for g in gpus] == before
 
 
 def test_the_models_tab_deletes_on_one_host(client, app, gpus):

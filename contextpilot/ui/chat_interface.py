@@ -54,6 +54,13 @@ def wire(chat: "Chat", h: ChatHandlers, picker: gr.Dropdown, note: gr.HTML,
     opened again (``PageHandlers.reopened``: the model an unanswered one asked)."""
     private: dict = dict(api_visibility="private", show_progress="hidden")
     chat.textbox.stop(h.stop, None, None, queue=False, **private)
+    # Only the chosen conversation's last message goes (its note says the model): the whole
+    # saved list may be larger than an event's body may be (a 413 from ui.gate).
     chat.chat_history_dataset.click(h.reopened, [chat.chat_history_dataset,
                                                  chat.saved_conversations],
-                                    [picker, note, think, think_level], **private)
+                                    [picker, note, think, think_level], js=LAST_ONLY,
+                                    **private)
+
+
+LAST_ONLY = "(i, saved) => [0, [((Array.isArray(saved) && saved[i]) || []).slice(-1)]]"
+"Sends (0, [[the chosen conversation's last message]]) instead of (i, every conversation)."

@@ -110,7 +110,10 @@ class PageHandlers:
             choice = self.service.host_choice(host)
             every = every_host is True and self.service.multi
             refusal = await asyncio.to_thread(self.service.before_pull, name,
-                                              download_anyway is True, None if every else choice)
+                                              download_anyway is True, choice, every)
+            if refusal and every:  # which hosts it may not fit: the note speaks of one
+                yield render.error_html(refusal), skip, skip, skip
+                return
             if refusal:  # the verdict is on the page already: say it there, once
                 note = await asyncio.to_thread(self.service.note_state, name, None, True)
                 yield "", skip, note.html, skip
@@ -160,7 +163,7 @@ class PageHandlers:
             every = isinstance(host, str) and host.strip().lower() == "all"
             choice = None if every else self.service.host_choice(host)
             refusal = await asyncio.to_thread(self.service.before_pull, display,
-                                              download_anyway is True, choice)
+                                              download_anyway is True, choice, every)
             if refusal:
                 yield refusal
                 return

@@ -311,9 +311,15 @@ class Service:
         except cp.ContextPilotError:  # the allowlist needs Ollama, which is down
             return False
 
-    def before_pull(self, name: str, override: bool, host: Optional[str] = None) -> str:
+    def before_pull(self, name: str, override: bool, host: Optional[str] = None,
+                    every: bool = False) -> str:
         """Policy (raises NotAllowed), then the fit check: '' to go, else why it waits.
-        On a shared app the override is the operator's: a visitor cannot fill their disk."""
+        On a shared app the override is the operator's: a visitor cannot fill their disk.
+        ``every``: a download to every host waits when it waits for any of them."""
+        if every and self.multi:
+            said = [self.before_pull(name, override, n) for n in self.hosts.names]
+            return " ".join(f"{self.label(n)}: {r}" for n, r in zip(self.hosts.names, said)
+                            if r)
         self.policy.check_pull(name)
         if self.installed(name, host) or cp.parse_name(name).is_cloud:  # runs on ollama.com
             return ""
