@@ -174,3 +174,76 @@ def test_another_visitors_upload_cannot_be_sent_nor_fetched(fake_ollama, thief):
         other.close()
     assert "1 image(s)" in said, said[-300:]
     assert sent_images(fake_ollama) == [base64.b64encode(_png()).decode()]
+
+
+# -- the unqueued routes: a share of them per address ----------------------------------------
+
+def test_one_address_runs_at_most_a_few_unqueued_events_at_once():
+    """The page's unqueued events (/run/...: the saved conversations, megabytes each) run
+    outside the queue and its share: an address gets UNQUEUED_AT_ONCE of them at a time, 429
+    past it; another address is not held up, and each freed place is usable again."""
+    import asyncio
+
+    from contextpilot.ui.gate import UNQUEUED_AT_ONCE, Gate
+
+    async def scenario():
+        release, all_in = asyncio.Event(), asyncio.Event()
+        inside = [0]
+
+        async def slow_app(scope, receive, send):  # Gradio, answering a slow event
+            inside[0] += 1
+            if inside[0] == UNQUEUED_AT_ONCE:
+                all_in.set()
+            await release.wait()
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"{}"})
+
+        gate = Gate(slow_app, blocks=None)
+
+        async def post(client: str) -> int:
+            statuses: list = []
+            sent = iter([{"type": "http.request", "body": b'{"data": [0, []]}',
+                          "more_body": False}])
+
+            async def receive():
+                return next(sent, {"type": "http.disconnect"})
+
+            async def send(message):
+                if message["type"] == "http.response.start":
+                    statuses.append(message["status"])
+
+            scope = {"type": "http", "method": "POST", "path": "/gradio_api/run/predict",
+                     "headers": [(b"content-type", b"application/json")],
+                     "client": (client, 5000)}
+            await gate(scope, receive, send)
+            return statuses[0]
+
+        held = [asyncio.create_task(post("10.0.0.1")) for _ in range(UNQUEUED_AT_ONCE)]
+        await asyncio.wait_for(all_in.wait(), 5)  # each has its place and waits on the app
+        over = await asyncio.wait_for(post("10.0.0.1"), 5)
+        other = asyncio.create_task(post("10.0.0.2"))
+        release.set()
+        done = await asyncio.wait_for(asyncio.gather(*held, other), 5)
+        again = await asyncio.wait_for(post("10.0.0.1"), 5)
+        return over, done, again, gate._unqueued
+
+    over, done, again, left = asyncio.run(scenario())
+    assert over == 429
+    assert done == [200] * (UNQUEUED_AT_ONCE + 1)
+    assert again == 200 and left == {}
+
+
+def test_the_app_keeps_fewer_sessions_state_than_gradios_default(fake_ollama):
+    """Each new session's state holds what its page sent (megabytes of saved conversations):
+    Gradio's 10,000 sessions let one visitor's fresh sessions hold gigabytes."""
+    from contextpilot.ui import build_app
+    from contextpilot.ui.gradio_app import STATE_SESSIONS
+    from tests.ui_helpers import launch
+
+    demo = build_app(host=fake_ollama.url)
+    assert demo.state_session_capacity == STATE_SESSIONS < 10_000  # mounted, too
+    launch(demo)
+    try:
+        assert demo.state_session_capacity == STATE_SESSIONS
+    finally:
+        demo.close()

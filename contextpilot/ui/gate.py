@@ -56,6 +56,10 @@ MAX_JSON_ITEMS = 500_000
 far fewer, and a body of ``[{},{},...]`` would cost 30 times its size once parsed."""
 QUEUE_SHARE = 4
 "One address may hold 1/QUEUE_SHARE of the places of Gradio's queue."
+UNQUEUED_AT_ONCE = 4
+"""Requests one address may have in progress on the page's unqueued routes (``/run/...``,
+which take the saved conversations: up to SAVED_BODY_LIMIT each): outside the queue, nothing
+else bounds how many one visitor runs at once."""
 _URL = re.compile(r"^\s*([a-z][a-z0-9+.-]*:)?//", re.I)
 
 
@@ -65,6 +69,8 @@ NOT_YOURS = ("An attached file could not be used: only files uploaded from this 
              "be sent. Attach the file again.")
 QUEUE_FULL = ("Too many of your requests are waiting: wait for them to finish, then try "
               "again.")
+TOO_MANY_AT_ONCE = ("Too many of your requests are running at once: wait for them to "
+                    "finish, then try again.")
 
 
 def route_of(scope: Scope) -> str:
@@ -81,6 +87,11 @@ def body_limit(route: str) -> int:
     if route.startswith((f"{API}/run/", f"{API}/api/", f"{API}/component_server")):
         return SAVED_BODY_LIMIT
     return EVENT_BODY_LIMIT
+
+
+def unqueued(route: str) -> bool:
+    """The page's events that run outside the queue, with a body."""
+    return route.startswith((f"{API}/run/", f"{API}/api/", f"{API}/component_server"))
 
 
 def joins_queue(route: str) -> bool:
@@ -100,6 +111,7 @@ class Gate:
         self.app = app
         self.blocks = blocks
         self._joins: dict[str, list] = {}  # address -> [its lock, joins using it]
+        self._unqueued: dict[str, int] = {}  # address -> its requests in progress there
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -135,9 +147,28 @@ class Gate:
                     self._check_data(body, visitor)
             if joins_queue(route):
                 return await self._join(scope, replay(body, receive), send, visitor.address)
+            if unqueued(route):
+                return await self._unqueued_run(scope, replay(body, receive), send,
+                                                visitor.address)
         except Refusal as refusal:
             return await refuse(send, refusal)
         await self.app(scope, replay(body, receive), send)
+
+    async def _unqueued_run(self, scope: Scope, receive: Receive, send: Send,
+                            address: str) -> None:
+        """An unqueued event, at most UNQUEUED_AT_ONCE of one address's at a time."""
+        running = self._unqueued.get(address, 0)
+        if running >= UNQUEUED_AT_ONCE:
+            raise Refusal(429, TOO_MANY_AT_ONCE)
+        self._unqueued[address] = running + 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            left = self._unqueued[address] - 1
+            if left:
+                self._unqueued[address] = left
+            else:
+                del self._unqueued[address]
 
     async def _join(self, scope: Scope, receive: Receive, send: Send, address: str) -> None:
         """Gradio's queue join, checked against this address's share; one address's joins

@@ -54,6 +54,10 @@ QUEUE_SIZE = 64
 """Events waiting in Gradio's queue beyond those running (the bound behind the line, for a
 flood); past it Gradio answers "This application is currently busy. Please try again." (HTTP
 503), instead of a queue that grows without bound on a public page."""
+STATE_SESSIONS = 1000
+"""Sessions whose state (the saved conversations a page sent, its chat) Gradio keeps in
+memory, oldest dropped first: Gradio's 10,000 let one visitor's fresh sessions, each with
+megabytes of saved conversations, hold gigabytes."""
 DELETE_CACHE = (3600, 6 * 3600)
 "Every hour, uploads older than six hours are deleted (and all of them at a restart)."
 
@@ -256,6 +260,7 @@ class App(gr.Blocks):
         gate.install()
         super().__init__(*args, **kwargs)
         self.has_launched = True
+        self.state_session_capacity = STATE_SESSIONS  # a mount's; launch() sets its own
 
     # Gradio reads the upload limit from here; launch() and mount_gradio_app() set it, to
     # None (no limit) unless told otherwise, and `gradio app.py` or a Space launch as they
@@ -302,6 +307,7 @@ class App(gr.Blocks):
         # Asked to share, it is shared even when the tunnel fails (Gradio then resets
         # ``share``) or comes up later: the operator meant it for the public.
         self.share_requested = bool(given.get("share"))
+        given.setdefault("state_session_capacity", STATE_SESSIONS)
         with connections.guarded_launch():  # idle and half-open connections, bounded
             return super().launch(*bound.args[1:], **bound.kwargs)
 
