@@ -55,6 +55,21 @@ def app_process(fake_ollama):
         proc.kill()
 
 
+def _load(url: str, within: float):
+    """The page, as a browser loads it: a connection the kernel resets while the server is
+    full (its accept backlog overflowed) is tried again, as a browser does; None when no
+    answer came ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            return httpx.get(url, timeout=httpx.Timeout(deadline - time.monotonic()))
+        except (httpx.ReadError, httpx.ConnectError, httpx.RemoteProtocolError):
+            time.sleep(0.1)  # a reset: the next attempt, as a browser's
+        except httpx.TimeoutException:
+            return None
+    return None
+
+
 def test_hundreds_of_idle_connections_do_not_lock_a_visitor_out(app_process):
     url, server = app_process
     port = int(url.rsplit(":", 1)[1])
@@ -72,9 +87,9 @@ def test_hundreds_of_idle_connections_do_not_lock_a_visitor_out(app_process):
             except OSError:
                 pass
         t0 = time.monotonic()
-        page = httpx.get(url + "/", timeout=httpx.Timeout(20, connect=20))
+        page = _load(url + "/", within=10)
         took = time.monotonic() - t0
-        assert page.status_code == 200 and took < 10, took
+        assert page is not None and page.status_code == 200 and took < 10, took
         assert server.num_fds() < FILES
     finally:
         for s in held:
