@@ -979,8 +979,14 @@ def h_delete(self, body):
     if not n.valid_for(self.fake.name_part_max):
         return self._error(400, f"name {json.dumps(req)} is invalid")
     with self.fake._lock:
-        if self.fake._installed.pop(n.key, None) is None:
+        gone = self.fake._installed.pop(n.key, None)
+        if gone is None:
             return self._error(404, f"model '{req}' not found")
+        # DeleteHandler: m.Remove(), then m.RemoveLayers(): the blobs no other model uses
+        # are deleted (OLLAMA_NOPRUNE does not apply here), so pulling it again starts over
+        used = {d for m, _ in self.fake._installed.values() for d in m.digests}
+        for d in set(gone[0].digests) - used:
+            self.fake._blobs.pop(d, None)
     self._send(200, b"", None)  # gin writes no body and so no Content-Type
 
 
