@@ -4,6 +4,8 @@ kept. Every wait is bounded; a thread that would hang fails the test instead."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import threading
 from datetime import datetime, timedelta, timezone
 
@@ -265,8 +267,9 @@ def test_the_downloads_panel_words_the_outcomes():
 
     now = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
 
-    def ended(model, outcome, minutes, message="", completed=4_000_000):
-        return cp.PullOutcome(model=model, host="http://h", outcome=outcome, message=message,
+    def ended(model, outcome, minutes, message="", completed=4_000_000, host=""):
+        # one host: the UI passes no host (its address is operator configuration)
+        return cp.PullOutcome(model=model, host=host, outcome=outcome, message=message,
                               ended_at=now - timedelta(minutes=minutes), completed=completed,
                               total=4_000_000)
 
@@ -286,3 +289,11 @@ def test_the_downloads_panel_words_the_outcomes():
             "it again resumes it.") in html
     assert html.index("a:latest") < html.index("b:latest") < html.index("c:latest")
     assert "No download is running." in downloads_html([], [], now=now)
+    # several hosts: a row per (model, host), each naming its host; a pull running on gpu1
+    # hides gpu1's old outcome only
+    on_gpu1 = dataclasses.replace(running, host="gpu1")
+    html = downloads_html([on_gpu1], [
+        ended("phi:latest", "failed", 1, "gpu1's old news", host="gpu1"),
+        ended("phi:latest", "failed", 2, "disk full", host="gpu2")], now=now)
+    assert "gpu1's old news" not in html, html
+    assert "<strong>phi:latest</strong> on gpu2 — Failed 2 min ago" in html, html

@@ -209,3 +209,42 @@ def test_cancel_download_answers_a_value_that_is_not_text(shared, value):
     crafted request, where every other handler answers."""
     assert call_event(shared, "cancel_download", value) == [
         "Choose a running download to cancel."]
+
+
+# -- the advice after a failed download on a fleet -----------------------------------------------
+
+ODD = "the registry answered something unexpected"  # kind "other": pull it by hand
+
+
+def test_a_fleets_failed_download_advises_the_command_for_its_host(gpus, hosts_up):
+    """``recent_pulls`` (the Downloads panel's rows) kept "ollama pull mistral:latest",
+    which pulls on OLLAMA_HOST, not on the host where it failed; a chat's error already
+    said "python -m contextpilot pull ... --host gpu2"."""
+    a, b = hosts_up
+    b.faults.pull_error = ODD
+    with cp.Fleet({"gpu1": a.url, "gpu2": b.url}, probe_backoff=FAST_PROBES) as fleet:
+        with pytest.raises(cp.PullFailed) as raised:
+            for _ in fleet.pull_model("mistral", hosts="gpu2"):
+                pass
+        row = next(o for o in fleet.recent_pulls() if o.host == "gpu2")
+    assert "--host gpu2" in str(raised.value), raised.value
+    assert row.outcome == "failed" and ODD in row.message, row
+    assert "python -m contextpilot pull mistral:latest --host gpu2" in row.message, row
+    assert "ollama pull" not in row.message, row
+
+
+def test_a_shared_fleets_failed_download_names_its_host_and_asks_the_operator(shared,
+                                                                               hosts_up):
+    """On a shared fleet the Downloads panel's failed row read "... ollama pull
+    mistral:latest" with no host, and a chat's advice "--host host 2" (a label is not a
+    command's argument, and a visitor cannot run the operator's commands)."""
+    _, b = hosts_up
+    b.faults.pull_error = ODD
+    call_event(shared, "download", "mistral", False, "host 2", False)
+    html = call_event(shared, "downloads_panel", None, {})[0]
+    row = html[html.index('data-outcome="failed"'):]
+    row = row[:row.index("</div>")]
+    assert "mistral:latest</strong> on host 2" in row and ODD in row, row
+    assert "ask the operator to pull mistral:latest on host 2" in row, row
+    assert "--host" not in row and "ollama pull" not in row, row
+    assert not _leaks(hosts_up, html), html

@@ -20,7 +20,7 @@ from ..errors import (ContextPilotError, ModelNotFound, OllamaBusy, OllamaUnavai
 from ..names import ModelName
 from ..types import ChatDone, ChatEvent, ContentDelta, PullProgress, Routed, ThinkingDelta
 from ._config import Host
-from ._core import Core, skip_reason, why
+from ._core import Core, pull_command, skip_reason, why
 from ._route import Plan
 
 FAILOVER = (OllamaUnavailable, OllamaBusy)
@@ -86,7 +86,7 @@ class _Turn:
         error = ModelNotFound(name, installed_only=True)
         error.args = (f"Model '{name}' is not installed on any host that answers "
                       f"({', '.join(plan.names)}{tried}). Please pull it first: "
-                      f"python -m contextpilot pull {name} --host {plan.names[0]}",)
+                      f"{pull_command(name, plan.names[0])}",)
         return error
 
     def _on(self, host: Host) -> Generator[ChatEvent, None, object]:

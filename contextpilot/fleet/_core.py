@@ -219,6 +219,11 @@ class Core:
             text = pattern.sub(name, text)
         return text
 
+    def pull_advice(self, text: str, model: str, name: str) -> str:
+        """``text`` with its "ollama pull MODEL" (which would go to OLLAMA_HOST, not to
+        this host) made the command that pulls on host ``name``."""
+        return text.replace(f"ollama pull {model}", pull_command(model, name))
+
     def on_host(self, exc: E, name: str, extra: str = "") -> E:
         """``exc`` (same type, same facts) with a message that starts with the host's name,
         never shows its address, and ends with ``extra``; ``host_name`` says which host."""
@@ -228,9 +233,7 @@ class Core:
         text = self.redact(str(exc))
         model = getattr(exc, "model", None)
         if isinstance(exc, (PullFailed, ModelNotFound)) and model:
-            # `ollama pull` would go to OLLAMA_HOST, not to this host
-            text = text.replace(f"ollama pull {model}",
-                                f"python -m contextpilot pull {model} --host {name}")
+            text = self.pull_advice(text, model, name)
         new = type(exc).__new__(type(exc))
         new.__dict__.update(exc.__dict__)
         new.args = (f"{name}: {text}" + (f" {extra}" if extra else ""),)
@@ -238,6 +241,11 @@ class Core:
             new.host_name = name
         new.__cause__ = exc.__cause__
         return new
+
+
+def pull_command(model: str, name: str) -> str:
+    """The command that pulls ``model`` on the fleet's host ``name``."""
+    return f"python -m contextpilot pull {model} --host {name}"
 
 
 def _address_patterns(hosts: Sequence[Host]) -> list[tuple[re.Pattern, str]]:

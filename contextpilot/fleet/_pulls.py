@@ -149,8 +149,9 @@ def recent(core: Core) -> list[PullOutcome]:
     """How the pulls to the fleet's hosts ended (the last hour, newest first), each naming
     its host by name, its message without the host's address."""
     names = {h.url: h.name for h in core.roster.hosts}
-    return [dataclasses.replace(o, host=names[o.host], message=core.redact(o.message))
-            for o in pull.recent_pulls() if o.host in names]
+    return [dataclasses.replace(o, host=names[o.host], message=core.pull_advice(
+        core.redact(o.message), o.model, names[o.host])) for o in pull.recent_pulls()
+        if o.host in names]
 
 
 def cancel(core: Core, parsed: ModelName, targets: Sequence[Host]) -> list[str]:

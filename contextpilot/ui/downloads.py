@@ -54,9 +54,16 @@ def build_downloads(service: Service, private: dict,
         return [dataclasses.replace(p, host=service.label(p.host)) if p.host else p
                 for p in service.hosts.active_pulls()]
 
+    def ended() -> list[cp.PullOutcome]:
+        """How the recent pulls ended; on several hosts each names its host as this page
+        may see it (one host: no host, its address is operator configuration)."""
+        multi = service.multi
+        return [dataclasses.replace(o, host=service.label(o.host) if multi else "")
+                for o in service.hosts.recent_pulls()]
+
     def update(current: Optional[str], last: dict, on_load: bool = False):
         last = last if isinstance(last, dict) else {}
-        pulls, recent = running(), service.hosts.recent_pulls()
+        pulls, recent = running(), ended()
         html = service.public(render_models.downloads_html(pulls, recent),
                               paths=False)  # a failed pull's reason may name the host
         names = [[_row_label(p), _row_value(p)] for p in pulls]

@@ -164,8 +164,8 @@ def downloads_html(pulls: Sequence[PullProgress], recent: Sequence[PullOutcome] 
                    now: Optional[datetime] = None) -> str:
     """The downloads panel: every running download with its bar, then how the recent ones
     ended (the newest of each model not running now), e.g. "Failed 3 min ago: ..."."""
-    running = {p.model for p in pulls}
-    ended = _newest_per_model(o for o in recent if o.model not in running)
+    running = {(p.model, p.host) for p in pulls}
+    ended = _newest_per_model(o for o in recent if (o.model, o.host) not in running)
     rows = "".join(_download_row(p) for p in pulls) if pulls else (
         '<div class="cp-idle cp-quiet">No download is running.</div>')
     if ended:
@@ -179,9 +179,9 @@ OUTCOME_WORDS = {"done": "Done", "failed": "Failed", "cancelled": "Cancelled"}
 
 
 def _newest_per_model(outcomes: Iterable[PullOutcome]) -> list[PullOutcome]:
-    seen: dict[str, PullOutcome] = {}
+    seen: dict[tuple[str, str], PullOutcome] = {}
     for o in outcomes:  # newest first already
-        seen.setdefault(o.model, o)
+        seen.setdefault((o.model, o.host), o)
     return list(seen.values())
 
 
@@ -193,6 +193,7 @@ def ago(then: datetime, now: datetime) -> str:
 
 def _outcome_row(o: PullOutcome, now: datetime) -> str:
     head = f"{OUTCOME_WORDS.get(o.outcome, o.outcome.capitalize())} {ago(o.ended_at, now)}"
+    on = f" on {o.host}" if o.host else ""  # several hosts: the UI passes each one's name
     if o.outcome == "done":
         detail = f" · {format_size(o.total)}" if o.total else ""
     else:
@@ -201,7 +202,7 @@ def _outcome_row(o: PullOutcome, now: datetime) -> str:
                           else f": {o.message}" if o.message else "")
     return (f'<div class="cp-outcome" data-model="{escape(o.model)}" '
             f'data-outcome="{escape(o.outcome)}">'
-            f"<strong>{escape(o.model)}</strong> — {escape(head + detail)}</div>")
+            f"<strong>{escape(o.model)}</strong>{escape(on)} — {escape(head + detail)}</div>")
 
 
 def _download_row(p: PullProgress) -> str:

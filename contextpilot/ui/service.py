@@ -2,11 +2,11 @@
 
 ``Host`` (``ui/host.py``) is what one Ollama server has, can do and says; ``Hosts``
 (``ui/hosts.py``) is the app's hosts, one or a fleet. ``Service`` holds them and applies the
-rules above them: every method that takes a model name validates
-it (``parse_name``) and applies the ``AccessPolicy`` before anything reaches Ollama, so a
-crafted request to any event handler, public or private, gets the same checks as the page;
-and every text a visitor of a shared app may see goes through ``public`` (no server address,
-no server path). Methods are blocking; handlers run them in a thread.
+rules above them: every method that takes a model name validates it (``parse_name``) and
+applies the ``AccessPolicy`` before anything reaches Ollama, so a crafted request to any event
+handler, public or private, gets the same checks as the page; and every text a visitor of a
+shared app may see goes through ``public`` (no server address, no server path, no operator's
+command). Methods are blocking; handlers run them in a thread.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any, Optional
 import contextpilot as cp
 from contextpilot import netaddr, settings
 from contextpilot._client import redact, resolve_host
+from contextpilot.fit import usage
 from contextpilot.fit.catalog import catalog_entry
 from contextpilot.policy import ACTIONS, AccessPolicy
 from contextpilot.ui import render, render_models, render_status
@@ -117,7 +118,7 @@ class Service:
         if not text or not self.policy.shared:
             return text
         if self.multi:  # every host's address becomes its name, then its label
-            text = self._hosts.fleet.redact(text)
+            text = self._operators_command(self._hosts.fleet.redact(text))
             for name in sorted(self._hosts.names, key=len, reverse=True):
                 if self.label(name) != name:
                     text = text.replace(name, self.label(name))
@@ -125,6 +126,13 @@ class Service:
         else:
             text = _hide_address(text, resolve_host(self._hosts.primary.url))
         return redact(text) if paths else text
+
+    def _operators_command(self, text: str) -> str:
+        """"python -m contextpilot pull X --host gpu1" (a visitor cannot run it; a label is
+        no --host) reads "ask the operator to pull X on gpu1"."""
+        names = "|".join(re.escape(n) for n in sorted(self._hosts.names, key=len, reverse=True))
+        return re.sub(rf"python -m contextpilot pull (\S+) --host ({names})(?![\w:-]|\.\w)",
+                      r"ask the operator to pull \1 on \2", text)
 
     def _hide_bare_names(self, text: str) -> str:
         """A host shown by its label is named by its host:port, so the fleet leaves its bare
@@ -291,8 +299,7 @@ class Service:
                           token=self.hub_token(shared))
 
     def quants(self, repo: str) -> list[cp.HubQuant]:
-        """A Hub repository's quantisations with a fit verdict for this Ollama's machine
-        (only the Hub is contacted)."""
+        """A Hub repository's quantisations, each with its fit here (only the Hub is asked)."""
         return self.current.quants(repo, token=self.hub_token())
 
     def search(self, text: str) -> list[cp.HubModel]:
@@ -337,13 +344,10 @@ class Service:
 
     def record_use(self, name: str) -> None:
         """Remember when this app last chatted with ``name`` (for make-room advice)."""
-        from contextpilot.fit import usage
-
         usage.record_use(name)
 
     def start_preload(self, name: str, hosts: tuple[str, ...] = ()) -> None:
-        """Load ``name`` into memory in the background on the hosts it was downloaded to
-        (the first host when none is said), so the first answer is quick."""
+        """Load ``name`` in the background on ``hosts`` (none: the first), to answer quickly."""
         for host in hosts or (None,):
             self.hosts.host(host).start_preload(name)
 
