@@ -63,6 +63,7 @@ class ProgressFolder:
         self._status_t: Optional[float] = None  # when the current status began
         self._began: Optional[float] = None  # when the status before it began
         self._first: Optional[tuple[str, int, float, float]] = None  # see _judge_resume
+        self._rises = 0  # how many times the current layer's count rose (see _judge_resume)
 
     def feed(self, status: str, digest: Optional[str], total: Optional[int],
              completed: Optional[int]) -> PullProgress:
@@ -83,6 +84,7 @@ class ProgressFolder:
                 if raw != self._raw:
                     if raw > self._raw:
                         self._flow += raw - self._raw
+                        self._rises += 1
                     self._raw, self._moved_t = raw, now
                     if raw > layer[1]:
                         self._completed += raw - layer[1]
@@ -118,11 +120,13 @@ class ProgressFolder:
             self._raw, self._moved_t = new, now
             if 0 < new < total:  # bytes before any flow: resumed, or the first tick's
                 self._first = (key, new, now, self._step_before(now))
+                self._rises = 0
             return
         self._total += total - layer[0]  # an aggregated shape can revise its total
         layer[0] = total
         if new != self._raw:
             self._flow += max(new - self._raw, 0)
+            self._rises += new > self._raw
             self._raw, self._moved_t = new, now
         if new > layer[1]:
             self._completed += new - layer[1]
@@ -141,7 +145,11 @@ class ProgressFolder:
         layer's speed could have brought since then (``RESUME_LEAD`` at most). A partial an
         earlier pull in this process left (``known_partials``) is said as it was known, but
         only when the report shows Ollama kept it (after Ollama was killed, or another client
-        removed or finished the partial, the download starts from zero)."""
+        removed or finished the partial, the download starts from zero).
+        The times are when lines arrived here, and lines arrive in bursts when this process
+        or the network is busy (the first report then seems to follow the manifest at once):
+        so the first report must also exceed what one report brings (Ollama reports once a
+        tick, whatever the arrival times), and the smaller of the two estimates counts."""
         assert self._first is not None
         key, first, t_first, t_began = self._first
         self._first = None
@@ -152,7 +160,8 @@ class ProgressFolder:
         if rate is None:  # no second count: no evidence but the first one
             kept = float(first) if known and first >= known else 0.0
         else:
-            kept = first - rate * (t_first - t_began)
+            per_report = (self._raw - first) / max(self._rises, 1)
+            kept = min(first - rate * (t_first - t_began), first - per_report)
         if known:
             self._resumed += min(known, first) if kept >= known / 2 else 0
         elif rate is not None and kept >= first / 2:
