@@ -19,9 +19,11 @@ it refuses never reaches Gradio: nothing is read into memory, fetched or queued 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
+import threading
 from typing import Any, Awaitable, Callable, Iterator, Optional
 
 from contextpilot.policy import MAX_FILE_BYTES, MAX_FILES, MAX_MESSAGE_CHARS
@@ -317,6 +319,25 @@ def _with_cookie(send: Send, token: Optional[str], secure: bool) -> Send:
     return with_cookie
 
 
+_building = threading.local()
+
+
+@contextlib.contextmanager
+def app_made_once(blocks: Any) -> Iterator[None]:
+    """While ``blocks`` is built, Gradio makes a whole server app (~500 routes, ~0.2 s) at
+    every ``Blocks`` exit and ``queue()``, each thrown away by the next (and launch and
+    mount make their own): made once here, at the end, for whoever reads ``blocks.app``."""
+    from gradio import routes
+
+    install()
+    _building.on = True
+    try:
+        yield
+    finally:
+        _building.on = False
+    blocks.app = routes.App.create_app(blocks, mcp_server=False)
+
+
 def install() -> None:
     """Put the gate in front of every Gradio app made for a Blocks with ``gated`` set
     (``App``): both ``launch()`` and ``gr.mount_gradio_app`` make it with
@@ -328,6 +349,8 @@ def install() -> None:
         return
 
     def create_app(blocks: Any, *args: Any, **kwargs: Any) -> Any:
+        if getattr(_building, "on", False):  # see app_made_once
+            return getattr(blocks, "app", None)
         app = create(blocks, *args, **kwargs)
         if getattr(blocks, "gated", False) and not any(
                 m.cls is Gate for m in app.user_middleware):
@@ -341,5 +364,5 @@ def install() -> None:
     routes.App.create_app = staticmethod(create_app)  # type: ignore[method-assign]
 
 
-__all__ = ["EVENT_BODY_LIMIT", "Gate", "SAVED_BODY_LIMIT", "UPLOAD_BODY_LIMIT", "install",
-           "read_body", "route_of"]
+__all__ = ["EVENT_BODY_LIMIT", "Gate", "SAVED_BODY_LIMIT", "UPLOAD_BODY_LIMIT", "app_made_once",
+           "install", "read_body", "route_of"]

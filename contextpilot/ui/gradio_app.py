@@ -95,48 +95,50 @@ def build_app(host: Optional[str] = None, default_model: Optional[str] = None,
                      Quota(VISITOR_ANSWERS, ADDRESS_ANSWERS))
     private = dict(api_visibility="private")
 
-    with _themed_blocks() as demo:
-        with gr.Row(elem_id="cp-header", equal_height=True):
-            gr.HTML(BRAND, elem_id="cp-brand", scale=0, min_width=150, padding=False,
-                    container=False)
-            status = gr.HTML(render.note_html("busy", "Checking Ollama…"),
-                             elem_id="ollama-status", scale=4, padding=False, container=False)
-            refresh = gr.Button("↻ Refresh", elem_id="refresh-models", size="sm", scale=0,
-                                min_width=96, variant="secondary")
-        with gr.Tabs(elem_id="cp-tabs") as tabs:
-            with gr.Tab("Chat", id="chat") as chat_tab:
-                model, think, think_level, override, note, pull_status, pull_button, host, \
-                    every_host = _chat_tab(h, configured, status)
-                build_downloads(service, private, started=pull_status)
-            with gr.Tab("Models", id="models") as models_tab:
-                refresh_tab, selected, tab_outputs, running_timer = build_models_tab(
-                    service, model, private)
-            with gr.Tab("Find models", id="find"):
-                build_find_tab(service, model, note, tabs, private)
-        gr.api(h.list_models_api, api_name="list_models")
-        gr.api(h.pull_model_api, api_name="pull_model", concurrency_limit=STREAM_CONCURRENCY)
+    demo = _themed_blocks()
+    with gate.app_made_once(demo):  # Gradio would make its server app 6 times here
+        with demo:
+            with gr.Row(elem_id="cp-header", equal_height=True):
+                gr.HTML(BRAND, elem_id="cp-brand", scale=0, min_width=150, padding=False,
+                        container=False)
+                status = gr.HTML(render.note_html("busy", "Checking Ollama…"),
+                                 elem_id="ollama-status", scale=4, padding=False, container=False)
+                refresh = gr.Button("↻ Refresh", elem_id="refresh-models", size="sm", scale=0,
+                                    min_width=96, variant="secondary")
+            with gr.Tabs(elem_id="cp-tabs") as tabs:
+                with gr.Tab("Chat", id="chat") as chat_tab:
+                    model, think, think_level, override, note, pull_status, pull_button, host, \
+                        every_host = _chat_tab(h, configured, status)
+                    build_downloads(service, private, started=pull_status)
+                with gr.Tab("Models", id="models") as models_tab:
+                    refresh_tab, selected, tab_outputs, running_timer = build_models_tab(
+                        service, model, private)
+                with gr.Tab("Find models", id="find"):
+                    build_find_tab(service, model, note, tabs, private)
+            gr.api(h.list_models_api, api_name="list_models")
+            gr.api(h.pull_model_api, api_name="pull_model", concurrency_limit=STREAM_CONCURRENCY)
 
-        # One host: the events take what they always took; several: the host too.
-        chosen = [host] if service.multi else []
-        page = [model, status, note, think, think_level, *chosen]
-        quiet = dict(show_progress="hidden", **private)  # these lines change in place
-        demo.load(h.refresh_models, [model, *chosen], page, api_name="refresh_models",
-                  **quiet)
-        refresh.click(h.refresh_models, [model, *chosen], page, **quiet)
-        for changed in (model.input, host.input) if service.multi else (model.input,):
-            changed(h.model_changed, [model, *chosen], [note, think, think_level, override],
-                    **quiet)
-        note.change(h.controls, [model, *chosen],
-                    [override, pull_button, *([every_host] if service.multi else [])], **quiet)
-        pull_button.click(h.download, [model, override, *chosen,
-                                       *([every_host] if service.multi else [])],
-                          [pull_status, model, note, status], api_name="download",
-                          concurrency_limit=STREAM_CONCURRENCY,
-                          show_progress="hidden", **private)  # the card is the progress
-        models_tab.select(refresh_tab, [selected], tab_outputs, **private).then(
-            lambda: gr.Timer(active=True), None, [running_timer], **private)
-        chat_tab.select(lambda: gr.Timer(active=False), None, [running_timer], **private)
-    demo.queue(default_concurrency_limit=DEFAULT_CONCURRENCY, max_size=QUEUE_SIZE)
+            # One host: the events take what they always took; several: the host too.
+            chosen = [host] if service.multi else []
+            page = [model, status, note, think, think_level, *chosen]
+            quiet = dict(show_progress="hidden", **private)  # these lines change in place
+            demo.load(h.refresh_models, [model, *chosen], page, api_name="refresh_models",
+                      **quiet)
+            refresh.click(h.refresh_models, [model, *chosen], page, **quiet)
+            for changed in (model.input, host.input) if service.multi else (model.input,):
+                changed(h.model_changed, [model, *chosen], [note, think, think_level, override],
+                        **quiet)
+            note.change(h.controls, [model, *chosen],
+                        [override, pull_button, *([every_host] if service.multi else [])], **quiet)
+            pull_button.click(h.download, [model, override, *chosen,
+                                           *([every_host] if service.multi else [])],
+                              [pull_status, model, note, status], api_name="download",
+                              concurrency_limit=STREAM_CONCURRENCY,
+                              show_progress="hidden", **private)  # the card is the progress
+            models_tab.select(refresh_tab, [selected], tab_outputs, **private).then(
+                lambda: gr.Timer(active=True), None, [running_timer], **private)
+            chat_tab.select(lambda: gr.Timer(active=False), None, [running_timer], **private)
+        demo.queue(default_concurrency_limit=DEFAULT_CONCURRENCY, max_size=QUEUE_SIZE)
     _no_server_paths(demo)
     return demo
 
