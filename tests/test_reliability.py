@@ -14,7 +14,8 @@ import pytest
 from gradio_client import Client
 
 from contextpilot.ui.safe_chatbot import SafeChatbot
-from tests.fake_ollama import FakeModel, parse_name
+from tests.conftest import REMOTE, SMALL, THINKER
+from tests.fake_ollama import FakeModel, FakeOllama, parse_name
 from tests.ui_helpers import running_app, wait_until
 
 WORDS = " ".join(f"word{i}" for i in range(20))
@@ -31,6 +32,32 @@ def app_url(fake_ollama):
 @pytest.fixture
 def client(app_url):
     return Client(app_url, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def _hostile_app():
+    """One app for the hostile-input tests, which change nothing on the server: each test
+    gets it with the fake's request logs emptied (an app takes a second to start)."""
+    srv = FakeOllama()
+    for m in (SMALL, THINKER, FakeModel(name="story:latest", reply=lambda m: WORDS)):
+        srv.add_installed(m)
+    srv.add_remote(REMOTE)
+    srv.start()
+    with running_app(srv.url) as url:
+        yield url, srv
+    srv.stop()
+
+
+@pytest.fixture
+def hostile(_hostile_app):
+    """(a new client session, the fake Ollama with no request recorded yet)."""
+    url, srv = _hostile_app
+    srv.faults.reset()
+    with srv._lock:
+        srv.requests.clear()
+        srv.chat_requests.clear()
+        srv.pull_requests.clear()
+    return Client(url, verbose=False), srv
 
 
 def chat(client, text, model):
@@ -198,7 +225,8 @@ def _valid_names_only(fake):
 
 
 @pytest.mark.parametrize("name", HOSTILE_NAMES, ids=lambda n: repr(n[:20]))
-def test_hostile_model_names_are_refused_on_every_endpoint(client, fake_ollama, name):
+def test_hostile_model_names_are_refused_on_every_endpoint(hostile, name):
+    client, fake_ollama = hostile
     updates = pull(client, name)
     assert updates[-1].startswith(("Invalid model name", "Model '")), updates[-1][:200]
     messages = chat(client, "hi", name)
@@ -218,7 +246,8 @@ def test_hostile_model_names_are_refused_on_every_endpoint(client, fake_ollama, 
     "\ud7ff\ufeff\u202e reversed \u200b",
     "<script>alert(1)</script> & \"quotes\"",
 ], ids=["very-long", "control-chars", "unicode-format-chars", "html"])
-def test_hostile_chat_input_is_answered_or_refused(client, fake_ollama, text):
+def test_hostile_chat_input_is_answered_or_refused(hostile, text):
+    client, fake_ollama = hostile
     messages = chat(client, text, "llama3.2")
     shown = answers(messages)
     if shown and not shown[-1].startswith("⚠️"):
@@ -233,7 +262,8 @@ def test_hostile_chat_input_is_answered_or_refused(client, fake_ollama, text):
     _valid_names_only(fake_ollama)
 
 
-def test_hostile_requests_do_not_break_the_json_to_ollama(fake_ollama, client):
+def test_hostile_requests_do_not_break_the_json_to_ollama(hostile):
+    client, fake_ollama = hostile
     chat(client, '"}], "model": "../../etc/passwd', "llama3.2")
     body = fake_ollama.chat_requests[-1]
     assert body["model"] == "llama3.2:latest"
