@@ -24,6 +24,7 @@ from gradio_client import Client  # noqa: E402
 
 import contextpilot as cp  # noqa: E402
 from bench.engine import bench_engine  # noqa: E402
+from bench.build_app import bench_build  # noqa: E402
 from bench.render import bench_render  # noqa: E402
 from bench.report import row, table  # noqa: E402
 from bench.harness import (App, Fake, Proxy, RssSampler, first_disconnect_after,  # noqa: E402
@@ -468,6 +469,7 @@ def main() -> int:
     try:
         bench_engine(fake, row, q)  # first: no other thread in this process yet
         bench_render(row, q)
+        bench_build(row, q)
         if q:  # 10,000 pull events instead of 100,000
             fake.config(chunk_size=10_000)
         app, bare = bench_startup(fake, 1 if q else 3)
