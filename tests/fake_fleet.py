@@ -7,7 +7,7 @@
   to pull, show and delete;
 - ``silent_host()``: an address that accepts no connection and refuses none (the SYN is
   dropped), so connecting times out; ``mute_host()``: one that accepts and never answers;
-- ``hosts(n)``: n started fakes, each with its own models and fault switches.
+- ``make_host(models, remote)``: a started fake with its own models and fault switches.
 
 Each fake is a real HTTP server on 127.0.0.1 speaking Ollama's NDJSON, driven through the
 real ``ollama`` client. The handler subclasses are swapped in on the server object after it

@@ -14,25 +14,16 @@ from gradio_client import Client
 import contextpilot as cp
 from contextpilot.policy import AccessPolicy
 from tests.conftest import REMOTE, SMALL, THINKER
-from tests.fake_ollama import FakeOllama
+from tests.fake_fleet import make_host
 from tests.ui_helpers import call_event, running_app
 
 FAST_PROBES = (0.05,)
 
 
-def _fake(installed, remote=()) -> FakeOllama:
-    srv = FakeOllama()
-    for m in installed:
-        srv.add_installed(m)
-    for m in remote:
-        srv.add_remote(m)
-    return srv.start()
-
-
 @pytest.fixture(scope="module")
 def gpus():
     """host 1: llama3.2 and qwen3:0.6b; host 2: llama3.2. Both can pull mistral."""
-    a, b = _fake([SMALL, THINKER], [REMOTE]), _fake([SMALL], [REMOTE])
+    a, b = make_host([SMALL, THINKER], [REMOTE]), make_host([SMALL], [REMOTE])
     yield a, b
     a.stop()
     b.stop()
@@ -135,7 +126,7 @@ def test_a_name_that_is_a_cloud_copy_on_one_host_is_a_cloud_model_for_visitors()
     local = FakeModel(name="team-assistant:latest", reply=lambda m: "a local answer")
     copy = FakeModel(name="team-assistant:latest", layers=[400],
                      remote_host="https://ollama.com:443", remote_model="gpt-oss:120b")
-    a, b = _fake([SMALL, local]), _fake([SMALL, copy])
+    a, b = make_host([SMALL, local]), make_host([SMALL, copy])
     b.add_cloud(FakeModel(name="gpt-oss:120b", reply=lambda m: "ON THE OPERATOR'S ACCOUNT"))
     try:
         with cp.Fleet({"gpu1": a.url, "gpu2": b.url}, probe_backoff=FAST_PROBES) as fleet:
