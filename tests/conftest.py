@@ -84,6 +84,18 @@ def fake_ollama():
     srv.stop()
 
 
+@pytest.fixture(scope="module")
+def gpus():
+    """Two fake Ollama hosts for a test module's fleet: the first has llama3.2 and
+    qwen3:0.6b, the second llama3.2; both can pull mistral."""
+    from tests.fake_fleet import make_host
+
+    a, b = make_host([SMALL, THINKER], [REMOTE]), make_host([SMALL], [REMOTE])
+    yield a, b
+    a.stop()
+    b.stop()
+
+
 @pytest.fixture
 def ollama_env(fake_ollama, monkeypatch):
     """OLLAMA_HOST points at the fake server."""

@@ -58,15 +58,22 @@ def send(page, text: str) -> None:
     page.locator("#chat-input textarea").press("Enter")
 
 
+def ask_mistral_while_it_downloads(page, url: str):
+    """Open the app, send "hello mistral" to the missing mistral: the chat, once its
+    download card shows."""
+    open_app(page, url)
+    pick(page, "Download · mistral · 4.1 GB")
+    send(page, "hello mistral")
+    chat = page.locator("#chatbot")
+    chat.get_by_text(DOWNLOADING).wait_for()
+    return chat
+
+
 @pytest.mark.usefixtures("roomy_machine")
 def test_item1_stop_during_a_download_ends_it_within_a_second(page, fake_ollama, artifacts):
     fake_ollama.chunk_size, fake_ollama.event_delay = 10_000, 0.05  # a ~20 s download
     with running_app(fake_ollama.url) as url:
-        open_app(page, url)
-        pick(page, "Download · mistral · 4.1 GB")
-        send(page, "hello mistral")
-        chat = page.locator("#chatbot")
-        chat.get_by_text(DOWNLOADING).wait_for()
+        chat = ask_mistral_while_it_downloads(page, url)
         page.locator("#chat-input button[aria-label=Stop]").wait_for()  # shown while it runs
         fake_ollama.disconnected.clear()
 
@@ -105,11 +112,7 @@ def test_item4_a_reload_mid_download_keeps_the_download_and_the_message(page, fa
                                                                         artifacts):
     fake_ollama.chunk_size, fake_ollama.event_delay = 20_000, 0.05  # a ~10 s download
     with running_app(fake_ollama.url) as url:
-        open_app(page, url)
-        pick(page, "Download · mistral · 4.1 GB")
-        send(page, "hello mistral")
-        chat = page.locator("#chatbot")
-        chat.get_by_text(DOWNLOADING).wait_for()
+        chat = ask_mistral_while_it_downloads(page, url)
 
         page.reload()
         open_app(page, url)

@@ -13,20 +13,10 @@ from gradio_client import Client
 
 import contextpilot as cp
 from contextpilot.policy import AccessPolicy
-from tests.conftest import REMOTE, SMALL, THINKER
-from tests.fake_fleet import make_host
+from tests.conftest import SMALL
 from tests.ui_helpers import call_event, running_app, wait_until
 
 FAST_PROBES = (0.05,)  # a host that comes back takes traffic again at once
-
-
-@pytest.fixture(scope="module")
-def gpus():
-    """gpu1: llama3.2 and qwen3:0.6b; gpu2: llama3.2. Both can pull mistral."""
-    a, b = make_host([SMALL, THINKER], [REMOTE]), make_host([SMALL], [REMOTE])
-    yield a, b
-    a.stop()
-    b.stop()
 
 
 @pytest.fixture(scope="module")

@@ -333,6 +333,19 @@ def _slow(fake):
     fake.chunk_size, fake.event_delay = 20_000, 0.02  # ~4 s
 
 
+def _chat_downloading(fake, events: int):
+    """A chat (detached pull, as the page's) whose download is slow, consumed in a thread
+    until it has seen ``events``: (its CancelToken, the events, the thread)."""
+    from tests.ui_helpers import wait_until
+
+    _slow(fake)
+    token = cp.CancelToken()
+    seen, thread = _consume_in_thread(cp.chat_stream("mistral", MSG, host=fake.url,
+                                                     cancel=token, detach_pull=True))
+    wait_until(lambda: len(seen) > events, what="the chat's download to start")
+    return token, seen, thread
+
+
 def _consume_in_thread(values):
     import threading
 
@@ -353,11 +366,7 @@ def _consume_in_thread(values):
 def test_item4_a_chat_whose_page_closed_leaves_its_download_running(fake_ollama):
     from tests.ui_helpers import wait_until
 
-    _slow(fake_ollama)
-    token = cp.CancelToken()
-    seen, thread = _consume_in_thread(cp.chat_stream("mistral", MSG, host=fake_ollama.url,
-                                                     cancel=token, detach_pull=True))
-    wait_until(lambda: len(seen) > 2, what="the download to start")
+    token, _, thread = _chat_downloading(fake_ollama, 2)
     token.leave()  # the page went away: nobody asked to stop
     thread.join(2)
     assert not thread.is_alive() and cp.is_pulling("mistral", fake_ollama.url)
@@ -369,16 +378,11 @@ def test_item4_a_chat_whose_page_closed_leaves_its_download_running(fake_ollama)
 
 
 def test_item1_stop_ends_a_chats_download_unless_someone_else_keeps_it(fake_ollama):
-    from tests.ui_helpers import wait_until
-
     _slow(fake_ollama)
     kept = cp.pull_model("mistral", host=fake_ollama.url, detach=True)  # the Download button
     next(kept)
     kept.close()  # its page closed: it goes on
-    token = cp.CancelToken()
-    seen, thread = _consume_in_thread(cp.chat_stream("mistral", MSG, host=fake_ollama.url,
-                                                     cancel=token, detach_pull=True))
-    wait_until(lambda: len(seen) > 1, what="the chat to join the download")
+    token, _, thread = _chat_downloading(fake_ollama, 1)  # it joins the download
     token.cancel()  # Stop in the chat: the chat ends, the Download button's pull does not
     thread.join(2)
     assert not thread.is_alive()
@@ -388,13 +392,7 @@ def test_item1_stop_ends_a_chats_download_unless_someone_else_keeps_it(fake_olla
 
 
 def test_item1_stop_ends_a_chats_download_nobody_else_wants(fake_ollama):
-    from tests.ui_helpers import wait_until
-
-    _slow(fake_ollama)
-    token = cp.CancelToken()
-    seen, thread = _consume_in_thread(cp.chat_stream("mistral", MSG, host=fake_ollama.url,
-                                                     cancel=token, detach_pull=True))
-    wait_until(lambda: len(seen) > 1, what="the download to start")
+    token, _, thread = _chat_downloading(fake_ollama, 1)
     token.cancel()
     thread.join(2)
     assert not thread.is_alive() and fake_ollama.disconnected.wait(2)
