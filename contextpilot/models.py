@@ -12,7 +12,7 @@ from typing import Optional, Union
 
 from . import _client
 from .errors import ContextPilotError, OllamaUnavailable
-from .names import ModelName, parse_name
+from .names import ModelName, listed_key, parse_name
 from .types import ModelDetails, ModelInfo, ModelRecommendation, RunningModel, ServerStatus
 
 Name = Union[str, ModelName]
@@ -43,19 +43,12 @@ def _refresh(url: str) -> dict[str, ModelInfo]:
     for typed, raw in _client.installed_list(url):
         if typed.model:
             info = _model_info(typed, raw)
-            key = _key(info.name)
+            key = listed_key(info.name)
             if key is not None:
                 by_key[key] = info
     with _cache_lock:
         _cache[url] = (time.monotonic(), by_key)
     return by_key
-
-
-def _key(server_name: str) -> Optional[str]:
-    try:
-        return parse_name(server_name).key  # the server's text, parsed where it arrives
-    except ValueError:
-        return None
 
 
 def _model_info(m, raw: dict) -> ModelInfo:

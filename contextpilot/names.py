@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import string
 from dataclasses import dataclass
+from typing import Optional
 
 from .errors import InvalidModelName
 
@@ -207,6 +208,15 @@ def _valid_chars(kind: str, part: str) -> bool:
 
 def _clip(part: str, limit: int = 30) -> str:
     return part if len(part) <= limit else part[:limit] + "..."
+
+
+def listed_key(server_name: str) -> Optional[str]:
+    """A name a server listed, as a key (parsed where it arrives); None when it is not a
+    valid name."""
+    try:
+        return parse_name(server_name).key
+    except ValueError:
+        return None
 
 
 def same_model(a: str, b: str) -> bool:

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from . import models, netaddr, settings
 from .errors import NotAllowed
-from .names import ModelName, parse_name
+from .names import ModelName, listed_key, parse_name
 from .types import ModelInfo
 
 MAX_MESSAGE_CHARS = 100_000
@@ -190,14 +190,6 @@ UNKNOWN_VISIT = Visit(served=True)
 "A request the front end could not describe: treated as a visitor's."
 
 
-def _key(server_name: str) -> str:
-    """A name the server listed, as a key ('' when it is not a valid name)."""
-    try:
-        return parse_name(server_name).key
-    except ValueError:
-        return ""
-
-
 def _names(names: Iterable[Union[str, ModelName]]) -> dict[str, ModelName]:
     parsed = [parse_name(n) for n in names]
     return {n.key: n for n in parsed}
@@ -304,7 +296,7 @@ class AccessPolicy:
         if self.installed is None:
             have = models.installed(n, self.host)
         else:  # several hosts: a copy on any of them
-            have = next((m for m in self.installed() if _key(m.name) == n.key), None)
+            have = next((m for m in self.installed() if listed_key(m.name) == n.key), None)
         return have is not None and have.is_cloud
 
     def _installed_models(self) -> list[ModelInfo]:

@@ -18,7 +18,7 @@ from typing import Hashable, Iterator, Optional, Sequence, TypeVar
 from .. import models, netaddr, settings
 from ..errors import (ContextPilotError, InvalidModelName, InvalidRequest, ModelNotFound,
                       NoHostAvailable, NotAllowed, OllamaBusy, OllamaUnavailable, PullFailed)
-from ..names import ModelName, parse_name
+from ..names import ModelName, listed_key
 from . import _route
 from ._config import Host, Roster
 from ._facts import TTL, Facts, FactsCache
@@ -278,11 +278,4 @@ def _loaded(url: str) -> dict[str, str]:
         raise
     except ContextPilotError:
         return {}
-    return {k: m.name for m in running if (k := _key(m.name))}
-
-
-def _key(name: str) -> str:
-    try:
-        return parse_name(name).key  # a name the server listed, parsed where it arrives
-    except ValueError:
-        return ""
+    return {k: m.name for m in running if (k := listed_key(m.name))}

@@ -86,7 +86,7 @@ def route_of(scope: Scope) -> str:
 def body_limit(route: str) -> int:
     if route == f"{API}/upload":
         return UPLOAD_BODY_LIMIT
-    if route.startswith((f"{API}/run/", f"{API}/api/", f"{API}/component_server")):
+    if unqueued(route):
         return SAVED_BODY_LIMIT
     return EVENT_BODY_LIMIT
 
@@ -187,7 +187,7 @@ class Gate:
                 del self._joins[address]
 
     def _check_file(self, path: str, visitor: Visitor) -> None:
-        if UPLOADS.known(path) and not UPLOADS.belongs(path, visitor.owner):
+        if UPLOADS.foreign(path, visitor.owner):
             raise Refusal(404, "File not found.")
 
     def _check_data(self, body: bytes, visitor: Visitor) -> None:
@@ -200,7 +200,7 @@ class Gate:
         for path in attached_paths(data):
             if _URL.match(path):
                 raise Refusal(400, URL_FILE)
-            if UPLOADS.known(path) and not UPLOADS.belongs(path, visitor.owner):
+            if UPLOADS.foreign(path, visitor.owner):
                 raise Refusal(403, NOT_YOURS)
 
     def _check_queue_share(self, address: str) -> None:
@@ -226,12 +226,10 @@ class Gate:
         """Gradio reads the form as it arrives (to disk); counted here, and the paths it
         answers recorded as this visitor's (and, for a request without the cookie, as the
         one just issued to it too)."""
-        counted = Counted(receive, body_limit(f"{API}/upload"))
-        answer = _Answer(send, counted)
-        plain = dict(scope, headers=[(k, v) for k, v in scope.get("headers") or ()
-                                     if k.lower() != b"accept-encoding"])  # readable answer
+        counted = Counted(receive, UPLOAD_BODY_LIMIT)
+        answer = _Answer(send, counted)  # uncompressed: upload_names.answers took that off
         try:
-            await self.app(plain, counted, answer)
+            await self.app(scope, counted, answer)
         except Exception:
             if counted.refusal is None:
                 raise
@@ -239,9 +237,7 @@ class Gate:
             return await refuse(send, counted.refusal)
         paths = answer.paths()
         if paths:
-            owners = [visitor.owner] + ([f"c:{issued}"] if issued else [])
-            for owner in owners:
-                UPLOADS.record(paths, owner)
+            UPLOADS.record(paths, [visitor.owner] + ([f"c:{issued}"] if issued else []))
 
 
 def _real_paths(body: bytes, scope: Scope) -> tuple[bytes, Scope]:

@@ -91,15 +91,8 @@ def current_session() -> tuple[str, str]:
 def current_visitor() -> Visitor:
     """Who sent the request being handled (its visitor cookie, else its address); outside a
     request, nobody's: no upload belongs to it."""
-    from gradio.context import LocalContext
-
-    request = LocalContext.request.get(None)
-    try:
-        headers = {str(k).lower(): str(v) for k, v in dict(request.headers).items()}
-        client = request.client.host if request.client else None
-    except Exception:  # no request, or one we cannot read
-        return Visitor(None, "unknown")
-    return Visitor.of(headers, client)
+    visit = current_visit()  # its headers and peer, read once per request
+    return Visitor.of(visit.headers, visit.client)
 
 
 def genuine_uploads(paths: list[str]) -> list[str]:

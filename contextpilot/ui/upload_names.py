@@ -11,10 +11,11 @@ these names. A message's text is left as written: "uploads/..." there is not a f
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Optional, Sequence
 from urllib.parse import quote
 
 VIRTUAL = "uploads/"
@@ -23,10 +24,24 @@ Send = Callable[[dict], Awaitable[None]]
 
 def folders() -> list[str]:
     """The upload folder as Gradio names it, and its real path (without a trailing /)."""
+    return list(_folders(os.environ.get("GRADIO_TEMP_DIR")))
+
+
+@functools.lru_cache(maxsize=8)
+def _folders(temp_dir: Optional[str]) -> tuple[str, ...]:
+    # Gradio's folder follows GRADIO_TEMP_DIR (read on each call): resolved once per value,
+    # not on every API request
     from gradio.utils import get_upload_folder
 
     named = str(get_upload_folder()).rstrip("/")
-    return sorted({named, os.path.realpath(named)}, key=len, reverse=True)
+    return tuple(sorted({named, os.path.realpath(named)}, key=len, reverse=True))
+
+
+@functools.lru_cache(maxsize=8)
+def _needles(temp_dir: Optional[str]) -> tuple[tuple[bytes, bytes], ...]:
+    """What an answer's text has in place of ``uploads/``, longest first."""
+    pairs = [(n, VIRTUAL.encode()) for f in _folders(temp_dir) for n in _forms(f)]
+    return tuple(sorted(pairs, key=lambda n: -len(n[0])))
 
 
 def _forms(folder: str) -> set[bytes]:
@@ -67,7 +82,7 @@ def answers(scope: dict, send: Send) -> tuple[dict, Send]:
     folder as ``uploads/`` in JSON and event-stream answers."""
     plain = dict(scope, headers=[(k, v) for k, v in scope.get("headers") or ()
                                  if k.lower() != b"accept-encoding"])
-    return plain, _Rewriter(send, [(n, VIRTUAL.encode()) for f in folders() for n in _forms(f)])
+    return plain, _Rewriter(send, _needles(os.environ.get("GRADIO_TEMP_DIR")))
 
 
 class _Rewriter:
@@ -75,9 +90,9 @@ class _Rewriter:
     waits for the next part (an event stream's messages end in a blank line, so they never
     wait)."""
 
-    def __init__(self, send: Send, needles: list[tuple[bytes, bytes]]) -> None:
+    def __init__(self, send: Send, needles: Sequence[tuple[bytes, bytes]]) -> None:
         self.send = send
-        self.needles = sorted(needles, key=lambda n: -len(n[0]))
+        self.needles = needles  # longest first
         self.active = False
         self.carry = b""
 
@@ -100,7 +115,7 @@ class _Rewriter:
         await self.send(message)
 
 
-def _partial(data: bytes, needles: list[tuple[bytes, bytes]]) -> int:
+def _partial(data: bytes, needles: Sequence[tuple[bytes, bytes]]) -> int:
     """The length of the longest tail of ``data`` that begins a needle."""
     longest = 0
     for needle, _ in needles:

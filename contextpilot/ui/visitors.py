@@ -79,19 +79,22 @@ class Uploads:
         self._owners: OrderedDict[str, set[str]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def record(self, paths: Iterable[str], owner: str) -> None:
+    def record(self, paths: Iterable[str], owners: Iterable[str]) -> None:
+        """``owners`` uploaded each of ``paths``."""
+        reals, owners = [os.path.realpath(p) for p in paths], set(owners)
         with self._lock:
-            for path in paths:
-                real = os.path.realpath(path)
-                self._owners.setdefault(real, set()).add(owner)
+            for real in reals:
+                self._owners.setdefault(real, set()).update(owners)
                 self._owners.move_to_end(real)
             while len(self._owners) > self.limit:
                 self._owners.popitem(last=False)
 
-    def known(self, path: str) -> bool:
-        """Someone uploaded this file."""
+    def foreign(self, path: str, owner: str) -> bool:
+        """Someone uploaded this file, and not ``owner``."""
+        real = os.path.realpath(path)
         with self._lock:
-            return os.path.realpath(path) in self._owners
+            owners = self._owners.get(real)
+            return owners is not None and owner not in owners
 
     def belongs(self, path: str, owner: str) -> bool:
         """``owner`` uploaded this file."""
@@ -138,9 +141,6 @@ class Quota:
                 self._held[key] = left
             else:
                 self._held.pop(key, None)
-
-    def held(self, session: str = "", address: str = "") -> int:
-        return self._held.get(f"s:{session}" if session else f"a:{address}", 0)
 
 
 def too_many_message(exc: TooManyAnswers) -> str:
