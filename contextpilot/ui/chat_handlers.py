@@ -242,7 +242,7 @@ class ChatHandlers(PageHandlers):
         cloud = cp.parse_name(name).is_cloud  # never downloaded, not even to look
         if files and caps is None and not cloud:  # unknown until it is here: download
             def pull(token):
-                self._track(session or "", token)  # for Stop; it goes on if the page closes
+                self._track(session, token)  # for Stop; it goes on if the page closes
                 return hosts.pull(name, turn.host, cancel=token, detach=True)
 
             async for update in self._pull_first(view, pull):
@@ -261,7 +261,7 @@ class ChatHandlers(PageHandlers):
         yield view.messages(), skip, skip, skip, skip  # at once: the turn has started
 
         def make(token):
-            self._track(session or "", token)
+            self._track(session, token)
             # A model removed meanwhile is pulled again only where a pull is allowed.
             # A download it starts goes on if the page closes (Stop ends it, unless someone
             # else keeps it): the message waits in the saved conversation, to send again.
@@ -278,9 +278,9 @@ class ChatHandlers(PageHandlers):
         except GeneratorExit:  # closed where it was (a page gone, or Stop): see stop
             raise
         except BaseException:
-            self._running.pop(session or "", None)
+            self._running.pop(session, None)
             raise
-        self._running.pop(session or "", None)
+        self._running.pop(session, None)
         await asyncio.to_thread(self.service.record_use, name)  # for make-room advice
 
     async def _pull_first(self, view: render.ChatView, make):

@@ -51,8 +51,7 @@ def build_downloads(service: Service, private: dict,
 
     def running() -> list[cp.PullProgress]:
         """The running pulls, their hosts as this page may see them."""
-        return [dataclasses.replace(p, host=service.label(p.host)) if p.host else p
-                for p in service.hosts.active_pulls()]
+        return [render.on_host(p, service.label) for p in service.hosts.active_pulls()]
 
     def ended() -> list[cp.PullOutcome]:
         """How the recent pulls ended; on several hosts each names its host as this page

@@ -16,7 +16,7 @@ from ..fit.catalog import CatalogEntry
 from ..names import parse_name
 from ..types import ChatDone, ContentDelta, ModelInfo, PullProgress, Routed, ThinkingDelta
 from ..units import format_duration, format_size, format_speed
-from .render_fleet import answer_footer, route_note
+from .render_fleet import answer_footer
 from .render_markdown import Live, Memo
 
 STEP_WORDS = {
@@ -119,6 +119,11 @@ def progress_html(p: PullProgress) -> str:
     )
 
 
+def on_host(p: PullProgress, label: Optional[Callable[[str], str]]) -> PullProgress:
+    """``p`` with its host as ``label`` shows it (as it is when it has no host or no label)."""
+    return replace(p, host=label(p.host)) if label and p.host else p
+
+
 def error_html(message: str) -> str:
     return (f'<div class="cp-card cp-error" role="alert"><span class="cp-icon" '
             f'aria-hidden="true">⚠</span> {escape(message)}</div>')
@@ -159,20 +164,21 @@ class ChatView:
         return sum(m.seconds for m in self._memos)
 
     def feed(self, events: Iterable[Any]) -> None:
+        pull = None
         for event in events:
             if isinstance(event, ContentDelta):
                 self.answer.append(event.text)
             elif isinstance(event, ThinkingDelta):
                 self.thinking.append(event.text)
                 self.thought = event.elapsed
-            elif isinstance(event, PullProgress):  # its host as the page may show it
-                label = self.host_label
-                self.pull = replace(event, host=label(event.host)) if label and event.host \
-                    else event
+            elif isinstance(event, PullProgress):  # the newest counts
+                pull = event
             elif isinstance(event, ChatDone):
                 self.stats = event
             elif isinstance(event, Routed):
                 self.route = event
+        if pull is not None:  # its host as the page may show it
+            self.pull = on_host(pull, self.host_label)
 
     def _routed(self) -> Optional[Routed]:
         """The route with its hosts as the page may show them (None: nothing to say)."""
@@ -186,7 +192,7 @@ class ChatView:
         routed = self._routed()
         if routed is not None and routed.skipped:  # "gpu1 did not answer; answered by gpu2"
             out.append({"role": "assistant", "content": "",
-                        "metadata": {"title": route_note(routed), "status": "done"}})
+                        "metadata": {"title": routed.message, "status": "done"}})
         if self.pull is not None:
             out.append(self._pull_message())
         if self.thinking:

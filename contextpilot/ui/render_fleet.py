@@ -5,9 +5,7 @@ caller gives names as the request may see them (``Service.label``)."""
 
 from __future__ import annotations
 
-from typing import Optional
-
-from ..types import ChatDone, ModelInfo, Routed
+from ..types import ChatDone, ModelInfo
 
 
 def where_words(m: ModelInfo) -> list[str]:
@@ -20,18 +18,13 @@ def where_words(m: ModelInfo) -> list[str]:
     return words
 
 
-def answer_footer(done: Optional[ChatDone], host: str) -> str:
-    """Under an answer from a fleet: ``gpu2 · 41 tok/s`` (plain text)."""
-    speed = done.tokens_per_second if done is not None else None
+def answer_footer(done: ChatDone, host: str) -> str:
+    """Under an answer from a fleet: ``gpu2 · 41 tok/s`` (plain text). Which hosts were
+    skipped before it is ``Routed.message``."""
     parts = [host] if host else []
-    if speed:
-        parts.append(f"{speed:.0f} tok/s")
+    if done.tokens_per_second:
+        parts.append(f"{done.tokens_per_second:.0f} tok/s")
     return " · ".join(parts)
 
 
-def route_note(route: Optional[Routed]) -> str:
-    """"gpu1 did not answer; answered by gpu2" (plain text), '' when the first host answered."""
-    return route.message if route is not None else ""
-
-
-__all__ = ["answer_footer", "route_note", "where_words"]
+__all__ = ["answer_footer", "where_words"]

@@ -117,6 +117,10 @@ class Memo:
     parts: list[str] = field(default_factory=list)
     seconds: float = 0.0
     "How long the last render took (the chat paces its updates by it)."
+    # The whole text last rendered and its parts: an update that leaves it as it was (the
+    # thinking while the answer streams) is not parsed again.
+    text: str = ""
+    shown: list[str] = field(default_factory=list)
 
 
 class Live(str):
@@ -173,6 +177,9 @@ def _no_gc():
 
 
 def _render_parts(text: str, memo: Optional[Memo]) -> list[str]:
+    if memo is not None and memo.shown and text == memo.text:
+        memo.seconds = 0.0
+        return list(memo.shown)
     started = time.perf_counter()
     if memo is None or not text.startswith(memo.source):
         memo = _reset(memo)
@@ -195,15 +202,17 @@ def _render_parts(text: str, memo: Optional[Memo]) -> list[str]:
         parts.append(part(tail[done:end], _html(tokens[blocks[first][0]:blocks[final][0]])))
         done = end
     rest = tokens[blocks[final][0]:] if final < len(blocks) else []
+    parts.append(part(tail[done:], _html(rest)))  # what may still change: its own part
+    memo.text, memo.shown = text, list(parts)
     memo.seconds = time.perf_counter() - started
-    return parts + [part(tail[done:], _html(rest))]  # what may still change: its own part
+    return parts
 
 
 
 def _reset(memo: Optional[Memo]) -> Memo:
     if memo is None:
         return Memo()
-    memo.source, memo.parts = "", []
+    memo.source, memo.parts, memo.text, memo.shown = "", [], "", []
     return memo
 
 

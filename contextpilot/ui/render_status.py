@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
+from ..errors import INSTALL_URL
 from ..types import HostStatus, ServerStatus
 from .render import escape, short_name
-
-INSTALL_URL = "https://ollama.com/download"
 
 
 MODE_NAMES_SHOWN = 3
