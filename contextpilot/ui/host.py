@@ -57,9 +57,15 @@ class Models:
         "Cloud models offered by this Ollama: False when switched off (/api/status)."
         self.error = ""
 
-    def refresh(self, with_capabilities: bool = True) -> "Models":
+    def refresh(self, with_capabilities: bool = True,
+                listing: Optional[Callable[[], list[cp.ModelInfo]]] = None,
+                host_of: Optional[Callable[[cp.ModelInfo], Optional["Host"]]] = None
+                ) -> "Models":
+        """The models from ``listing`` (default: this host's), with their capabilities;
+        ``host_of``: the host to ask about a model (default: this one; None: no host)."""
         try:
-            self.installed, self.error = cp.list_models(self.host.url), ""
+            self.installed = listing() if listing else cp.list_models(self.host.url)
+            self.error = ""
         except cp.ContextPilotError as exc:
             self.installed, self.error = [], str(exc)
         if not self.error:
@@ -69,8 +75,10 @@ class Models:
             if m.capabilities or m.is_cloud:  # today's /api/tags says them: no /api/show per
                 # model; and about a cloud model (whatever its name) Ollama asks ollama.com
                 self.capabilities[m.name] = m.capabilities
-            elif with_capabilities:
-                d = self.host.details(m.name, m.digest)
+                continue
+            host = host_of(m) if host_of else self.host
+            if with_capabilities and host is not None:
+                d = host.details(m.name, m.digest)
                 self.capabilities[m.name] = d.capabilities if d else ()
         return self
 

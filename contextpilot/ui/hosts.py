@@ -25,7 +25,6 @@ class Hosts:
 
     def __init__(self, fleet: cp.Fleet, preload: bool = True) -> None:
         self.fleet = fleet
-        self.preload = preload
         self.by_name = {name: Host(url, preload, name=name) for name, url in fleet.urls().items()}
         self.names: tuple[str, ...] = fleet.names
 
@@ -81,21 +80,9 @@ class Hosts:
                may_pull: Optional[Callable[[str], bool]] = None) -> Models:
         if not self.multi:
             return self.primary.models(with_capabilities, may_pull)
-        data = Models(self.primary, may_pull)
-        try:
-            data.installed = self.fleet.list_models()
-        except cp.ContextPilotError as exc:
-            data.error = str(exc)
-            return data
-        data.recommendations = self.primary.recommendations()
-        data.cloud = self.primary.cloud()
-        for m in data.installed:
-            if m.capabilities:  # today's /api/tags says them: no /api/show per model
-                data.capabilities[m.name] = m.capabilities
-            elif with_capabilities and m.hosts:
-                d = self.by_name[m.hosts[0]].details(m.name, m.digest)
-                data.capabilities[m.name] = d.capabilities if d else ()
-        return data
+        return Models(self.primary, may_pull).refresh(  # each model asked on its first host
+            with_capabilities, listing=self.fleet.list_models,
+            host_of=lambda m: self.by_name[m.hosts[0]] if m.hosts else None)
 
     def statuses(self) -> list[cp.HostStatus]:
         return self.fleet.status()

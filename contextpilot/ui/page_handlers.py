@@ -9,7 +9,6 @@ render with ``render``. Every error becomes a message where the user is looking.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from typing import Any, AsyncIterator, Optional
 
@@ -43,9 +42,9 @@ class PageHandlers:
     def refresh_models(self, current: Optional[str], host: str = "auto"):
         """Page load and ↻: the dropdown, status line, note, Think control and, on several
         hosts, the host chooser (Auto, then each host as this page may see it)."""
-        data = self.service.models()
+        status = self.service.status_html()  # first: it asks /api/status, which the list's
+        data = self.service.models()         # "cloud switched off?" then reads
         value = current or data.default(self.configured)
-        status = self.service.status_html()
         chooser = (self._host_chooser(),) if self.service.multi else ()
         return (gr.Dropdown(choices=data.choices(), value=value), status,
                 self.service.note(value, data, host), *self.think_control(value), *chooser)
@@ -148,10 +147,8 @@ class PageHandlers:
 
     def _cards(self, latest: dict[str, cp.PullProgress]) -> str:
         """One download card per host (hosts by the names this page may see)."""
-        return "".join(render.progress_html(self._shown(v)) for v in latest.values())
-
-    def _shown(self, p: cp.PullProgress) -> cp.PullProgress:
-        return dataclasses.replace(p, host=self.service.label(p.host)) if p.host else p
+        return "".join(render.progress_html(render.on_host(v, self.service.label))
+                       for v in latest.values())
 
     async def pull_model_api(self, name: str, download_anyway: bool = False,
                              host: str = "auto") -> AsyncIterator[str]:
@@ -177,7 +174,7 @@ class PageHandlers:
                     continue
                 for value in keep_pull_updates(batch):
                     last = value
-                    yield render.progress_text(self._shown(value))
+                    yield render.progress_text(render.on_host(value, self.service.label))
             self.service.start_preload(display)
             yield render.pull_result_text(last, display)
         except cp.ContextPilotError as exc:

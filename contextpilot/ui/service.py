@@ -78,17 +78,8 @@ class Service:
         return self.hosts.primary
 
     @property
-    def host(self) -> Optional[str]:
-        """The first host's address (operator configuration; None: OLLAMA_HOST)."""
-        return self.current.url
-
-    @property
     def multi(self) -> bool:
         return self._hosts.multi
-
-    @property
-    def preload(self) -> bool:
-        return self._hosts.primary.preload
 
     # -- what a visitor may see -------------------------------------------------------------
 
