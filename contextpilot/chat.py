@@ -20,7 +20,7 @@ from .errors import (InvalidRequest, ModelNotFound, NotAChatModel, OllamaError,
 from .names import ModelName, parse_name
 from .pull import pull_model
 from .pull.progress import Clock
-from .types import ChatDone, ChatEvent, ContentDelta, ThinkingDelta
+from .types import ChatDone, ChatEvent, ContentDelta, ThinkingDelta, non_chat_kind
 
 log = logging.getLogger("contextpilot")
 
@@ -111,7 +111,7 @@ def chat_stream(
 
 def check_chat_model(name: str, capabilities: Sequence[str]) -> None:
     """Raise NotAChatModel when Ollama's capabilities (known: not empty) lack "completion"."""
-    if capabilities and "completion" not in capabilities:
+    if non_chat_kind(capabilities):
         raise NotAChatModel(name, tuple(capabilities))
 
 

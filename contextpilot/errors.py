@@ -23,6 +23,8 @@ their own medium (a chat message, a stderr line). Nothing here imports ollama or
 
 from __future__ import annotations
 
+from .types import non_chat_kind
+
 INSTALL_URL = "https://ollama.com/download"
 LIBRARY_URL = "https://ollama.com/library"
 
@@ -187,11 +189,8 @@ class PullFailed(ContextPilotError):
         "unreachable', 'digest mismatch', 'update ollama', 'unsupported', 'permission', "
         "'router' or 'other' (``KINDS``)."
         self.advice = advice or advice_for(self.kind, model)
-        lead = (
-            f"Model '{model}' is not installed, and downloading it failed ({reason})."
-            if auto
-            else f"Downloading model '{model}' failed ({reason})."
-        )
+        lead = (f"Model '{model}' is not installed, and downloading it failed ({reason})."
+                if auto else f"Downloading model '{model}' failed ({reason}).")
         super().__init__(f"{lead} {self.advice}")
 
 
@@ -252,11 +251,12 @@ class NotAChatModel(InvalidRequest):
 
 
 def _not_for_chat(model: str, capabilities: tuple[str, ...]) -> str:
-    if "embedding" in capabilities:
+    kind = non_chat_kind(capabilities)
+    if kind == "embedding":
         return ("is an embedding model: it turns text into vectors (for search and "
                 "similarity) and cannot chat. Use it through Ollama's /api/embed "
                 "(ollama.embed in Python).")
-    if "image" in capabilities:
+    if kind == "image":
         return (f"is an image-generation model: it makes pictures from a prompt and cannot "
                 f"chat. Use it with `ollama run {model}` or Ollama's /api/generate.")
     said = ", ".join(capabilities) or "nothing"

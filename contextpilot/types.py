@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
+
+
+def non_chat_kind(capabilities: Optional[Sequence[str]]) -> str:
+    """What a model that cannot chat is (Ollama lists capabilities, not "completion"):
+    "embedding", "image" or "other"; '' for a chat model or when none are listed."""
+    caps = tuple(capabilities or ())
+    if not caps or "completion" in caps:
+        return ""
+    return "embedding" if "embedding" in caps else "image" if "image" in caps else "other"
 
 
 @dataclass(frozen=True)

@@ -89,8 +89,8 @@ class PageHandlers:
         """On/off (#think-toggle) for a thinking model; a level (#think-level) for a model
         that takes levels (gpt-oss); neither for the others."""
         try:
-            caps = self.service.capabilities(model) if model else None
-            levels = cp.think_levels(model, self.service.family(model)) if model else ()
+            caps, family = self.service.think_facts(model) if model else (None, "")
+            levels = cp.think_levels(model, family) if model else ()
         except cp.ContextPilotError:
             caps, levels = None, ()
         return (gr.Checkbox(visible=bool(caps and "thinking" in caps) and not levels),

@@ -14,7 +14,8 @@ from typing import Any, Callable, Iterable, Optional
 
 from ..fit.catalog import CatalogEntry
 from ..names import parse_name
-from ..types import ChatDone, ContentDelta, ModelInfo, PullProgress, Routed, ThinkingDelta
+from ..types import (ChatDone, ContentDelta, ModelInfo, PullProgress, Routed, ThinkingDelta,
+                     non_chat_kind)
 from ..units import format_duration, format_size, format_speed
 from .render_fleet import answer_footer
 from .render_markdown import Live, Memo
@@ -277,12 +278,8 @@ def chips_html(capabilities: Optional[Iterable[str]]) -> str:
 def purpose(capabilities: Optional[Iterable[str]]) -> str:
     """What a model that cannot chat is for (Ollama lists no "completion"): "embedding
     only", "image generation", "not for chat"; '' for a chat model or when not known."""
-    caps = set(capabilities or ())
-    if not caps or "completion" in caps:
-        return ""
-    if "embedding" in caps:
-        return "embedding only"
-    return "image generation" if "image" in caps else "not for chat"
+    return {"embedding": "embedding only", "image": "image generation",
+            "other": "not for chat"}.get(non_chat_kind(tuple(capabilities or ())), "")
 
 
 def note_html(kind: str, text: str, extra: str = "", role: str = "status") -> str:

@@ -216,8 +216,11 @@ class Service:
     def installed(self, name: str, host: Optional[str] = None) -> bool:
         return self.hosts.installed(name, host)
 
-    def family(self, name: str) -> str:
-        return self._host_for(name).family(name)
+    def think_facts(self, name: str) -> tuple[Optional[tuple[str, ...]], str]:
+        """``name``'s capabilities (as ``capabilities``) and family, from the one host that
+        has it (found once: on a fleet that is a look at every host)."""
+        host = self._host_for(name)
+        return (host.capabilities(name) if self.may_ask(name) else None), host.family(name)
 
     def note(self, model: Optional[str], data: Optional[Models] = None,
              host: object = None) -> str:
