@@ -152,6 +152,6 @@ def app_url(fake_ollama):
 @pytest.fixture
 def client(app_url):
     """A gradio_client session with that app."""
-    from gradio_client import Client
+    from tests.ui_helpers import Client
 
     return Client(app_url, verbose=False)

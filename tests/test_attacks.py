@@ -234,7 +234,7 @@ def test_auto_pull_in_chat_on_a_public_server_is_refused(fake_ollama):
 
 
 def test_pull_model_api_on_a_public_server_is_refused(fake_ollama):
-    from gradio_client import Client
+    from tests.ui_helpers import Client
 
     with launched(fake_ollama, server_name="0.0.0.0") as url:
         said = list(Client(url, verbose=False).submit("mistral", True, api_name="/pull_model"))
@@ -308,7 +308,8 @@ def test_crafted_file_paths_are_refused(fake_ollama, secret, kind):
 
 
 def test_a_genuine_upload_is_still_sent(fake_ollama, tmp_path):
-    from gradio_client import Client, handle_file
+    from gradio_client import handle_file
+    from tests.ui_helpers import Client
 
     png = tmp_path / "dot.png"
     png.write_bytes(_png())
@@ -511,7 +512,7 @@ def test_the_cli_app_command_on_0000_is_shared(ollama_env, mocker):
 def test_a_visitor_never_learns_the_ollama_address(fake_ollama):
     """With it, a visitor could use Ollama directly, past every rule of the app (a Space's
     OLLAMA_HOST secret pointing at an open Ollama)."""
-    from gradio_client import Client
+    from tests.ui_helpers import Client
 
     address = fake_ollama.url.split("://")[1]
     with launched(fake_ollama, server_name="0.0.0.0") as url:
@@ -546,7 +547,7 @@ def test_a_crafted_history_is_parsed_only_within_the_budget(mocker):
 
 def test_the_history_is_read_off_the_event_loop(fake_ollama, monkeypatch):
     # While one chat's history is read, every other visitor's page still answers.
-    from gradio_client import Client
+    from tests.ui_helpers import Client
 
     from contextpilot.ui import chat_handlers
 

@@ -327,7 +327,7 @@ def test_the_downloads_panel_idles_while_nothing_downloads(new_page, fake_ollama
 
 def test_a_busy_app_keeps_the_message_and_says_why(new_page, fake_ollama, monkeypatch,
                                                    artifacts):
-    from gradio_client import Client
+    from tests.ui_helpers import Client
 
     from contextpilot.ui import gradio_app
     from tests.ui_helpers import wait_until

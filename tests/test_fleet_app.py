@@ -9,7 +9,7 @@ import json
 import re
 
 import pytest
-from gradio_client import Client
+from tests.ui_helpers import Client
 
 import contextpilot as cp
 from contextpilot.policy import AccessPolicy

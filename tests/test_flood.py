@@ -64,7 +64,7 @@ def test_a_page_past_its_share_is_told_in_its_chat(fake_ollama, small_app):
     fake_ollama.token_delay = 0.2
     policy = AccessPolicy(shared=True, host=fake_ollama.url)
     with running_app(fake_ollama.url, policy=policy) as url:
-        from gradio_client import Client
+        from tests.ui_helpers import Client
 
         client = Client(url, verbose=False)  # one session for all its calls
         jobs = [client.submit({"text": LONG, "files": []}, "llama3.2", api_name="/chat")

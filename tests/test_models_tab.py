@@ -7,7 +7,8 @@ from __future__ import annotations
 import base64
 
 import pytest
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
+from tests.ui_helpers import Client
 
 import contextpilot as cp
 from tests.fake_ollama import FakeModel

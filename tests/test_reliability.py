@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import psutil
 import pytest
-from gradio_client import Client
+from tests.ui_helpers import Client
 
 from contextpilot.ui.safe_chatbot import SafeChatbot
 from tests.conftest import REMOTE, SMALL, THINKER

@@ -84,7 +84,7 @@ def _unloads(fake) -> list:
 # -- the module-level demo of app.py -------------------------------------------------------
 
 def test_app_py_demo_on_0000_refuses_visitors_operator_actions(fake_ollama, monkeypatch):
-    from gradio_client import Client
+    from tests.ui_helpers import Client
 
     demo = load_app_module(monkeypatch, fake_ollama).demo
     with served(demo, server_name="0.0.0.0") as url:  # a launch() argument, no env
@@ -176,7 +176,7 @@ def full_queue(monkeypatch, fake, own_queue_call: bool = False) -> Iterator[tupl
     """app.py's demo with one answer slot, no line and room for one event in Gradio's
     queue, filled: one answer running (slowly), one waiting. Yields (url, client, first,
     second); at the end the answers are let through and must finish."""
-    from gradio_client import Client
+    from tests.ui_helpers import Client
 
     from contextpilot.ui import gradio_app
 
@@ -216,7 +216,7 @@ def test_a_callers_own_queue_call_keeps_the_bound(fake_ollama, monkeypatch):
 
 
 def test_chats_beyond_the_answer_slots_wait_in_line_then_say_busy(fake_ollama, monkeypatch):
-    from gradio_client import Client
+    from tests.ui_helpers import Client
 
     from contextpilot.ui import gradio_app
 

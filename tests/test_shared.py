@@ -5,7 +5,7 @@ HTML/JS runs nothing in a real browser."""
 from __future__ import annotations
 
 import pytest
-from gradio_client import Client
+from tests.ui_helpers import Client
 
 from contextpilot.policy import AccessPolicy
 from tests.fake_ollama import FakeModel

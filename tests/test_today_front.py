@@ -109,7 +109,7 @@ def test_cli_tls_and_think_and_insecure(srv):
 
 @pytest.fixture
 def app(srv, monkeypatch):
-    from gradio_client import Client
+    from tests.ui_helpers import Client
 
     from tests.ui_helpers import running_app
 

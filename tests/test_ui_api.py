@@ -8,7 +8,8 @@ import time
 import zlib
 
 import pytest
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
+from tests.ui_helpers import Client
 
 from tests.fake_ollama import FakeModel
 from tests.ui_helpers import running_app, wait_until

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import subprocess
 
-from gradio_client import Client
+from tests.ui_helpers import Client
 
 from contextpilot import autostart
 from tests.test_ui_api import answers, chat

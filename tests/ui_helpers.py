@@ -4,10 +4,75 @@ from __future__ import annotations
 
 import socket
 import time
+from concurrent.futures import wait
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
+import gradio_client
+import httpx
+from gradio_client.client import Job as _Job
+from gradio_client.utils import Status
+
 from contextpilot.ui import build_app
+
+SETTLE_LIMIT = 10.0  # seconds a finished session's stream takes to close, at most
+UPDATE_LIMIT = 120.0  # seconds between two updates of a job, at most
+
+
+class Job(_Job):
+    """gradio_client's Job, iterated with a bound: its own ``__next__`` polls for ever when the
+    job ended without finishing (its future cancelled by a closed stream, see ``Client``)."""
+
+    def __next__(self):
+        deadline = time.monotonic() + UPDATE_LIMIT
+        while True:
+            with self.communicator.lock:
+                outputs = self.communicator.job.outputs
+                if len(outputs) > self._counter:
+                    self._counter += 1
+                    return outputs[self._counter - 1]
+                finished = self.communicator.job.latest_status.code == Status.FINISHED
+            if finished:
+                raise StopIteration
+            if self.future.done():
+                with self.communicator.lock:
+                    if len(self.communicator.job.outputs) > self._counter:
+                        continue
+                failed = self.future.exception() if not self.future.cancelled() else "cancelled"
+                if failed is None:
+                    raise StopIteration
+                raise AssertionError(f"the job ended without finishing: {failed!r}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no update from the app in {UPDATE_LIMIT:.0f} s")
+            time.sleep(0.002)
+
+
+class Client(gradio_client.Client):
+    """gradio_client's Client with one of its races closed, for tests that submit turn after
+    turn in one session.
+
+    When a session's last event completes, the server sends ``close_stream`` right after
+    ``process_completed``. A submit made in between (the client has seen the completion, its
+    reader not yet the close) is registered on the closing reader, which then hands it
+    ``None``: the job is cancelled and ``Job.__next__`` polls for ever (seen here on a loaded
+    machine: 2 of 4 runs of the thirty-sessions test). So a submit first waits, bounded, for
+    the reader of a session with nothing pending to close, and its job iterates with a bound.
+    Its requests wait up to a minute, not httpx's 5 s: a queue join on a loaded machine took
+    longer (the job then failed with ReadTimeout before the app had a say).
+    """
+
+    def __init__(self, src: str, *args, httpx_kwargs: dict | None = None, **kwargs):
+        httpx_kwargs = {"timeout": httpx.Timeout(60.0), **(httpx_kwargs or {})}
+        super().__init__(src, *args, httpx_kwargs=httpx_kwargs, **kwargs)
+
+    def submit(self, *args, **kwargs) -> Job:
+        with self.pending_lock:
+            closing = None if self.pending_messages_per_event else self.streaming_future
+        if closing is not None:
+            wait([closing], timeout=SETTLE_LIMIT)
+        job = super().submit(*args, **kwargs)
+        job.__class__ = Job  # the same object, iterated with a bound
+        return job
 
 
 def free_port() -> int:
