@@ -9,12 +9,11 @@ import json
 import re
 
 import pytest
-from tests.ui_helpers import Client
 
 import contextpilot as cp
 from contextpilot.policy import AccessPolicy
 from tests.conftest import SMALL
-from tests.ui_helpers import call_event, running_app, wait_until
+from tests.ui_helpers import Client, call_event, running_app, wait_until
 
 FAST_PROBES = (0.05,)  # a host that comes back takes traffic again at once
 

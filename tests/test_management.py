@@ -53,7 +53,7 @@ def test_shared_pull_one_http_pull_two_consumers(fake_ollama):
     fake_ollama.chunk_size = 100_000
     fake_ollama.event_delay = 0.002
     results: dict[int, list] = {}
-    started = threading.Barrier(2)
+    started = threading.Barrier(2, timeout=10)
 
     def consume(i):
         started.wait()

@@ -8,12 +8,11 @@ import base64
 
 import pytest
 from gradio_client import handle_file
-from tests.ui_helpers import Client
 
 import contextpilot as cp
 from tests.fake_ollama import FakeModel
 from tests.test_ui_api import _png, answers, chat, titled
-from tests.ui_helpers import call_event, running_app, wait_until
+from tests.ui_helpers import Client, call_event, running_app, wait_until
 
 pytestmark = pytest.mark.usefixtures("roomy_machine")
 

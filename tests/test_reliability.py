@@ -11,12 +11,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import psutil
 import pytest
-from tests.ui_helpers import Client
 
 from contextpilot.ui.safe_chatbot import SafeChatbot
 from tests.conftest import REMOTE, SMALL, THINKER
 from tests.fake_ollama import FakeModel, FakeOllama, parse_name
-from tests.ui_helpers import running_app, wait_until
+from tests.ui_helpers import Client, running_app, wait_until
 
 WORDS = " ".join(f"word{i}" for i in range(20))
 BRIDGE_AND_PULL = ("contextpilot-bridge", "pull ", "stall ")
@@ -129,7 +128,8 @@ def test_a_stalled_download_ends_at_the_stall_limit(client, fake_ollama, monkeyp
     # meanwhile the app serves another user
     other = Client(client.src, verbose=False)
     assert answers(chat(other, "still there?", "llama3.2")) == ["You said: still there?"]
-    stalled.join()
+    stalled.join(timeout=60)
+    assert not stalled.is_alive(), "the stalled download never ended"
     last = results["updates"][-1]
     assert last.startswith("Downloading model 'mistral:latest' failed (stalled: no new data "
                            "for 0.3 s).")

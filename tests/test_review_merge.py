@@ -9,13 +9,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.ui_helpers import Client
 
 import contextpilot as cp
 from contextpilot.policy import AccessPolicy
 from tests.conftest import SMALL
 from tests.fake_fleet import make_host
-from tests.ui_helpers import call_event, running_app
+from tests.ui_helpers import Client, call_event, running_app
 
 FAST_PROBES = (0.05,)
 

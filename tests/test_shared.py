@@ -5,13 +5,12 @@ HTML/JS runs nothing in a real browser."""
 from __future__ import annotations
 
 import pytest
-from tests.ui_helpers import Client
 
 from contextpilot.policy import AccessPolicy
 from tests.fake_ollama import FakeModel
 from tests.test_browser import browser, open_app, page  # noqa: F401  (fixtures)
 from tests.test_ui_api import answers, chat
-from tests.ui_helpers import call_event, running_app
+from tests.ui_helpers import Client, call_event, running_app
 
 pytestmark = pytest.mark.usefixtures("roomy_machine")
 REFUSED = "not allowed on this shared app"

@@ -9,10 +9,9 @@ import zlib
 
 import pytest
 from gradio_client import handle_file
-from tests.ui_helpers import Client
 
 from tests.fake_ollama import FakeModel
-from tests.ui_helpers import running_app, wait_until
+from tests.ui_helpers import Client, running_app, wait_until
 
 
 def chat(client, text, model, files=()):

@@ -5,11 +5,10 @@ from __future__ import annotations
 import html
 import subprocess
 
-from tests.ui_helpers import Client
 
 from contextpilot import autostart
 from tests.test_ui_api import answers, chat
-from tests.ui_helpers import running_app
+from tests.ui_helpers import Client, running_app
 
 
 def test_no_ollama_binary_says_how_to_install(dead_host, mocker):
