@@ -1,4 +1,5 @@
-"""Launching the app for UI tests: a free port on 127.0.0.1, closed afterwards."""
+"""Launching the app for UI tests (a free port on 127.0.0.1, closed afterwards) and talking to
+it: gradio_client's Client with its waits bounded, the app's private events called directly."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Callable, Iterator
 
 import gradio_client
 import httpx
+from gradio.exceptions import ServerFailedToStartError
 from gradio_client.client import Job as _Job
 from gradio_client.utils import Status
 
@@ -95,17 +97,20 @@ def running_app(host: str, **kwargs) -> Iterator[str]:
 def launch(demo, tries: int = 3, **kwargs) -> str:
     """``demo.launch`` on a free port of 127.0.0.1, without blocking; its URL.
 
-    Gradio checks that its page answers within 3 s and gives up at the first timeout ("When
-    localhost is not accessible..."): on a loaded machine that is a false alarm, so it is
-    tried again, a bounded number of times, on a new port."""
+    Gradio gives its server 5 s to start and its page 3 s to answer, and gives up at the
+    first timeout (ServerFailedToStartError, "When localhost is not accessible..."): on a
+    loaded machine that is a false alarm, so it is tried again, a bounded number of times, on
+    a new port."""
     for attempt in range(tries):
         try:
             _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1",
                                     server_port=free_port(), quiet=True, share=False, **kwargs)
             return url
-        except ValueError as exc:
+        except (ValueError, ServerFailedToStartError) as exc:
             demo.close()
-            if "localhost is not accessible" not in str(exc) or attempt == tries - 1:
+            slow = isinstance(exc, ServerFailedToStartError) or (
+                "localhost is not accessible" in str(exc))
+            if not slow or attempt == tries - 1:
                 raise
     raise AssertionError("unreachable")
 
