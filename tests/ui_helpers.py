@@ -115,7 +115,7 @@ def launch(demo, tries: int = 3, **kwargs) -> str:
     raise AssertionError("unreachable")
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 5.0, what: str = "") -> None:
+def wait_until(condition: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
     """Poll a condition another thread makes true (e.g. a request reaching the fake server)."""
     deadline = time.monotonic() + timeout
     while not condition():
