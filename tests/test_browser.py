@@ -107,8 +107,13 @@ def test_models_tab_deletes_after_confirmation(page, fake_ollama, artifacts):
         page.get_by_role("tab", name="Models", exact=True).click()
         table = page.locator("#models-table")
         table.get_by_text("qwen3:0.6b").wait_for()
-        page.locator("#models-select input").click()
-        page.get_by_role("option", name="qwen3:0.6b").click()
+        # qwen3 (the newest) is already shown: picking it again would leave its event (which
+        # hides the confirmation) unseen, to land after the Delete click. So pick another
+        # model first, and wait for each pick's details to show.
+        for name in ("llama3.2:latest", "qwen3:0.6b"):
+            page.locator("#models-select input").click()
+            page.get_by_role("option", name=name).click()
+            page.locator(f'#model-details [data-model="{name}"]').wait_for()
         page.locator("#model-details").get_by_text("thinking").wait_for()
 
         page.locator("#delete-button").click()

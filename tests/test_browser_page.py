@@ -322,7 +322,9 @@ def test_the_downloads_panel_idles_while_nothing_downloads(new_page, fake_ollama
         busy = len(looks)
         page.locator("#cancel-download").click()
     assert idle <= 1, idle  # one look every IDLE_TICK (5 s) at most
-    assert busy >= 4, busy  # every TICK (0.5 s) while a download runs
+    # every TICK (0.5 s) while a download runs: 6 in the window, at least 3 on a loaded
+    # machine (seen: 3 with both cores busy), still three times what an idle panel does
+    assert busy >= 3, busy
 
 
 def test_a_busy_app_keeps_the_message_and_says_why(new_page, fake_ollama, monkeypatch,
