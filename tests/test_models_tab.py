@@ -39,6 +39,24 @@ def test_delete_asks_for_confirmation_then_removes_the_model(app_url, fake_ollam
     assert fake_ollama.installed_names() == ["llama3.2:latest"]
 
 
+def test_confirm_deletes_only_what_delete_asked_about(app_url, fake_ollama):
+    """A page asks about qwen3, then its pick of llama3.2 lands after Confirm was clicked:
+    Confirm (which deletes what is picked) deletes nothing."""
+    page = "a-page-session"
+    confirm, said = call_event(app_url, "ask_delete", "qwen3:0.6b", session=page)
+    assert confirm["visible"] is True
+    confirm, said, *rest = call_event(app_url, "delete_model", "llama3.2", session=page)
+    assert said == ("⚠️ Nothing was deleted: qwen3:0.6b was asked about, but llama3.2 is "
+                    "picked now. Click Delete… again to delete it.")
+    assert confirm["visible"] is False
+    assert sorted(fake_ollama.installed_names()) == ["llama3.2:latest", "qwen3:0.6b"]
+    # asked again, about what is picked: deleted
+    call_event(app_url, "ask_delete", "llama3.2", session=page)
+    said = call_event(app_url, "delete_model", "llama3.2", session=page)[1]
+    assert said == "Deleted llama3.2:latest."
+    assert fake_ollama.installed_names() == ["qwen3:0.6b"]
+
+
 def test_deleting_a_missing_model_says_so(app_url):
     _confirm, said, *rest = call_event(app_url, "delete_model", "mistral")
     assert said.startswith("⚠️ Model &#x27;mistral:latest&#x27; is not installed")

@@ -135,16 +135,16 @@ def event_id(url: str, api_name: str) -> int:
     raise KeyError(api_name)
 
 
-def call_event(url: str, api_name: str, *data, first: bool = False) -> list:
+def call_event(url: str, api_name: str, *data, first: bool = False, session: str = "") -> list:
     """A crafted request straight to the queue, as a browser would send it, for any event
     handler (private ones included): the handler's final outputs (a generator's first ones
-    with ``first``; later ones may arrive as diffs)."""
+    with ``first``; later ones may arrive as diffs). ``session``: a page's, else a new one."""
     import json
     import uuid
 
     import httpx
 
-    session = uuid.uuid4().hex
+    session = session or uuid.uuid4().hex
     body = {"data": list(data), "fn_index": event_id(url, api_name), "session_hash": session,
             "event_data": None, "trigger_id": None}
     with httpx.Client(base_url=url, timeout=30) as http:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import threading
+from collections import OrderedDict
 from typing import Callable, Optional
 
 import gradio as gr
@@ -24,6 +26,37 @@ def _message(text: str) -> str:
 
 def _refusal(text: str) -> str:
     return f"⚠️ {render.escape(text)}"
+
+
+class Questions:
+    """What each session's Delete… asked about, so that Confirm deletes that and nothing
+    else: a pick is its own event, which can land after a Confirm clicked for the model
+    picked before it. The newest ``limit`` sessions are remembered.
+
+    >>> q = Questions(limit=1); q.ask("s1", ("a", "all")); q.ask("s2", ("b", "all"))
+    >>> q.take("s1"), q.take("s2"), q.take("s2")
+    (None, ('b', 'all'), None)
+    """
+
+    def __init__(self, limit: int = 1000) -> None:
+        self.limit = limit
+        self._asked: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def ask(self, session: str, what: tuple[str, str]) -> None:
+        with self._lock:
+            self._asked.pop(session, None)
+            self._asked[session] = what
+            while len(self._asked) > self.limit:
+                self._asked.popitem(last=False)
+
+    def take(self, session: str) -> Optional[tuple[str, str]]:
+        with self._lock:
+            return self._asked.pop(session, None)
+
+
+def _session(request: Optional[gr.Request]) -> str:
+    return str(getattr(request, "session_hash", None) or "")
 
 
 def build_models_tab(service: Service, chat_model: gr.Dropdown, private: dict):
@@ -103,7 +136,9 @@ def build_models_tab(service: Service, chat_model: gr.Dropdown, private: dict):
     def show_details(name: Optional[str]):
         return _details(name), gr.Button(visible=False), ""
 
-    def ask_delete(name: Optional[str], host: str = "all"):
+    questions = Questions()
+
+    def ask_delete(name: Optional[str], host: str = "all", request: gr.Request = None):
         if not name:
             return gr.Button(visible=False), "Choose a model to delete."
         try:
@@ -112,11 +147,21 @@ def build_models_tab(service: Service, chat_model: gr.Dropdown, private: dict):
             on = f" on {service.label(chosen)}" if chosen else ""
         except (cp.NotAllowed, cp.InvalidModelName, cp.InvalidRequest) as exc:
             return gr.Button(visible=False), _refusal(service.public(str(exc)))
+        if _session(request):
+            questions.ask(_session(request), (name, host))
         return (gr.Button(visible=True), f"Delete {render.escape(name)}{render.escape(on)}? "
                                          f"Click **Confirm delete** to remove it.")
 
-    async def confirm_delete(name: Optional[str], host: str = "all"):
+    async def confirm_delete(name: Optional[str], host: str = "all",
+                             request: gr.Request = None):
         hidden = gr.Button(visible=False)
+        asked = questions.take(_session(request)) if _session(request) else None
+        if asked is not None and asked != (name, host):
+            # a call without a question first (the API) is checked by Service alone
+            return (hidden, _refusal(
+                f"Nothing was deleted: {asked[0]} was asked about, but {name or 'nothing'} "
+                f"is picked now. Click Delete… again to delete it."),
+                *([gr.skip()] * len(outputs)))
         try:
             said = _message(await asyncio.to_thread(service.delete, name or "", host))
         except cp.ContextPilotError as exc:
