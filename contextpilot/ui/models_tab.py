@@ -138,7 +138,8 @@ def build_models_tab(service: Service, chat_model: gr.Dropdown, private: dict):
 
     questions = Questions()
 
-    def ask_delete(name: Optional[str], host: str = "all", request: gr.Request = None):
+    def ask_delete(name: Optional[str], host: str = "all",
+                   request: Optional[gr.Request] = None):
         if not name:
             return gr.Button(visible=False), "Choose a model to delete."
         try:
@@ -153,7 +154,7 @@ def build_models_tab(service: Service, chat_model: gr.Dropdown, private: dict):
                                          f"Click **Confirm delete** to remove it.")
 
     async def confirm_delete(name: Optional[str], host: str = "all",
-                             request: gr.Request = None):
+                             request: Optional[gr.Request] = None):
         hidden = gr.Button(visible=False)
         asked = questions.take(_session(request)) if _session(request) else None
         if asked is not None and asked != (name, host):
