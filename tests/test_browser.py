@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 
 import pytest
 
-from tests.ui_helpers import running_app
+from tests.ui_helpers import event_id, running_app
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -172,14 +173,24 @@ def test_thinking_is_collapsible_and_history_survives_a_refresh(page, fake_ollam
         page.locator("#model-dropdown input").click()
         page.get_by_role("option", name="qwen3:0.6b").first.click()
         page.locator("#chat-input textarea").fill("why is the sky blue")
-        page.locator("#chat-input textarea").press("Enter")
-        chat = page.locator("#chatbot")
-        chat.get_by_text("You said: why is the sky blue").wait_for()
-        # the reasoning is its own collapsible message ("Thought for ..."), apart from the answer
-        chat.get_by_text(re.compile("Thought for|Thinking")).first.wait_for()
-        answer = chat.get_by_text("You said: why is the sky blue")
-        assert "Thinking about" not in answer.inner_text()
-        page.screenshot(path=str(artifacts / "browser-thinking.png"), full_page=True)
+        saved = event_id(url, "_save_conversation")  # ChatInterface's, when a turn ends
+
+        def turn_saved(response) -> bool:
+            sent = response.request.post_data or ""
+            return "fn_index" in sent and json.loads(sent).get("fn_index") == saved
+
+        # a reload before the turn ends keeps the message with a note instead of the answer
+        # (chat_history.unanswered): this test is about a finished one
+        with page.expect_response(turn_saved, timeout=60_000):
+            page.locator("#chat-input textarea").press("Enter")
+            chat = page.locator("#chatbot")
+            chat.get_by_text("You said: why is the sky blue").wait_for()
+            # the reasoning is its own collapsible message ("Thought for ..."), apart from
+            # the answer
+            chat.get_by_text(re.compile("Thought for|Thinking")).first.wait_for()
+            answer = chat.get_by_text("You said: why is the sky blue")
+            assert "Thinking about" not in answer.inner_text()
+            page.screenshot(path=str(artifacts / "browser-thinking.png"), full_page=True)
 
         page.reload()  # the conversation is kept in the browser
         open_app(page, url)
