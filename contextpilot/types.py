@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Optional, Sequence, Union
+from typing import Iterable, Optional, Union
 
 
-def non_chat_kind(capabilities: Optional[Sequence[str]]) -> str:
+def non_chat_kind(capabilities: Optional[Iterable[str]]) -> str:
     """What a model that cannot chat is (Ollama lists capabilities, not "completion"):
     "embedding", "image" or "other"; '' for a chat model or when none are listed."""
     caps = tuple(capabilities or ())

@@ -25,7 +25,7 @@ from contextpilot.ui.bridge import batches
 from contextpilot.ui.page_handlers import PULL_INTERVAL, SOMETHING_WRONG, PageHandlers
 from contextpilot.ui.line import AnswerLine, LineFull
 from contextpilot.ui.service import Service
-from contextpilot.ui.serving import current_session, genuine_uploads
+from contextpilot.ui.serving import current_session, genuine_uploads, page_session
 from contextpilot.ui.visitors import Quota, TooManyAnswers, too_many_message
 
 log = logging.getLogger("contextpilot")
@@ -168,7 +168,7 @@ class ChatHandlers(PageHandlers):
         turn for good. Gradio ends the handler where it happens to be, so the bridge may
         have seen a closed page and left its download running; this withdraws it (unless
         someone else keeps it) and ends the answer's stream, whichever it saw."""
-        token = self._running.pop(getattr(request, "session_hash", None) or "", None)
+        token = self._running.pop(page_session(request), None)
         if token is not None:
             token.cancel()
 

@@ -16,6 +16,7 @@ import gradio as gr
 import contextpilot as cp
 from contextpilot.ui import render, render_models
 from contextpilot.ui.service import Service
+from contextpilot.ui.serving import page_session
 
 RUNNING_TICK = 2.0  # seconds between refreshes of the running list while the tab is shown
 
@@ -31,11 +32,13 @@ def _refusal(text: str) -> str:
 class Questions:
     """What each session's Delete… asked about, so that Confirm deletes that and nothing
     else: a pick is its own event, which can land after a Confirm clicked for the model
-    picked before it. The newest ``limit`` sessions are remembered.
+    picked before it. The newest ``limit`` sessions are remembered; a call from no page (no
+    session) is not.
 
     >>> q = Questions(limit=1); q.ask("s1", ("a", "all")); q.ask("s2", ("b", "all"))
     >>> q.take("s1"), q.take("s2"), q.take("s2")
     (None, ('b', 'all'), None)
+    >>> q.ask("", ("a", "all")); q.take("")
     """
 
     def __init__(self, limit: int = 1000) -> None:
@@ -44,6 +47,8 @@ class Questions:
         self._lock = threading.Lock()
 
     def ask(self, session: str, what: tuple[str, str]) -> None:
+        if not session:
+            return
         with self._lock:
             self._asked.pop(session, None)
             self._asked[session] = what
@@ -53,10 +58,6 @@ class Questions:
     def take(self, session: str) -> Optional[tuple[str, str]]:
         with self._lock:
             return self._asked.pop(session, None)
-
-
-def _session(request: Optional[gr.Request]) -> str:
-    return str(getattr(request, "session_hash", None) or "")
 
 
 def build_models_tab(service: Service, chat_model: gr.Dropdown, private: dict):
@@ -148,15 +149,14 @@ def build_models_tab(service: Service, chat_model: gr.Dropdown, private: dict):
             on = f" on {service.label(chosen)}" if chosen else ""
         except (cp.NotAllowed, cp.InvalidModelName, cp.InvalidRequest) as exc:
             return gr.Button(visible=False), _refusal(service.public(str(exc)))
-        if _session(request):
-            questions.ask(_session(request), (name, host))
+        questions.ask(page_session(request), (name, host))
         return (gr.Button(visible=True), f"Delete {render.escape(name)}{render.escape(on)}? "
                                          f"Click **Confirm delete** to remove it.")
 
     async def confirm_delete(name: Optional[str], host: str = "all",
                              request: Optional[gr.Request] = None):
         hidden = gr.Button(visible=False)
-        asked = questions.take(_session(request)) if _session(request) else None
+        asked = questions.take(page_session(request))
         if asked is not None and asked != (name, host):
             # a call without a question first (the API) is checked by Service alone
             return (hidden, _refusal(

@@ -279,7 +279,7 @@ def purpose(capabilities: Optional[Iterable[str]]) -> str:
     """What a model that cannot chat is for (Ollama lists no "completion"): "embedding
     only", "image generation", "not for chat"; '' for a chat model or when not known."""
     return {"embedding": "embedding only", "image": "image generation",
-            "other": "not for chat"}.get(non_chat_kind(tuple(capabilities or ())), "")
+            "other": "not for chat"}.get(non_chat_kind(capabilities), "")
 
 
 def note_html(kind: str, text: str, extra: str = "", role: str = "status") -> str:

@@ -78,14 +78,19 @@ def require_login(user_pass_configured: bool) -> None:
             "python -m contextpilot serve, or to pass auth= to launch()/mount_gradio_app()."))
 
 
+def page_session(request: Any) -> str:
+    """The page a request came from: Gradio's session hash; '' for none (an API call without
+    one, or no request)."""
+    return str(getattr(request, "session_hash", None) or "")
+
+
 def current_session() -> tuple[str, str]:
     """(session, address) of the request being handled: Gradio's session hash (an API call
     without one is a session of its own) and the peer's address."""
     from gradio.context import LocalContext
 
     request = LocalContext.request.get(None)
-    session = getattr(request, "session_hash", None) if request is not None else None
-    return str(session or f"call-{id(request)}"), current_visit().client or "unknown"
+    return page_session(request) or f"call-{id(request)}", current_visit().client or "unknown"
 
 
 def current_visitor() -> Visitor:
