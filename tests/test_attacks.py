@@ -309,6 +309,7 @@ def test_crafted_file_paths_are_refused(fake_ollama, secret, kind):
 
 def test_a_genuine_upload_is_still_sent(fake_ollama, tmp_path):
     from gradio_client import handle_file
+
     from tests.ui_helpers import Client
 
     png = tmp_path / "dot.png"
@@ -547,9 +548,8 @@ def test_a_crafted_history_is_parsed_only_within_the_budget(mocker):
 
 def test_the_history_is_read_off_the_event_loop(fake_ollama, monkeypatch):
     # While one chat's history is read, every other visitor's page still answers.
-    from tests.ui_helpers import Client
-
     from contextpilot.ui import chat_handlers
+    from tests.ui_helpers import Client
 
     reading, done = threading.Event(), threading.Event()
     real = chat_handlers.ollama_history

@@ -329,10 +329,8 @@ def test_the_downloads_panel_idles_while_nothing_downloads(new_page, fake_ollama
 
 def test_a_busy_app_keeps_the_message_and_says_why(new_page, fake_ollama, monkeypatch,
                                                    artifacts):
-    from tests.ui_helpers import Client
-
     from contextpilot.ui import gradio_app
-    from tests.ui_helpers import wait_until
+    from tests.ui_helpers import Client, wait_until
 
     monkeypatch.setattr(gradio_app, "STREAM_CONCURRENCY", 1)  # one answer at a time
     monkeypatch.setattr(gradio_app, "LINE_PATIENCE", 3.0)  # a short wait before "busy"

@@ -176,9 +176,8 @@ def full_queue(monkeypatch, fake, own_queue_call: bool = False) -> Iterator[tupl
     """app.py's demo with one answer slot, no line and room for one event in Gradio's
     queue, filled: one answer running (slowly), one waiting. Yields (url, client, first,
     second); at the end the answers are let through and must finish."""
-    from tests.ui_helpers import Client
-
     from contextpilot.ui import gradio_app
+    from tests.ui_helpers import Client
 
     monkeypatch.setattr(gradio_app, "STREAM_CONCURRENCY", 1)  # one answer at a time,
     monkeypatch.setattr(gradio_app, "LINE_SIZE", 0)  # none waiting in the app's line,
@@ -216,9 +215,8 @@ def test_a_callers_own_queue_call_keeps_the_bound(fake_ollama, monkeypatch):
 
 
 def test_chats_beyond_the_answer_slots_wait_in_line_then_say_busy(fake_ollama, monkeypatch):
-    from tests.ui_helpers import Client
-
     from contextpilot.ui import gradio_app
+    from tests.ui_helpers import Client
 
     monkeypatch.setattr(gradio_app, "STREAM_CONCURRENCY", 1)  # one answer at a time,
     monkeypatch.setattr(gradio_app, "LINE_SIZE", 2)  # two waiting in the line,

@@ -130,9 +130,7 @@ def test_a_bad_stall_timeout_stops_a_pull_before_it_starts(monkeypatch, fake_oll
 
 @pytest.mark.parametrize("spelling, preloads", [("false", False), (" Off ", False), ("On", True)])
 def test_preload_follows_the_flag(fake_ollama, monkeypatch, spelling, preloads):
-    from tests.ui_helpers import Client
-
-    from tests.ui_helpers import running_app, wait_until
+    from tests.ui_helpers import Client, running_app, wait_until
 
     monkeypatch.setenv("CONTEXTPILOT_PRELOAD", spelling)
     loads = lambda: [r for r in fake_ollama.requests if r[1] == "/api/generate"]  # noqa: E731

@@ -109,9 +109,7 @@ def test_cli_tls_and_think_and_insecure(srv):
 
 @pytest.fixture
 def app(srv, monkeypatch):
-    from tests.ui_helpers import Client
-
-    from tests.ui_helpers import running_app
+    from tests.ui_helpers import Client, running_app
 
     monkeypatch.setattr(_client, "BUSY_DELAYS", (0.0, 0.0, 0.0))
     with running_app(srv.url) as url:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import html
 import subprocess
 
-
 from contextpilot import autostart
 from tests.test_ui_api import answers, chat
 from tests.ui_helpers import Client, running_app

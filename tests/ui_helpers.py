@@ -126,8 +126,6 @@ def wait_until(condition: Callable[[], bool], timeout: float = 30.0, what: str =
 
 def event_id(url: str, api_name: str) -> int:
     """The fn_index of an event handler (private ones too), from the app's config."""
-    import httpx
-
     config = httpx.get(f"{url}/config", timeout=10).json()
     for dep in config["dependencies"]:
         if dep.get("api_name") == api_name:
@@ -141,8 +139,6 @@ def call_event(url: str, api_name: str, *data, first: bool = False, session: str
     with ``first``; later ones may arrive as diffs). ``session``: a page's, else a new one."""
     import json
     import uuid
-
-    import httpx
 
     session = session or uuid.uuid4().hex
     body = {"data": list(data), "fn_index": event_id(url, api_name), "session_hash": session,
@@ -174,8 +170,6 @@ def queue_text(url: str, fn_index: int, data: list, session: str = "",
     event stream up to the end, as the raw text a browser would read (``check``: an HTTP
     error on joining raises)."""
     import uuid
-
-    import httpx
 
     session = session or uuid.uuid4().hex
     body = {"data": data, "fn_index": fn_index, "session_hash": session,
