@@ -46,9 +46,13 @@ def test_confirm_deletes_only_what_delete_asked_about(app_url, fake_ollama):
     confirm, said = call_event(app_url, "ask_delete", "qwen3:0.6b", session=page)
     assert confirm["visible"] is True
     confirm, said, *rest = call_event(app_url, "delete_model", "llama3.2", session=page)
-    assert said == ("⚠️ Nothing was deleted: qwen3:0.6b was asked about, but llama3.2 is "
-                    "picked now. Click Delete… again to delete it.")
+    assert said == ("⚠️ Nothing was deleted: Delete… asked about qwen3:0.6b, but another "
+                    "model is picked now. Click Delete… again to delete it.")
     assert confirm["visible"] is False
+    # what a crafted Confirm sends is not said back
+    call_event(app_url, "ask_delete", "qwen3:0.6b", session=page)
+    said = call_event(app_url, "delete_model", "<b>" + "x" * 10_000, session=page)[1]
+    assert said.startswith("⚠️ Nothing was deleted:") and "xxx" not in said and "<b>" not in said
     assert sorted(fake_ollama.installed_names()) == ["llama3.2:latest", "qwen3:0.6b"]
     # asked again, about what is picked: deleted
     call_event(app_url, "ask_delete", "llama3.2", session=page)

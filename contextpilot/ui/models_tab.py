@@ -158,10 +158,11 @@ def build_models_tab(service: Service, chat_model: gr.Dropdown, private: dict):
         hidden = gr.Button(visible=False)
         asked = questions.take(page_session(request))
         if asked is not None and asked != (name, host):
-            # a call without a question first (the API) is checked by Service alone
+            # a call without a question first (the API) is checked by Service alone; what is
+            # picked now is not named: it may be anything a crafted call sent
             return (hidden, _refusal(
-                f"Nothing was deleted: {asked[0]} was asked about, but {name or 'nothing'} "
-                f"is picked now. Click Delete… again to delete it."),
+                f"Nothing was deleted: Delete… asked about {asked[0]}, but another model is "
+                f"picked now. Click Delete… again to delete it."),
                 *([gr.skip()] * len(outputs)))
         try:
             said = _message(await asyncio.to_thread(service.delete, name or "", host))
